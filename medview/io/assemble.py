@@ -1,0 +1,250 @@
+"""Series assembly: group indexed instances into stackable series, sort slices along the slice
+normal, split what must not be stacked together, and attach human-readable warnings.
+
+Rules (never silently mis-stack):
+
+* one stack per (orientation, image size, samples per pixel, localizer or not) within a Series
+  Instance UID; extra stacks get keys ``UID#2``, ``UID#3``... and a warning saying why;
+* enhanced multi-frame instances with per-frame positions are volumes of their own;
+* duplicate positions split by Acquisition Number when that separates them; otherwise the
+  duplicates are dropped with a warning;
+* uneven spacing, missing slices and gantry tilt load with a warning.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from medview.core.geometry import Geometry
+from medview.core.records import InstanceRecord, SeriesRecord, SliceRef
+
+ORIENTATION_TOL = 1e-3  # direction cosine difference treated as "same orientation"
+SPACING_REL_TOL = 0.01  # 1 % spread of slice gaps is still "even"
+TILT_TOL_DEG = 0.01
+
+
+def slice_normal(orientation: Sequence[float]) -> np.ndarray:
+    row = np.asarray(orientation[:3], dtype=np.float64)
+    col = np.asarray(orientation[3:6], dtype=np.float64)
+    n = np.cross(row, col)
+    norm = np.linalg.norm(n)
+    return n / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
+
+
+def _is_localizer(rec: InstanceRecord) -> bool:
+    return any(t.upper() == "LOCALIZER" for t in rec.image_type)
+
+
+def _group_key(rec: InstanceRecord) -> tuple[object, ...]:
+    ori = tuple(round(v / ORIENTATION_TOL) for v in rec.image_orientation or ())
+    return (ori, rec.rows, rec.columns, rec.samples_per_pixel, _is_localizer(rec))
+
+
+def _describe_split(key: tuple[object, ...], first_key: tuple[object, ...]) -> str:
+    reasons = []
+    if key[4]:
+        reasons.append("localizer images")
+    if key[1:3] != first_key[1:3]:
+        reasons.append(f"image size {key[2]}x{key[1]}")
+    if key[0] != first_key[0]:
+        reasons.append("a different orientation")
+    if key[3] != first_key[3]:
+        reasons.append("different samples per pixel")
+    return "split from the series: " + (", ".join(reasons) or "different image layout")
+
+
+def assemble_series(records: Iterable[InstanceRecord]) -> list[SeriesRecord]:
+    """Group instance records into `SeriesRecord` stacks, sorted by study then series number."""
+    by_series: dict[str, list[InstanceRecord]] = defaultdict(list)
+    seen: set[tuple[str, str]] = set()
+    for rec in records:
+        if not rec.has_pixels:
+            continue
+        ident = (rec.series_uid, rec.sop_instance_uid or rec.path)
+        if ident in seen:  # same instance reached twice (copy, DICOMDIR + folder walk)
+            continue
+        seen.add(ident)
+        by_series[rec.series_uid or f"no-series:{rec.path}"].append(rec)
+    out: list[SeriesRecord] = []
+    for uid, recs in by_series.items():
+        out.extend(_assemble_one(uid, recs))
+    out.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30,
+                            s.key))
+    return out
+
+
+def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
+    stacks: list[tuple[list[InstanceRecord], str, list[str]]] = []  # recs, kind, warnings
+    singles: list[InstanceRecord] = []
+    for rec in recs:
+        if rec.frames > 1:
+            if rec.frame_positions and rec.image_orientation:
+                stacks.append(([rec], "volume", []))
+            else:
+                stacks.append(([rec], "frames", ["multi-frame image without per-frame "
+                                                  "positions: frames shown in stored order"]))
+        else:
+            singles.append(rec)
+
+    groups: dict[tuple[object, ...], list[InstanceRecord]] = defaultdict(list)
+    for rec in singles:
+        groups[_group_key(rec)].append(rec)
+    ordered = sorted(groups.items(), key=lambda kv: (kv[0][4], -len(kv[1])))
+    first_key = ordered[0][0] if ordered else None
+    for key, group in ordered:
+        notes = [] if key == first_key or first_key is None else [_describe_split(key, first_key)]
+        geometric = all(r.image_position and r.image_orientation for r in group)
+        if not geometric:
+            if len(group) == 1:
+                stacks.append((group, "image", notes))
+            else:
+                # projection images (CR/DX/MG/US) have no patient geometry: one stack each
+                for r in sorted(group, key=lambda r: (r.instance_number or 0, r.path)):
+                    stacks.append(([r], "image", list(notes)))
+            continue
+        if len(group) == 1:
+            stacks.append((group, "image", notes))
+            continue
+        for part, part_notes in _split_duplicates(group):
+            stacks.append((part, "volume", notes + part_notes))
+
+    out: list[SeriesRecord] = []
+    for i, (part, kind, notes) in enumerate(stacks):
+        key = uid if i == 0 else f"{uid}#{i + 1}"
+        slices, slice_notes = _order_slices(part, kind)
+        first = part[0]
+        warnings = [*notes, *slice_notes, *_flag_notes(part)]
+        out.append(SeriesRecord(
+            key=key, series_uid=first.series_uid, study_uid=first.study_uid,
+            patient_id=first.patient_id, modality=first.modality,
+            description=first.series_description, series_number=first.series_number,
+            instances=tuple(part), slices=tuple(slices),
+            kind="volume" if kind == "volume" and len(slices) > 1 else kind,
+            warnings=tuple(dict.fromkeys(warnings)),
+        ))
+    return out
+
+
+def _flag_notes(part: list[InstanceRecord]) -> list[str]:
+    notes: list[str] = []
+    for r in part:
+        notes.extend(r.flags)
+    tilt = max((abs(r.gantry_tilt) for r in part), default=0.0)
+    if tilt > TILT_TOL_DEG:
+        notes.append(f"gantry tilt {tilt:.1f}° in the header")
+    return notes
+
+
+def _projection(rec: InstanceRecord, normal: np.ndarray) -> float:
+    assert rec.image_position is not None
+    return float(np.dot(rec.image_position, normal))
+
+
+def _split_duplicates(
+    group: list[InstanceRecord],
+) -> list[tuple[list[InstanceRecord], list[str]]]:
+    """Split a geometric group whose positions repeat (several acquisitions/phases)."""
+    assert group[0].image_orientation is not None
+    normal = slice_normal(group[0].image_orientation)
+    positions = [round(_projection(r, normal), 3) for r in group]
+    if len(set(positions)) == len(positions):
+        return [(group, [])]
+    by_acq: dict[int | None, list[InstanceRecord]] = defaultdict(list)
+    for r in group:
+        by_acq[r.acquisition_number].append(r)
+    if len(by_acq) > 1 and all(
+        len({round(_projection(r, normal), 3) for r in rs}) == len(rs) for rs in by_acq.values()
+    ):
+        return [(rs, [f"acquisition {acq} of {len(by_acq)} sharing slice positions: "
+                      "split into its own stack"])
+                for acq, rs in sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+    return [(group, [])]  # _order_slices drops and reports the duplicates
+
+
+def _order_slices(part: list[InstanceRecord], kind: str) -> tuple[list[SliceRef], list[str]]:
+    if kind != "volume":
+        first = part[0]
+        return [SliceRef(0, f, None) for f in range(first.frames)], []
+    if len(part) == 1 and part[0].frame_positions:
+        rec = part[0]
+        assert rec.image_orientation is not None
+        normal = slice_normal(rec.image_orientation)
+        refs = [SliceRef(0, f, p) for f, p in enumerate(rec.frame_positions)]
+    else:
+        assert part[0].image_orientation is not None
+        normal = slice_normal(part[0].image_orientation)
+        refs = [SliceRef(i, 0, r.image_position) for i, r in enumerate(part)]
+    proj = {id(s): float(np.dot(s.position, normal)) for s in refs if s.position}
+    refs.sort(key=lambda s: (proj[id(s)], part[s.instance].instance_number or 0, s.frame))
+    notes: list[str] = []
+    kept: list[SliceRef] = []
+    dropped = 0
+    for s in refs:
+        if kept and abs(proj[id(s)] - proj[id(kept[-1])]) < 1e-3:
+            dropped += 1
+            continue
+        kept.append(s)
+    if dropped:
+        notes.append(f"duplicate slice positions: {dropped} image(s) at an already used "
+                     "position were left out")
+    notes.extend(spacing_warnings([np.asarray(s.position) for s in kept], normal))
+    return kept, notes
+
+
+def spacing_warnings(positions: list[np.ndarray], normal: np.ndarray) -> list[str]:
+    """Warnings for uneven spacing, missing slices and tilt, from sorted slice positions."""
+    if len(positions) < 2:
+        return []
+    pos = np.asarray(positions)
+    steps = np.diff(pos, axis=0)
+    gaps = steps @ normal
+    notes = []
+    med = float(np.median(gaps))
+    if med > 0:
+        missing = int(np.sum(np.round(gaps / med) - 1, where=gaps > 1.5 * med))
+        if missing > 0:
+            notes.append(f"missing slices: about {missing} slice(s) absent from the stack "
+                         f"(gaps up to {gaps.max():.2f} mm, usual {med:.2f} mm)")
+        elif (gaps.max() - gaps.min()) > max(SPACING_REL_TOL * med, 1e-3):
+            notes.append(f"uneven slice spacing: {gaps.min():.3f} to {gaps.max():.3f} mm; "
+                         "distances along the slice axis are approximate")
+    lengths = np.linalg.norm(steps, axis=1)
+    cosang = np.clip(np.abs(gaps) / np.where(lengths > 0, lengths, 1), -1, 1)
+    tilt = float(np.degrees(np.arccos(cosang.min())))
+    if tilt > TILT_TOL_DEG:
+        notes.append(f"gantry tilt: slices are offset at {tilt:.1f}° to the slice normal; "
+                     "the volume is shown sheared as acquired")
+    return notes
+
+
+def series_geometry(series: SeriesRecord) -> Geometry:
+    """Grid of an assembled series, in LPS mm (see `medview.core.geometry`)."""
+    first = series.first
+    rows, cols = first.rows, first.columns
+    n = len(series.slices)
+    if first.pixel_spacing:
+        sy, sx = first.pixel_spacing
+    else:
+        sy = sx = 1.0
+    if first.image_orientation:
+        row = np.asarray(first.image_orientation[:3])
+        col = np.asarray(first.image_orientation[3:6])
+        row /= np.linalg.norm(row) or 1.0
+        col /= np.linalg.norm(col) or 1.0
+        normal = slice_normal(first.image_orientation)
+        direction = np.column_stack([row, col, normal])
+    else:
+        normal = np.array([0.0, 0.0, 1.0])
+        direction = np.eye(3)
+    origin = np.asarray(series.slices[0].position or (0.0, 0.0, 0.0), dtype=np.float64)
+    if n > 1 and series.slices[-1].position is not None and series.kind == "volume":
+        # like ITK's ImageSeriesReader: extent between the outer slices over (n - 1)
+        span = float(np.dot(np.subtract(series.slices[-1].position, origin), normal))
+        sz = span / (n - 1) if span > 0 else 1.0
+    else:
+        sz = first.slice_thickness if first.slice_thickness and first.slice_thickness > 0 else 1.0
+    return Geometry(shape=(n, rows, cols), origin=origin, spacing=(sx, sy, sz),
+                    direction=direction)

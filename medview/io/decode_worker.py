@@ -1,0 +1,36 @@
+"""Pixel decoding of one file, run inside an isolated worker process.
+
+Native codecs (OpenJPEG, CharLS, libjpeg, RLE) parse untrusted bytes; a crash there must kill
+only this worker, never MedView. Keep this module light: it is preloaded by the fork server.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pydicom.config
+
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+
+def decode_file(path: str) -> np.ndarray:
+    """All frames of ``path`` as stored values, shape ``(frames, rows, cols[, 3])``.
+
+    Colour comes back as RGB (YBR converted, palette applied); grey values are the stored values
+    (modality rescale is applied by the loader).
+    """
+    ds = pydicom.dcmread(path)
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    arr = ds.pixel_array  # pydicom converts YBR to RGB by default
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        arr = apply_color_lut(arr, ds)
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    colour = spp == 3 or photometric == "PALETTE COLOR"
+    if frames == 1:
+        arr = arr[np.newaxis]
+    if colour and arr.ndim == 3:  # single grey-looking frame of a colour image: keep (f,y,x,3)
+        arr = arr[np.newaxis]
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,427 @@
+"""Header-only parsing of one DICOM file into an `InstanceRecord` (no pixel data is read).
+
+Every failure becomes a `MedviewError` subclass naming the file and the reason. Declared sizes
+are checked against caps and against the file's real size before anything is allocated.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import BinaryIO
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from medview.core.errors import (
+    DicomReadError,
+    MedviewError,
+    NotAnImageError,
+    NotDicomError,
+    ResourceLimitError,
+)
+from medview.core.records import InstanceRecord
+
+PIXEL_DATA = 0x7FE00010
+FLOAT_PIXEL_DATA = 0x7FE00008
+DOUBLE_PIXEL_DATA = 0x7FE00009
+# Elements larger than this stay on disk during header parsing (pixel data, big private blobs),
+# so a forged length never makes us read or allocate it.
+DEFER_SIZE = 2048
+# Decoded pixel data above this is refused before allocation (a 2,000-slice 512x512 float32
+# stack is 2 GiB; nothing a workstation shows legitimately comes near this).
+MAX_DECODED_BYTES = 16 * 1024**3
+MAX_FRAMES = 100_000
+# A deflated dataset is inflated whole by pydicom: bound it first (deflate bombs).
+MAX_INFLATED_BYTES = 1024**3
+MEDIA_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
+EXECUTABLE_PREAMBLES = {b"MZ": "Windows executable (MZ)", b"\x7fELF": "ELF executable"}
+
+
+def _s(ds: Dataset, keyword: str) -> str:
+    try:
+        v = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a bad value in an optional field must not fail the file
+        return ""
+    if v is None:
+        return ""
+    if isinstance(v, pydicom.multival.MultiValue):
+        return "\\".join(str(x) for x in v)
+    return str(v).strip()
+
+
+def _i(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
+    try:
+        v = ds.get(keyword)
+        if v is None or v == "":
+            return default
+        if isinstance(v, pydicom.multival.MultiValue):
+            v = v[0]
+        return int(v)
+    except Exception:  # noqa: BLE001
+        return default
+
+
+def _f(ds: Dataset, keyword: str, default: float | None = None) -> float | None:
+    try:
+        v = ds.get(keyword)
+        if v is None or v == "":
+            return default
+        if isinstance(v, pydicom.multival.MultiValue):
+            v = v[0]
+        return float(v)
+    except Exception:  # noqa: BLE001
+        return default
+
+
+def _vec(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
+    if ds is None:
+        return None
+    try:
+        v = ds.get(keyword)
+        if v is None:
+            return None
+        vals = tuple(float(x) for x in v)
+    except Exception:  # noqa: BLE001
+        return None
+    return vals if len(vals) == n else None
+
+
+def _item(seq_owner: Dataset | None, keyword: str) -> Dataset | None:
+    """First item of a sequence, or None."""
+    if seq_owner is None:
+        return None
+    try:
+        seq = seq_owner.get(keyword)
+        return seq[0] if seq else None
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _functional(groups: Sequence[Dataset | None], seq_kw: str) -> Dataset | None:
+    """First of the groups (per-frame, then shared) that carries ``seq_kw``."""
+    for g in groups:
+        it = _item(g, seq_kw)
+        if it is not None:
+            return it
+    return None
+
+
+def _multiframe_geometry(
+    ds: Dataset, frames: int
+) -> tuple[
+    tuple[float, float] | None,
+    float | None,
+    tuple[float, ...] | None,
+    tuple[tuple[float, float, float], ...] | None,
+    tuple[tuple[float, float], ...] | None,
+    tuple[str, ...],
+]:
+    """Spacing, thickness, orientation, per-frame positions and rescale of an enhanced
+    multi-frame image (per-frame and shared functional groups)."""
+    flags: list[str] = []
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    try:
+        per_frame: Sequence[Dataset] = ds.get("PerFrameFunctionalGroupsSequence") or []
+    except Exception:  # noqa: BLE001
+        per_frame = []
+    if len(per_frame) != frames:
+        return None, None, None, None, None, tuple(flags)
+    positions: list[tuple[float, float, float]] = []
+    rescale: list[tuple[float, float]] = []
+    orientation: tuple[float, ...] | None = None
+    spacing: tuple[float, ...] | None = None
+    thickness: float | None = None
+    for fg in per_frame:
+        groups = (fg, shared)
+        pos = _vec(_functional(groups, "PlanePositionSequence"), "ImagePositionPatient", 3)
+        ori = _vec(_functional(groups, "PlaneOrientationSequence"), "ImageOrientationPatient", 6)
+        pm = _functional(groups, "PixelMeasuresSequence")
+        if pos is None or ori is None:
+            return None, None, None, None, None, tuple(flags)
+        if orientation is None:
+            orientation = ori
+        elif max(abs(a - b) for a, b in zip(ori, orientation, strict=True)) > 1e-4:
+            flags.append("frames have different orientations")
+            return None, None, None, None, None, tuple(flags)
+        if spacing is None and pm is not None:
+            spacing = _vec(pm, "PixelSpacing", 2)
+            thickness = _f(pm, "SliceThickness")
+        positions.append((pos[0], pos[1], pos[2]))
+        pvt = _functional(groups, "PixelValueTransformationSequence")
+        if pvt is not None:
+            rescale.append(
+                (_f(pvt, "RescaleSlope", 1.0) or 1.0, _f(pvt, "RescaleIntercept", 0.0) or 0.0)
+            )
+    sp = (spacing[0], spacing[1]) if spacing else None
+    return sp, thickness, orientation, tuple(positions), (tuple(rescale) or None), tuple(flags)
+
+
+def check_preamble(head: bytes) -> tuple[str, ...]:
+    """Flags for a preamble that is also an executable header (CVE-2019-11687 polyglots)."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        for magic, what in EXECUTABLE_PREAMBLES.items():
+            if head.startswith(magic):
+                return (f"preamble holds a {what} header: file may be a polyglot; not executed",)
+    return ()
+
+
+def _check_inflated_size(path: str, fp: BinaryIO) -> None:
+    """Refuse a deflated dataset whose inflated size exceeds `MAX_INFLATED_BYTES`."""
+    meta = read_file_meta_info(path)
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    fp.seek(132)
+    # group 0002 is explicit VR little endian; its length is in (0002,0000) when present
+    start = 132 + sum(
+        (12 if e.VR in ("OB", "OW", "OF", "SQ", "UT", "UN") else 8) + (e.length or 0)
+        for e in meta.iterall() if e.tag.group == 2
+    ) if "FileMetaInformationGroupLength" not in meta else (
+        132 + 12 + int(meta.FileMetaInformationGroupLength))
+    fp.seek(start)
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    total = 0
+    while chunk := fp.read(1 << 20):
+        while chunk:
+            total += len(inflater.decompress(chunk, 1 << 24))
+            if total > MAX_INFLATED_BYTES:
+                raise ResourceLimitError(
+                    f"deflated dataset inflates beyond {MAX_INFLATED_BYTES // 1024**2} MiB",
+                    path=path)
+            chunk = inflater.unconsumed_tail
+    fp.seek(0)
+
+
+def _open_dataset(fp: BinaryIO, path: str, head: bytes) -> Dataset:
+    has_preamble = len(head) >= 132 and head[128:132] == b"DICM"
+    try:
+        if has_preamble:
+            _check_inflated_size(path, fp)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = pydicom.dcmread(fp, defer_size=DEFER_SIZE, force=not has_preamble)
+        for w in caught:
+            text = str(w.message)
+            if "End of file reached" in text or "truncated" in text.lower():
+                raise DicomReadError(f"truncated: {text}", path=path)
+        return ds
+    except InvalidDicomError as e:
+        raise NotDicomError(f"not a DICOM file ({e})", path=path) from e
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError,
+            OverflowError, MemoryError, RecursionError, NotImplementedError) as e:
+        if has_preamble:
+            raise DicomReadError(f"unreadable DICOM header: {type(e).__name__}: {e}",
+                                 path=path) from e
+        raise NotDicomError("not a DICOM file (no DICM marker and no parseable header)",
+                            path=path) from e
+
+
+def parse_header(path: str | os.PathLike[str]) -> InstanceRecord:
+    """Read the header of ``path`` and return its `InstanceRecord`.
+
+    Raises a `MedviewError` subclass (never anything else) when the file cannot be used.
+    """
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+        if st.st_size == 0:
+            raise NotDicomError("empty file (0 bytes)", path=p)
+        with open(p, "rb") as fp:
+            head = fp.read(132)
+            fp.seek(0)
+            ds = _open_dataset(fp, p, head)
+            return _record(ds, p, st.st_size, st.st_mtime_ns, check_preamble(head))
+    except MedviewError:
+        raise
+    except RecursionError as e:
+        raise DicomReadError("sequences nested too deeply", path=p) from e
+    except MemoryError as e:
+        raise ResourceLimitError("header declares more data than memory allows", path=p) from e
+    except Exception as e:  # noqa: BLE001 - untrusted input: every failure maps to a typed error
+        raise DicomReadError(f"unreadable DICOM header: {type(e).__name__}: {e}", path=p) from e
+
+
+def _transfer_syntax(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts:
+        return str(ts)
+    # no meta: pydicom detected the encoding while reading
+    implicit = getattr(ds, "is_implicit_VR", None)
+    if getattr(ds, "original_encoding", None):
+        implicit, little = ds.original_encoding
+        if not little:
+            return "1.2.840.10008.1.2.2"
+    return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
+
+
+def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
+            flags: tuple[str, ...]) -> InstanceRecord:
+    sop_class = _s(ds, "SOPClassUID")
+    sop_inst = _s(ds, "SOPInstanceUID")
+    meta = getattr(ds, "file_meta", None)
+    media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    if MEDIA_DIRECTORY_SOP_CLASS in (sop_class, media_class):
+        raise NotAnImageError("DICOMDIR media directory (its referenced files are imported)",
+                              path=path)
+    if not sop_inst and not sop_class and not _s(ds, "Modality"):
+        if meta is not None and len(meta):
+            raise NotAnImageError("DICOM file without SOP Class/Instance UID or Modality",
+                                  path=path)
+        raise NotDicomError("not a DICOM file (no DICM marker and no DICOM identifiers)",
+                            path=path)
+    ts = _transfer_syntax(ds)
+    # pydicom inflates deflated datasets in memory: offsets refer to that stream, not the file
+    in_file = ts != DeflatedExplicitVRLittleEndian
+
+    pix = None
+    for tag in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_PIXEL_DATA):
+        if tag in ds:
+            pix = ds.get_item(tag, keep_deferred=True)
+            break
+    rows = _i(ds, "Rows", 0) or 0
+    cols = _i(ds, "Columns", 0) or 0
+    frames = _i(ds, "NumberOfFrames", 1) or 1
+    spp = _i(ds, "SamplesPerPixel", 1) or 1
+    bits_alloc = _i(ds, "BitsAllocated", 0) or 0
+    pixel_offset, pixel_length = -1, 0
+    if pix is not None:
+        pixel_offset = int(getattr(pix, "value_tell", -1) or -1)
+        length = getattr(pix, "length", None)
+        if length is None:  # already read into memory (small element)
+            value = getattr(pix, "value", b"") or b""
+            length = len(value)
+        pixel_length = -1 if length == 0xFFFFFFFF else int(length)
+
+    if pix is not None:
+        if rows <= 0 or cols <= 0 or frames <= 0 or spp not in (1, 3, 4):
+            raise DicomReadError(
+                f"invalid image size Rows={rows} Columns={cols} Frames={frames} "
+                f"SamplesPerPixel={spp}", path=path)
+        if bits_alloc not in (1, 8, 16, 32, 64):
+            raise DicomReadError(f"unsupported BitsAllocated={bits_alloc}", path=path)
+        if frames > MAX_FRAMES:
+            raise ResourceLimitError(f"{frames} frames exceeds the cap of {MAX_FRAMES}",
+                                     path=path)
+        decoded = rows * cols * frames * spp * max(bits_alloc, 8) // 8
+        if decoded > MAX_DECODED_BYTES:
+            raise ResourceLimitError(
+                f"declared image of {decoded / 1024**3:.1f} GiB "
+                f"({rows}x{cols}x{frames}) exceeds the {MAX_DECODED_BYTES // 1024**3} GiB cap",
+                path=path)
+        photometric = _s(ds, "PhotometricInterpretation").upper()
+        if pixel_offset >= 0 and pixel_length >= 0:
+            if in_file and pixel_offset + pixel_length > size:
+                raise DicomReadError(
+                    f"truncated: pixel data declares {pixel_length} bytes but the file ends "
+                    f"{size - pixel_offset} bytes after its start", path=path)
+            if bits_alloc == 1:
+                expected = (rows * cols * frames + 7) // 8
+            else:
+                expected = rows * cols * frames * spp * bits_alloc // 8
+                if photometric in ("YBR_FULL_422", "YBR_PARTIAL_422"):
+                    expected = expected * 2 // 3  # chroma subsampled horizontally
+            if pixel_length < expected:
+                raise DicomReadError(
+                    f"truncated: pixel data holds {pixel_length} bytes, "
+                    f"{expected} expected for {rows}x{cols}x{frames}", path=path)
+        elif in_file and pixel_offset >= 0 and pixel_offset >= size:
+            raise DicomReadError("truncated: no encapsulated pixel data", path=path)
+
+    pixel_spacing = _vec(ds, "PixelSpacing", 2)
+    slice_thickness = _f(ds, "SliceThickness")
+    position = _vec(ds, "ImagePositionPatient", 3)
+    orientation = _vec(ds, "ImageOrientationPatient", 6)
+    frame_positions = frame_rescale = None
+    if frames > 1 and "PerFrameFunctionalGroupsSequence" in ds:
+        sp, th, ori, frame_positions, frame_rescale, mf_flags = _multiframe_geometry(ds, frames)
+        flags = flags + mf_flags
+        pixel_spacing = sp or pixel_spacing
+        slice_thickness = th if th is not None else slice_thickness
+        orientation = ori or orientation
+        if frame_positions:
+            position = frame_positions[0]
+    if pixel_spacing is None:
+        # projection radiography: spacing at the detector is the best we have
+        pixel_spacing = _vec(ds, "ImagerPixelSpacing", 2)
+    slope = _f(ds, "RescaleSlope", 1.0)
+    intercept = _f(ds, "RescaleIntercept", 0.0)
+    if frame_rescale and len(set(frame_rescale)) == 1:
+        slope, intercept = frame_rescale[0]
+        frame_rescale = None
+
+    return InstanceRecord(
+        path=path,
+        file_size=size,
+        mtime_ns=mtime_ns,
+        sop_instance_uid=sop_inst,
+        sop_class_uid=sop_class,
+        transfer_syntax_uid=ts,
+        patient_id=_s(ds, "PatientID"),
+        patient_name=_s(ds, "PatientName"),
+        patient_birth_date=_s(ds, "PatientBirthDate"),
+        patient_sex=_s(ds, "PatientSex"),
+        patient_age=_s(ds, "PatientAge"),
+        study_uid=_s(ds, "StudyInstanceUID"),
+        study_date=_s(ds, "StudyDate"),
+        study_time=_s(ds, "StudyTime"),
+        study_description=_s(ds, "StudyDescription"),
+        accession_number=_s(ds, "AccessionNumber"),
+        series_uid=_s(ds, "SeriesInstanceUID"),
+        series_number=_i(ds, "SeriesNumber"),
+        series_description=_s(ds, "SeriesDescription"),
+        modality=_s(ds, "Modality"),
+        body_part=_s(ds, "BodyPartExamined"),
+        frame_of_reference_uid=_s(ds, "FrameOfReferenceUID"),
+        instance_number=_i(ds, "InstanceNumber"),
+        acquisition_number=_i(ds, "AcquisitionNumber"),
+        image_type=tuple(x for x in _s(ds, "ImageType").split("\\") if x),
+        rows=rows,
+        columns=cols,
+        frames=frames,
+        samples_per_pixel=spp,
+        bits_allocated=bits_alloc,
+        bits_stored=_i(ds, "BitsStored", bits_alloc) or bits_alloc,
+        pixel_representation=_i(ds, "PixelRepresentation", 0) or 0,
+        photometric=_s(ds, "PhotometricInterpretation").upper(),
+        planar_configuration=_i(ds, "PlanarConfiguration", 0) or 0,
+        rescale_slope=slope if slope else 1.0,
+        rescale_intercept=intercept or 0.0,
+        rescale_type=_s(ds, "RescaleType"),
+        window_center=_f(ds, "WindowCenter"),
+        window_width=_f(ds, "WindowWidth"),
+        pixel_spacing=(pixel_spacing[0], pixel_spacing[1]) if pixel_spacing else None,
+        slice_thickness=slice_thickness,
+        image_position=(position[0], position[1], position[2]) if position else None,
+        image_orientation=tuple(orientation) if orientation else None,  # type: ignore[arg-type]
+        gantry_tilt=_f(ds, "GantryDetectorTilt", 0.0) or 0.0,
+        frame_positions=frame_positions,
+        frame_rescale=frame_rescale,
+        pixel_offset=pixel_offset if in_file else -2,
+        pixel_length=pixel_length,
+        little_endian=ts != "1.2.840.10008.1.2.2",
+        implicit_vr=ts == str(ImplicitVRLittleEndian),
+        flags=flags,
+    )
+
+
+def require_image(rec: InstanceRecord) -> InstanceRecord:
+    """Raise `NotAnImageError` for objects without pixel data (SR, RT plan, ...)."""
+    if not rec.has_pixels:
+        raise NotAnImageError("no image pixel data (e.g. a report or RT object)", path=rec.path)
+    return rec
+
+
+def iter_headers(paths: Iterable[str]) -> Iterable[InstanceRecord | MedviewError]:
+    for p in paths:
+        try:
+            yield parse_header(p)
+        except MedviewError as e:
+            yield e
+
+

@@ -1,0 +1,154 @@
+"""Decoding in worker processes, so a crashing native decoder cannot take MedView down.
+
+`IsolatedDecoder` keeps a small warm process pool. When a worker dies (abort, segfault, OOM
+kill) the pool breaks; the tasks that were in flight are re-run one at a time in a fresh pool to
+find the culprit, which is reported as a `DecodeError`; everything else goes on.
+
+A hand-written scheduler over `concurrent.futures` rather than a bare ``executor.map``: the
+standard pool fails *every* pending future when one worker dies, with no way to tell which file
+did it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+import numpy as np
+
+from medview.core.errors import CancelledError, DecodeError, MedviewError
+from medview.core.tasks import NEVER_CANCELLED, CancelToken
+from medview.io.decode_worker import decode_file
+
+DecodeFn = Callable[[str], np.ndarray]
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # fork is unsafe in a process with GUI/worker threads; forkserver forks from a clean server
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["medview.io.decode_worker"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class IsolatedDecoder:
+    """Decode files with ``decode_fn`` (a picklable module-level function) in worker processes."""
+
+    def __init__(self, decode_fn: DecodeFn = decode_file, workers: int | None = None) -> None:
+        self.decode_fn = decode_fn
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self, workers: int | None = None) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=workers or self.workers,
+                                             mp_context=_context())
+        return self._pool
+
+    def _reset(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def warm_up(self) -> None:
+        """Start the workers now (e.g. at application start), not on the first decode."""
+        with self._lock:
+            ex = self._executor()
+            list(ex.map(abs, range(self.workers)))
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+    def decode(
+        self, paths: Iterable[str], *, cancel: CancelToken = NEVER_CANCELLED
+    ) -> Iterator[tuple[str, np.ndarray | MedviewError]]:
+        """Yield ``(path, array or error)`` as files finish, in completion order."""
+        with self._lock:
+            yield from self._decode(list(paths), cancel)
+
+    def _decode(
+        self, paths: list[str], cancel: CancelToken
+    ) -> Iterator[tuple[str, np.ndarray | MedviewError]]:
+        pending = deque(paths)
+        in_flight: dict[Future[np.ndarray], str] = {}
+        limit = 2 * self.workers  # bounded, so a crash leaves few suspects to re-run
+        while pending or in_flight:
+            if cancel.cancelled:
+                for f in in_flight:
+                    f.cancel()
+                raise CancelledError()
+            suspects: list[str] = []
+            while pending and len(in_flight) < limit:
+                p = pending.popleft()
+                try:
+                    in_flight[self._executor().submit(self.decode_fn, p)] = p
+                except BrokenProcessPool:
+                    suspects.append(p)
+                    break
+            done, _ = wait(in_flight, timeout=0.25, return_when=FIRST_COMPLETED)
+            for f in done:
+                p = in_flight.pop(f)
+                exc = f.exception()
+                if isinstance(exc, BrokenProcessPool):
+                    suspects.append(p)
+                elif exc is None:
+                    yield p, f.result()
+                else:
+                    yield p, _as_error(exc, p)
+            if suspects or self._pool_is_broken():
+                suspects.extend(in_flight.values())
+                in_flight.clear()
+                self._reset()
+                yield from self._isolate(suspects, cancel)
+
+    def _pool_is_broken(self) -> bool:
+        return bool(self._pool is not None and getattr(self._pool, "_broken", False))
+
+    def _isolate(
+        self, suspects: list[str], cancel: CancelToken
+    ) -> Iterator[tuple[str, np.ndarray | MedviewError]]:
+        """Run each suspect alone so a crash is pinned on the file that caused it."""
+        for p in suspects:
+            cancel.raise_if_cancelled()
+            try:
+                yield p, self._executor().submit(self.decode_fn, p).result()
+            except BrokenProcessPool:
+                self._reset()
+                yield p, DecodeError(
+                    "the pixel decoder crashed on this file (corrupt or hostile data); "
+                    "MedView carried on without it", path=p)
+            except Exception as e:  # noqa: BLE001 - any decoder failure is reported per file
+                yield p, _as_error(e, p)
+
+
+def _as_error(exc: BaseException, path: str) -> MedviewError:
+    if isinstance(exc, MedviewError):
+        return exc
+    if isinstance(exc, MemoryError):
+        return DecodeError("not enough memory to decode this file", path=path)
+    return DecodeError(f"cannot decode pixel data: {type(exc).__name__}: {exc}", path=path)
+
+
+_default: IsolatedDecoder | None = None
+_default_lock = threading.Lock()
+
+
+def default_decoder() -> IsolatedDecoder:
+    """The process-wide decoder pool (created on first use, shut down at exit)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = IsolatedDecoder()
+            atexit.register(_default.shutdown)
+        return _default
