@@ -19,7 +19,8 @@ def decode_file(path: str) -> np.ndarray:
     Colour comes back as RGB (YBR converted, palette applied); grey values are the stored values
     (modality rescale is applied by the loader).
     """
-    ds = pydicom.dcmread(path)
+    # the header parser already decided this is DICOM (files without meta need force)
+    ds = pydicom.dcmread(path, force=True)
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     arr = ds.pixel_array  # pydicom converts YBR to RGB by default
     if photometric == "PALETTE COLOR":

@@ -92,6 +92,11 @@ def _vec(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
     return vals if len(vals) == n else None
 
 
+def _positive(v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    """Spacing values must be positive; anything else counts as absent."""
+    return v if v is not None and all(x > 0 for x in v) else None
+
+
 def _item(seq_owner: Dataset | None, keyword: str) -> Dataset | None:
     """First item of a sequence, or None."""
     if seq_owner is None:
@@ -150,7 +155,7 @@ def _multiframe_geometry(
             flags.append("frames have different orientations")
             return None, None, None, None, None, tuple(flags)
         if spacing is None and pm is not None:
-            spacing = _vec(pm, "PixelSpacing", 2)
+            spacing = _positive(_vec(pm, "PixelSpacing", 2))
             thickness = _f(pm, "SliceThickness")
         positions.append((pos[0], pos[1], pos[2]))
         pvt = _functional(groups, "PixelValueTransformationSequence")
@@ -271,8 +276,8 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
                               path=path)
     if not sop_inst and not sop_class and not _s(ds, "Modality"):
         if meta is not None and len(meta):
-            raise NotAnImageError("DICOM file without SOP Class/Instance UID or Modality",
-                                  path=path)
+            raise DicomReadError("no SOP Class/Instance UID or Modality after the file meta "
+                                 "information (truncated or incomplete file)", path=path)
         raise NotDicomError("not a DICOM file (no DICM marker and no DICOM identifiers)",
                             path=path)
     ts = _transfer_syntax(ds)
@@ -298,6 +303,9 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
             length = len(value)
         pixel_length = -1 if length == 0xFFFFFFFF else int(length)
 
+    if pix is None and "Image Storage" in pydicom.uid.UID(sop_class or media_class).name:
+        raise DicomReadError("truncated or incomplete: an image object without Pixel Data",
+                             path=path)
     if pix is not None:
         if rows <= 0 or cols <= 0 or frames <= 0 or spp not in (1, 3, 4):
             raise DicomReadError(
@@ -333,7 +341,7 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
         elif in_file and pixel_offset >= 0 and pixel_offset >= size:
             raise DicomReadError("truncated: no encapsulated pixel data", path=path)
 
-    pixel_spacing = _vec(ds, "PixelSpacing", 2)
+    pixel_spacing = _positive(_vec(ds, "PixelSpacing", 2))
     slice_thickness = _f(ds, "SliceThickness")
     position = _vec(ds, "ImagePositionPatient", 3)
     orientation = _vec(ds, "ImageOrientationPatient", 6)
@@ -348,7 +356,7 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
             position = frame_positions[0]
     if pixel_spacing is None:
         # projection radiography: spacing at the detector is the best we have
-        pixel_spacing = _vec(ds, "ImagerPixelSpacing", 2)
+        pixel_spacing = _positive(_vec(ds, "ImagerPixelSpacing", 2))
     slope = _f(ds, "RescaleSlope", 1.0)
     intercept = _f(ds, "RescaleIntercept", 0.0)
     if frame_rescale and len(set(frame_rescale)) == 1:
