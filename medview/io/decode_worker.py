@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pydicom
 import pydicom.config
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
@@ -21,12 +22,20 @@ def decode_file(path: str) -> np.ndarray:
     """
     # the header parser already decided this is DICOM (files without meta need force)
     ds = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit
+            else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     arr = ds.pixel_array  # pydicom converts YBR to RGB by default
     if photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
         arr = apply_color_lut(arr, ds)
+        if arr.dtype.itemsize > 1:  # 16-bit LUT entries: keep the top 8 bits for display
+            lut_bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
+            arr = (arr >> max(0, lut_bits - 8)).astype(np.uint8)
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     colour = spp == 3 or photometric == "PALETTE COLOR"
