@@ -40,7 +40,87 @@ MAX_FRAMES = 100_000
 # A deflated dataset is inflated whole by pydicom: bound it first (deflate bombs).
 MAX_INFLATED_BYTES = 1024**3
 MEDIA_DIRECTORY_SOP_CLASS = "1.2.840.10008.1.3.10"
+DEFLATED_UID = str(DeflatedExplicitVRLittleEndian).encode()
+HEAD_BYTES = 1024  # preamble + file meta of ordinary files
 EXECUTABLE_PREAMBLES = {b"MZ": "Windows executable (MZ)", b"\x7fELF": "ELF executable"}
+
+
+class _Raw:
+    """Fast reads of plain ASCII (UI, CS, DS, IS, DA, TM, AS) and binary (US) values.
+
+    Hand-written with a measured reason: pydicom's per-element conversion was ~60 % of the
+    header-index time (300-file CT: 170 of 286 ms). Text that depends on the character set
+    (PN, LO, SH) still goes through pydicom (`_s`).
+    """
+
+    __slots__ = ("ds", "little")
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        enc = getattr(ds, "original_encoding", None)
+        self.little = bool(enc[1]) if enc and enc[1] is not None else True
+
+    def _value(self, tag: int) -> object:
+        """Raw bytes of a not-yet-converted element, else pydicom's converted value."""
+        try:
+            elem = self.ds.get_item(tag, keep_deferred=True)
+        except Exception:  # noqa: BLE001
+            return None
+        return None if elem is None else elem.value
+
+    def text(self, tag: int) -> str:
+        v = self._value(tag)
+        if v is None:
+            return ""
+        if isinstance(v, bytes):
+            return v.decode("latin-1").strip(" \x00")
+        if isinstance(v, pydicom.multival.MultiValue):
+            return "\\".join(str(x) for x in v)
+        return str(v).strip()
+
+    def floats(self, tag: int) -> tuple[float, ...] | None:
+        t = self.text(tag)
+        if not t:
+            return None
+        try:
+            return tuple(float(x) for x in t.split("\\"))
+        except ValueError:
+            return None
+
+    def float(self, tag: int, default: float | None = None) -> float | None:
+        v = self.floats(tag)
+        return v[0] if v else default
+
+    def int(self, tag: int, default: int | None = None) -> int | None:
+        v = self.floats(tag)
+        if not v or v[0] != v[0] or abs(v[0]) > 2**31:
+            return default
+        return int(v[0]) if v[0] == int(v[0]) else default
+
+    def us(self, tag: int, default: int = 0) -> int:
+        v = self._value(tag)
+        if isinstance(v, bytes):
+            return int.from_bytes(v[:2], "little" if self.little else "big") if len(v) >= 2 \
+                else default
+        try:
+            return int(v) if v is not None else default  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return default
+
+    def vec(self, tag: int, n: int) -> tuple[float, ...] | None:
+        v = self.floats(tag)
+        return v if v is not None and len(v) == n else None
+
+
+T = {kw: pydicom.datadict.tag_for_keyword(kw) for kw in (
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+    "FrameOfReferenceUID", "Modality", "PatientSex", "PatientBirthDate", "PatientAge",
+    "StudyDate", "StudyTime", "SeriesNumber", "InstanceNumber", "AcquisitionNumber",
+    "ImageType", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated",
+    "BitsStored", "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration",
+    "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "PixelSpacing",
+    "SliceThickness", "ImagePositionPatient", "ImageOrientationPatient", "GantryDetectorTilt",
+    "ImagerPixelSpacing")}
 
 
 def _s(ds: Dataset, keyword: str) -> str:
@@ -205,7 +285,7 @@ def _check_inflated_size(path: str, fp: BinaryIO) -> None:
 def _open_dataset(fp: BinaryIO, path: str, head: bytes) -> Dataset:
     has_preamble = len(head) >= 132 and head[128:132] == b"DICM"
     try:
-        if has_preamble:
+        if has_preamble and DEFLATED_UID in head:
             _check_inflated_size(path, fp)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -237,7 +317,7 @@ def parse_header(path: str | os.PathLike[str]) -> InstanceRecord:
         if st.st_size == 0:
             raise NotDicomError("empty file (0 bytes)", path=p)
         with open(p, "rb") as fp:
-            head = fp.read(132)
+            head = fp.read(HEAD_BYTES)
             fp.seek(0)
             ds = _open_dataset(fp, p, head)
             return _record(ds, p, st.st_size, st.st_mtime_ns, check_preamble(head))
@@ -267,14 +347,15 @@ def _transfer_syntax(ds: Dataset) -> str:
 
 def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
             flags: tuple[str, ...]) -> InstanceRecord:
-    sop_class = _s(ds, "SOPClassUID")
-    sop_inst = _s(ds, "SOPInstanceUID")
+    r = _Raw(ds)
+    sop_class = r.text(T["SOPClassUID"])
+    sop_inst = r.text(T["SOPInstanceUID"])
     meta = getattr(ds, "file_meta", None)
     media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
     if MEDIA_DIRECTORY_SOP_CLASS in (sop_class, media_class):
         raise NotAnImageError("DICOMDIR media directory (its referenced files are imported)",
                               path=path)
-    if not sop_inst and not sop_class and not _s(ds, "Modality"):
+    if not sop_inst and not sop_class and not r.text(T["Modality"]):
         if meta is not None and len(meta):
             raise DicomReadError("no SOP Class/Instance UID or Modality after the file meta "
                                  "information (truncated or incomplete file)", path=path)
@@ -289,11 +370,11 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
         if tag in ds:
             pix = ds.get_item(tag, keep_deferred=True)
             break
-    rows = _i(ds, "Rows", 0) or 0
-    cols = _i(ds, "Columns", 0) or 0
-    frames = _i(ds, "NumberOfFrames", 1) or 1
-    spp = _i(ds, "SamplesPerPixel", 1) or 1
-    bits_alloc = _i(ds, "BitsAllocated", 0) or 0
+    rows = r.us(T["Rows"])
+    cols = r.us(T["Columns"])
+    frames = r.int(T["NumberOfFrames"], 1) or 1
+    spp = r.us(T["SamplesPerPixel"], 1) or 1
+    bits_alloc = r.us(T["BitsAllocated"])
     pixel_offset, pixel_length = -1, 0
     if pix is not None:
         pixel_offset = int(getattr(pix, "value_tell", -1) or -1)
@@ -322,7 +403,7 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
                 f"declared image of {decoded / 1024**3:.1f} GiB "
                 f"({rows}x{cols}x{frames}) exceeds the {MAX_DECODED_BYTES // 1024**3} GiB cap",
                 path=path)
-        photometric = _s(ds, "PhotometricInterpretation").upper()
+        photometric = r.text(T["PhotometricInterpretation"]).upper()
         if pixel_offset >= 0 and pixel_length >= 0:
             if in_file and pixel_offset + pixel_length > size:
                 raise DicomReadError(
@@ -341,10 +422,10 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
         elif in_file and pixel_offset >= 0 and pixel_offset >= size:
             raise DicomReadError("truncated: no encapsulated pixel data", path=path)
 
-    pixel_spacing = _positive(_vec(ds, "PixelSpacing", 2))
-    slice_thickness = _f(ds, "SliceThickness")
-    position = _vec(ds, "ImagePositionPatient", 3)
-    orientation = _vec(ds, "ImageOrientationPatient", 6)
+    pixel_spacing = _positive(r.vec(T["PixelSpacing"], 2))
+    slice_thickness = r.float(T["SliceThickness"])
+    position = r.vec(T["ImagePositionPatient"], 3)
+    orientation = r.vec(T["ImageOrientationPatient"], 6)
     frame_positions = frame_rescale = None
     if frames > 1 and "PerFrameFunctionalGroupsSequence" in ds:
         sp, th, ori, frame_positions, frame_rescale, mf_flags = _multiframe_geometry(ds, frames)
@@ -356,9 +437,9 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
             position = frame_positions[0]
     if pixel_spacing is None:
         # projection radiography: spacing at the detector is the best we have
-        pixel_spacing = _positive(_vec(ds, "ImagerPixelSpacing", 2))
-    slope = _f(ds, "RescaleSlope", 1.0)
-    intercept = _f(ds, "RescaleIntercept", 0.0)
+        pixel_spacing = _positive(r.vec(T["ImagerPixelSpacing"], 2))
+    slope = r.float(T["RescaleSlope"], 1.0)
+    intercept = r.float(T["RescaleIntercept"], 0.0)
     if frame_rescale and len(set(frame_rescale)) == 1:
         slope, intercept = frame_rescale[0]
         frame_rescale = None
@@ -372,42 +453,42 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
         transfer_syntax_uid=ts,
         patient_id=_s(ds, "PatientID"),
         patient_name=_s(ds, "PatientName"),
-        patient_birth_date=_s(ds, "PatientBirthDate"),
-        patient_sex=_s(ds, "PatientSex"),
-        patient_age=_s(ds, "PatientAge"),
-        study_uid=_s(ds, "StudyInstanceUID"),
-        study_date=_s(ds, "StudyDate"),
-        study_time=_s(ds, "StudyTime"),
+        patient_birth_date=r.text(T["PatientBirthDate"]),
+        patient_sex=r.text(T["PatientSex"]),
+        patient_age=r.text(T["PatientAge"]),
+        study_uid=r.text(T["StudyInstanceUID"]),
+        study_date=r.text(T["StudyDate"]),
+        study_time=r.text(T["StudyTime"]),
         study_description=_s(ds, "StudyDescription"),
         accession_number=_s(ds, "AccessionNumber"),
-        series_uid=_s(ds, "SeriesInstanceUID"),
-        series_number=_i(ds, "SeriesNumber"),
+        series_uid=r.text(T["SeriesInstanceUID"]),
+        series_number=r.int(T["SeriesNumber"]),
         series_description=_s(ds, "SeriesDescription"),
-        modality=_s(ds, "Modality"),
+        modality=r.text(T["Modality"]),
         body_part=_s(ds, "BodyPartExamined"),
-        frame_of_reference_uid=_s(ds, "FrameOfReferenceUID"),
-        instance_number=_i(ds, "InstanceNumber"),
-        acquisition_number=_i(ds, "AcquisitionNumber"),
-        image_type=tuple(x for x in _s(ds, "ImageType").split("\\") if x),
+        frame_of_reference_uid=r.text(T["FrameOfReferenceUID"]),
+        instance_number=r.int(T["InstanceNumber"]),
+        acquisition_number=r.int(T["AcquisitionNumber"]),
+        image_type=tuple(x for x in r.text(T["ImageType"]).split("\\") if x),
         rows=rows,
         columns=cols,
         frames=frames,
         samples_per_pixel=spp,
         bits_allocated=bits_alloc,
-        bits_stored=_i(ds, "BitsStored", bits_alloc) or bits_alloc,
-        pixel_representation=_i(ds, "PixelRepresentation", 0) or 0,
-        photometric=_s(ds, "PhotometricInterpretation").upper(),
-        planar_configuration=_i(ds, "PlanarConfiguration", 0) or 0,
+        bits_stored=r.us(T["BitsStored"], bits_alloc) or bits_alloc,
+        pixel_representation=r.us(T["PixelRepresentation"]),
+        photometric=r.text(T["PhotometricInterpretation"]).upper(),
+        planar_configuration=r.us(T["PlanarConfiguration"]),
         rescale_slope=slope if slope else 1.0,
         rescale_intercept=intercept or 0.0,
         rescale_type=_s(ds, "RescaleType"),
-        window_center=_f(ds, "WindowCenter"),
-        window_width=_f(ds, "WindowWidth"),
+        window_center=r.float(T["WindowCenter"]),
+        window_width=r.float(T["WindowWidth"]),
         pixel_spacing=(pixel_spacing[0], pixel_spacing[1]) if pixel_spacing else None,
         slice_thickness=slice_thickness,
         image_position=(position[0], position[1], position[2]) if position else None,
         image_orientation=tuple(orientation) if orientation else None,  # type: ignore[arg-type]
-        gantry_tilt=_f(ds, "GantryDetectorTilt", 0.0) or 0.0,
+        gantry_tilt=r.float(T["GantryDetectorTilt"], 0.0) or 0.0,
         frame_positions=frame_positions,
         frame_rescale=frame_rescale,
         pixel_offset=pixel_offset if in_file else -2,

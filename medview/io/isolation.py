@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from medview.core.tasks import NEVER_CANCELLED, CancelToken
 from medview.io.decode_worker import decode_file
 
 DecodeFn = Callable[[str], np.ndarray]
+T = TypeVar("T")
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -63,6 +65,31 @@ class IsolatedDecoder:
         with self._lock:
             ex = self._executor()
             list(ex.map(abs, range(self.workers)))
+
+    @property
+    def is_warm(self) -> bool:
+        return self._pool is not None and not self._pool_is_broken()
+
+    def map_chunks(
+        self, fn: Callable[[list[str]], list[T]], items: list[str], chunk: int,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> Iterator[T]:
+        """``fn`` over ``items`` in chunks on the workers, results in order. ``fn`` must not
+        crash its process; if a worker dies anyway, the chunk is re-run in this process."""
+        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        with self._lock:
+            futures = [self._executor().submit(fn, c) for c in chunks]
+        for c, f in zip(chunks, futures, strict=True):
+            if cancel.cancelled:
+                for g in futures:
+                    g.cancel()
+                raise CancelledError()
+            try:
+                yield from f.result()
+            except BrokenProcessPool:
+                with self._lock:
+                    self._reset()
+                yield from fn(c)
 
     def shutdown(self) -> None:
         with self._lock:

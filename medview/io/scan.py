@@ -11,7 +11,6 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from medview.core.errors import ArchiveError, MedviewError, NotAnImageError
@@ -20,10 +19,14 @@ from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progre
 from medview.io.archive import Expanded, extract_zip, read_dicomdir
 from medview.io.assemble import assemble_series
 from medview.io.header import parse_header
-from medview.io.isolation import _context
+from medview.io.isolation import default_decoder
 
-PARALLEL_THRESHOLD = 1500  # below this, worker start-up costs more than it saves
-CHUNK = 64
+# Header parsing runs on the decoder pool's workers when there is enough to share: from 64
+# files when the pool is already warm (the application warms it at start), from 1,500 when it
+# would have to start first. 300 CT headers: 200 ms on one core, about 110 ms on two.
+PARALLEL_WARM = 64
+PARALLEL_COLD = 1500
+CHUNK = 32
 
 
 @dataclass
@@ -114,20 +117,20 @@ def parse_or_skip(path: str) -> InstanceRecord | SkippedFile:
         return SkippedFile(path, e.message, type(e).__name__)
 
 
+def parse_chunk(paths: list[str]) -> list[InstanceRecord | SkippedFile]:
+    return [parse_or_skip(p) for p in paths]
+
+
 def _parsed(files: list[str], workers: int, cancel: CancelToken) -> Iterator[
         InstanceRecord | SkippedFile]:
-    if workers <= 1 or len(files) < PARALLEL_THRESHOLD:
+    pool = default_decoder()
+    threshold = PARALLEL_WARM if pool.is_warm else PARALLEL_COLD
+    if workers <= 1 or pool.workers <= 1 or len(files) < threshold:
         for f in files:
             cancel.raise_if_cancelled()
             yield parse_or_skip(f)
         return
-    ex = ProcessPoolExecutor(max_workers=workers, mp_context=_context())
-    try:
-        for r in ex.map(parse_or_skip, files, chunksize=CHUNK):
-            cancel.raise_if_cancelled()
-            yield r
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
+    yield from pool.map_chunks(parse_chunk, files, CHUNK, cancel)
 
 
 def index_inputs(
