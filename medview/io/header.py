@@ -26,6 +26,7 @@ from medview.core.errors import (
     ResourceLimitError,
 )
 from medview.core.records import InstanceRecord
+from medview.io.fastheader import FastHeader, read_fast_header
 
 PIXEL_DATA = 0x7FE00010
 FLOAT_PIXEL_DATA = 0x7FE00008
@@ -45,28 +46,21 @@ HEAD_BYTES = 1024  # preamble + file meta of ordinary files
 EXECUTABLE_PREAMBLES = {b"MZ": "Windows executable (MZ)", b"\x7fELF": "ELF executable"}
 
 
-class _Raw:
-    """Fast reads of plain ASCII (UI, CS, DS, IS, DA, TM, AS) and binary (US) values.
+class _Accessor:
+    """Reads of plain ASCII (UI, CS, DS, IS, DA, TM, AS) and binary (US) element values.
 
     Hand-written with a measured reason: pydicom's per-element conversion was ~60 % of the
-    header-index time (300-file CT: 170 of 286 ms). Text that depends on the character set
-    (PN, LO, SH) still goes through pydicom (`_s`).
+    header-index time (300-file CT: 170 of 286 ms).
     """
 
-    __slots__ = ("ds", "little")
-
-    def __init__(self, ds: Dataset) -> None:
-        self.ds = ds
-        enc = getattr(ds, "original_encoding", None)
-        self.little = bool(enc[1]) if enc and enc[1] is not None else True
+    little = True
 
     def _value(self, tag: int) -> object:
-        """Raw bytes of a not-yet-converted element, else pydicom's converted value."""
-        try:
-            elem = self.ds.get_item(tag, keep_deferred=True)
-        except Exception:  # noqa: BLE001
-            return None
-        return None if elem is None else elem.value
+        raise NotImplementedError
+
+    def ptext(self, keyword: str) -> str:
+        """Text whose decoding depends on the Specific Character Set (PN, LO, SH)."""
+        raise NotImplementedError
 
     def text(self, tag: int) -> str:
         v = self._value(tag)
@@ -112,6 +106,46 @@ class _Raw:
         return v if v is not None and len(v) == n else None
 
 
+class _Raw(_Accessor):
+    """Values of a pydicom dataset, read from the raw element bytes where possible."""
+
+    __slots__ = ("ds", "little")
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        enc = getattr(ds, "original_encoding", None)
+        self.little = bool(enc[1]) if enc and enc[1] is not None else True
+
+    def _value(self, tag: int) -> object:
+        """Raw bytes of a not-yet-converted element, else pydicom's converted value."""
+        try:
+            elem = self.ds.get_item(tag, keep_deferred=True)
+        except Exception:  # noqa: BLE001
+            return None
+        return None if elem is None else elem.value
+
+    def ptext(self, keyword: str) -> str:
+        return _s(self.ds, keyword)
+
+
+class _Fast(_Accessor):
+    """Values collected by `medview.io.fastheader`."""
+
+    __slots__ = ("fh",)
+
+    def __init__(self, fh: FastHeader) -> None:
+        self.fh = fh
+
+    def _value(self, tag: int) -> object:
+        return self.fh.values.get(tag)
+
+    def ptext(self, keyword: str) -> str:
+        v = self.fh.values.get(TEXT_TAGS[keyword])
+        if v is None:
+            return ""
+        return v.decode(self.fh.text_encoding, "replace").strip(" \x00")
+
+
 T = {kw: pydicom.datadict.tag_for_keyword(kw) for kw in (
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
     "FrameOfReferenceUID", "Modality", "PatientSex", "PatientBirthDate", "PatientAge",
@@ -121,6 +155,14 @@ T = {kw: pydicom.datadict.tag_for_keyword(kw) for kw in (
     "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "PixelSpacing",
     "SliceThickness", "ImagePositionPatient", "ImageOrientationPatient", "GantryDetectorTilt",
     "ImagerPixelSpacing")}
+
+
+TEXT_TAGS = {kw: pydicom.datadict.tag_for_keyword(kw) for kw in (
+    "PatientID", "PatientName", "StudyDescription", "SeriesDescription", "AccessionNumber",
+    "BodyPartExamined", "RescaleType")}
+
+
+WANTED_TAGS = frozenset(T.values()) | frozenset(TEXT_TAGS.values())
 
 
 def _s(ds: Dataset, keyword: str) -> str:
@@ -306,8 +348,10 @@ def _open_dataset(fp: BinaryIO, path: str, head: bytes) -> Dataset:
                             path=path) from e
 
 
-def parse_header(path: str | os.PathLike[str]) -> InstanceRecord:
+def parse_header(path: str | os.PathLike[str], *, fast: bool = True) -> InstanceRecord:
     """Read the header of ``path`` and return its `InstanceRecord`.
+
+    ``fast=False`` skips the fast walk (`medview.io.fastheader`) and always uses pydicom.
 
     Raises a `MedviewError` subclass (never anything else) when the file cannot be used.
     """
@@ -318,9 +362,14 @@ def parse_header(path: str | os.PathLike[str]) -> InstanceRecord:
             raise NotDicomError("empty file (0 bytes)", path=p)
         with open(p, "rb") as fp:
             head = fp.read(HEAD_BYTES)
+            flags = check_preamble(head)
+            fh = read_fast_header(fp, st.st_size, head, WANTED_TAGS) if fast else None
+            if fh is not None:
+                return _record(_Fast(fh), fh.transfer_syntax, fh.media_class, True,
+                               fh.pixel, p, st.st_size, st.st_mtime_ns, flags)
             fp.seek(0)
             ds = _open_dataset(fp, p, head)
-            return _record(ds, p, st.st_size, st.st_mtime_ns, check_preamble(head))
+            return _from_dataset(ds, p, st.st_size, st.st_mtime_ns, flags)
     except MedviewError:
         raise
     except RecursionError as e:
@@ -345,44 +394,49 @@ def _transfer_syntax(ds: Dataset) -> str:
     return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
 
 
-def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
-            flags: tuple[str, ...]) -> InstanceRecord:
-    r = _Raw(ds)
-    sop_class = r.text(T["SOPClassUID"])
-    sop_inst = r.text(T["SOPInstanceUID"])
+def _from_dataset(ds: Dataset, path: str, size: int, mtime_ns: int,
+                  flags: tuple[str, ...]) -> InstanceRecord:
     meta = getattr(ds, "file_meta", None)
     media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
+    pixel: tuple[int, int] | None = None
+    for tag in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_PIXEL_DATA):
+        if tag in ds:
+            pix = ds.get_item(tag, keep_deferred=True)
+            offset = int(getattr(pix, "value_tell", -1) or -1)
+            length = getattr(pix, "length", None)
+            if length is None:  # already read into memory (small element)
+                length = len(getattr(pix, "value", b"") or b"")
+            pixel = (offset, -1 if length == 0xFFFFFFFF else int(length))
+            break
+    return _record(_Raw(ds), _transfer_syntax(ds), media_class,
+                   meta is not None and len(meta) > 0, pixel, path, size, mtime_ns, flags, ds)
+
+
+def _record(r: _Accessor, ts: str, media_class: str, has_meta: bool,
+            pixel: tuple[int, int] | None, path: str, size: int, mtime_ns: int,
+            flags: tuple[str, ...], ds: Dataset | None = None) -> InstanceRecord:
+    """Build the record from element values (``r``) and file-level facts. ``ds`` is the full
+    pydicom dataset when there is one (enhanced multi-frame geometry needs its sequences)."""
+    sop_class = r.text(T["SOPClassUID"])
+    sop_inst = r.text(T["SOPInstanceUID"])
     if MEDIA_DIRECTORY_SOP_CLASS in (sop_class, media_class):
         raise NotAnImageError("DICOMDIR media directory (its referenced files are imported)",
                               path=path)
     if not sop_inst and not sop_class and not r.text(T["Modality"]):
-        if meta is not None and len(meta):
+        if has_meta:
             raise DicomReadError("no SOP Class/Instance UID or Modality after the file meta "
                                  "information (truncated or incomplete file)", path=path)
         raise NotDicomError("not a DICOM file (no DICM marker and no DICOM identifiers)",
                             path=path)
-    ts = _transfer_syntax(ds)
     # pydicom inflates deflated datasets in memory: offsets refer to that stream, not the file
     in_file = ts != DeflatedExplicitVRLittleEndian
-
-    pix = None
-    for tag in (PIXEL_DATA, FLOAT_PIXEL_DATA, DOUBLE_PIXEL_DATA):
-        if tag in ds:
-            pix = ds.get_item(tag, keep_deferred=True)
-            break
+    pix = pixel
     rows = r.us(T["Rows"])
     cols = r.us(T["Columns"])
     frames = r.int(T["NumberOfFrames"], 1) or 1
     spp = r.us(T["SamplesPerPixel"], 1) or 1
     bits_alloc = r.us(T["BitsAllocated"])
-    pixel_offset, pixel_length = -1, 0
-    if pix is not None:
-        pixel_offset = int(getattr(pix, "value_tell", -1) or -1)
-        length = getattr(pix, "length", None)
-        if length is None:  # already read into memory (small element)
-            value = getattr(pix, "value", b"") or b""
-            length = len(value)
-        pixel_length = -1 if length == 0xFFFFFFFF else int(length)
+    pixel_offset, pixel_length = pixel if pixel is not None else (-1, 0)
 
     if pix is None and "Image Storage" in pydicom.uid.UID(sop_class or media_class).name:
         raise DicomReadError("truncated or incomplete: an image object without Pixel Data",
@@ -427,7 +481,7 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
     position = r.vec(T["ImagePositionPatient"], 3)
     orientation = r.vec(T["ImageOrientationPatient"], 6)
     frame_positions = frame_rescale = None
-    if frames > 1 and "PerFrameFunctionalGroupsSequence" in ds:
+    if frames > 1 and ds is not None and "PerFrameFunctionalGroupsSequence" in ds:
         sp, th, ori, frame_positions, frame_rescale, mf_flags = _multiframe_geometry(ds, frames)
         flags = flags + mf_flags
         pixel_spacing = sp or pixel_spacing
@@ -451,21 +505,21 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
         sop_instance_uid=sop_inst,
         sop_class_uid=sop_class,
         transfer_syntax_uid=ts,
-        patient_id=_s(ds, "PatientID"),
-        patient_name=_s(ds, "PatientName"),
+        patient_id=r.ptext("PatientID"),
+        patient_name=r.ptext("PatientName"),
         patient_birth_date=r.text(T["PatientBirthDate"]),
         patient_sex=r.text(T["PatientSex"]),
         patient_age=r.text(T["PatientAge"]),
         study_uid=r.text(T["StudyInstanceUID"]),
         study_date=r.text(T["StudyDate"]),
         study_time=r.text(T["StudyTime"]),
-        study_description=_s(ds, "StudyDescription"),
-        accession_number=_s(ds, "AccessionNumber"),
+        study_description=r.ptext("StudyDescription"),
+        accession_number=r.ptext("AccessionNumber"),
         series_uid=r.text(T["SeriesInstanceUID"]),
         series_number=r.int(T["SeriesNumber"]),
-        series_description=_s(ds, "SeriesDescription"),
+        series_description=r.ptext("SeriesDescription"),
         modality=r.text(T["Modality"]),
-        body_part=_s(ds, "BodyPartExamined"),
+        body_part=r.ptext("BodyPartExamined"),
         frame_of_reference_uid=r.text(T["FrameOfReferenceUID"]),
         instance_number=r.int(T["InstanceNumber"]),
         acquisition_number=r.int(T["AcquisitionNumber"]),
@@ -481,7 +535,7 @@ def _record(ds: Dataset, path: str, size: int, mtime_ns: int,
         planar_configuration=r.us(T["PlanarConfiguration"]),
         rescale_slope=slope if slope else 1.0,
         rescale_intercept=intercept or 0.0,
-        rescale_type=_s(ds, "RescaleType"),
+        rescale_type=r.ptext("RescaleType"),
         window_center=r.float(T["WindowCenter"]),
         window_width=r.float(T["WindowWidth"]),
         pixel_spacing=(pixel_spacing[0], pixel_spacing[1]) if pixel_spacing else None,

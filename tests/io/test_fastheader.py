@@ -1,0 +1,63 @@
+"""The fast header walk gives exactly the records pydicom's parse gives, or steps aside."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from medview.core.errors import MedviewError
+from medview.io.fastheader import read_fast_header
+from medview.io.header import WANTED_TAGS, parse_header
+from tests.conftest import DEMO, PYDICOM_FILES, pydicom_data_dir, write_ct
+from tests.io.test_bad_input import corpus
+
+
+def _outcome(path: Path, fast: bool) -> object:
+    try:
+        return parse_header(path, fast=fast)
+    except MedviewError as e:
+        return (type(e).__name__, e.message)
+
+
+def _fast_applies(path: Path) -> bool:
+    with open(path, "rb") as fp:
+        head = fp.read(1024)
+        return read_fast_header(fp, path.stat().st_size, head, WANTED_TAGS) is not None
+
+
+def test_identical_records_on_every_corpus_and_demo_file() -> None:
+    files = corpus() + sorted(DEMO.rglob("*.dcm"))
+    fast_used = 0
+    for f in files:
+        if _fast_applies(f):
+            fast_used += 1
+        assert _outcome(f, fast=True) == _outcome(f, fast=False), f
+    assert fast_used > 200  # the fast walk really covers the common files
+
+
+def test_identical_on_generated_series(tmp_path: Path) -> None:
+    for ts in ("explicit", "jpeg-ls", "rle"):
+        for f in write_ct(tmp_path / ts, n=3, transfer_syntax=ts, seed=ts,
+                          patient_name="Müller^Jürgen"):
+            assert _fast_applies(f)
+            assert parse_header(f) == parse_header(f, fast=False)
+            assert parse_header(f).patient_name == "Müller^Jürgen"
+
+
+@pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "no_meta.dcm", "image_dfl.dcm",
+                                  "ExplVR_BigEnd.dcm"])
+def test_unusual_files_fall_back(name: str) -> None:
+    assert not _fast_applies(PYDICOM_FILES / name)
+
+
+def test_enhanced_multiframe_falls_back() -> None:
+    assert not _fast_applies(pydicom_data_dir() / "eCT_Supplemental.dcm")
+
+
+def test_truncated_and_corrupt_fall_back(tmp_path: Path) -> None:
+    f = write_ct(tmp_path / "ct", n=1, transfer_syntax="jpeg-ls")[0]
+    data = f.read_bytes()
+    (tmp_path / "cut.dcm").write_bytes(data[:-20])  # fragment cut short, no delimiter
+    assert not _fast_applies(tmp_path / "cut.dcm")
+    assert "truncated" in str(_outcome(tmp_path / "cut.dcm", fast=True))
