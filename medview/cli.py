@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from medview import __version__
 from medview.core.errors import MedviewError
-from medview.core.records import SeriesRecord, SkippedFile
+from medview.core.records import SeriesRecord
 from medview.io.assemble import series_geometry
 from medview.io.scan import ScanResult, scan
 
@@ -62,13 +62,24 @@ def build_tree(result: ScanResult, decode: bool = False) -> dict[str, Any]:
     for s in series:
         f = s.first
         pkey = f.patient_id or f.patient_name or "(no patient id)"
-        p = patients.setdefault(pkey, {"patient_id": f.patient_id, "patient_name": f.patient_name,
-                                       "birth_date": f.patient_birth_date, "sex": f.patient_sex,
-                                       "studies": []})
+        p = patients.setdefault(
+            pkey,
+            {
+                "patient_id": f.patient_id,
+                "patient_name": f.patient_name,
+                "birth_date": f.patient_birth_date,
+                "sex": f.patient_sex,
+                "studies": [],
+            },
+        )
         if s.study_uid not in studies:
-            st = {"study_uid": s.study_uid, "date": f.study_date,
-                  "description": f.study_description, "accession": f.accession_number,
-                  "series": by_study[s.study_uid]}
+            st = {
+                "study_uid": s.study_uid,
+                "date": f.study_date,
+                "description": f.study_description,
+                "accession": f.accession_number,
+                "series": by_study[s.study_uid],
+            }
             studies[s.study_uid] = st
             p["studies"].append(st)
         by_study[s.study_uid].append(_series_dict(s, errors.get(s.key), decode))
@@ -76,8 +87,7 @@ def build_tree(result: ScanResult, decode: bool = False) -> dict[str, Any]:
         "version": __version__,
         "patients": list(patients.values()),
         "series_count": len(series),
-        "skipped": [{"path": k.path, "reason": k.reason, "error": k.error}
-                    for k in result.skipped],
+        "skipped": [{"path": k.path, "reason": k.reason, "error": k.error} for k in result.skipped],
     }
 
 
@@ -89,9 +99,12 @@ def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
             for s in st["series"]:
                 shape = "x".join(str(v) for v in s["shape"])
                 spacing = " x ".join(f"{v:g}" for v in s["spacing"])
-                out.write(f"    Series {s['series_number'] if s['series_number'] is not None else '-'}"
-                          f"  {s['modality']:<3} {s['description']!r}  {s['instances']} files, "
-                          f"{shape} voxels (z,y,x), spacing {spacing} mm (x,y,z)\n")
+                number = s["series_number"] if s["series_number"] is not None else "-"
+                out.write(
+                    f"    Series {number}  {s['modality']:<3} {s['description']!r}  "
+                    f"{s['instances']} files, {shape} voxels (z,y,x), "
+                    f"spacing {spacing} mm (x,y,z)\n"
+                )
                 for w in s["warnings"]:
                     out.write(f"      warning: {w}\n")
                 if "decode" in s:
@@ -143,8 +156,9 @@ def cmd_load(args: argparse.Namespace) -> int:
             else:
                 sys.stderr.write("medview load: several series found; pick one with --series:\n")
                 for s in series:
-                    sys.stderr.write(f"  {s.key}  {s.modality} {s.description!r} "
-                                     f"{'x'.join(map(str, s.shape))}\n")
+                    sys.stderr.write(
+                        f"  {s.key}  {s.modality} {s.description!r} {'x'.join(map(str, s.shape))}\n"
+                    )
             return 2
         try:
             volume = load_series(chosen)
@@ -154,8 +168,10 @@ def cmd_load(args: argparse.Namespace) -> int:
             return 1
     for w in volume.warnings:
         sys.stderr.write(f"warning: {w}\n")
-    sys.stdout.write(f"wrote {args.out}: {'x'.join(map(str, volume.shape))} voxels (z,y,x), "
-                     f"{volume.array.dtype}\n")
+    sys.stdout.write(
+        f"wrote {args.out}: {'x'.join(map(str, volume.shape))} voxels (z,y,x), "
+        f"{volume.array.dtype}\n"
+    )
     return 0
 
 
@@ -164,11 +180,15 @@ def make_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"medview {__version__}")
     sub = ap.add_subparsers(dest="command")
     p = sub.add_parser("info", help="list the patient/study/series tree under PATHs")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="files, folders, .zip archives or DICOMDIR files")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files, folders, .zip archives or DICOMDIR files"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--decode", action="store_true",
-                   help="also decode all pixel data and report failures per series")
+    p.add_argument(
+        "--decode",
+        action="store_true",
+        help="also decode all pixel data and report failures per series",
+    )
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("load", help="load one series and write it as NIfTI")
     p.add_argument("path", metavar="PATH")

@@ -48,8 +48,21 @@ def fetch(cache: str) -> dict[str, str]:
     out: dict[str, str] = {}
     sdists = glob.glob(os.path.join(cache, "pyradiomics*.tar.gz"))
     if not sdists:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary",
-                        ":all:", "-d", cache, PYRADIOMICS], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                cache,
+                PYRADIOMICS,
+            ],
+            check=True,
+        )
         sdists = glob.glob(os.path.join(cache, "pyradiomics*.tar.gz"))
     with tarfile.open(sdists[0]) as tf:
         for member in tf.getmembers():
@@ -89,33 +102,56 @@ def build(paths: dict[str, str], out: str) -> None:
 
     def geometry_of(img: sitk.Image) -> Geometry:
         size = img.GetSize()
-        return Geometry(shape=(size[2], size[1], size[0]), origin=img.GetOrigin(),
-                        spacing=img.GetSpacing(),
-                        direction=np.array(img.GetDirection()).reshape(3, 3))
+        return Geometry(
+            shape=(size[2], size[1], size[0]),
+            origin=img.GetOrigin(),
+            spacing=img.GetSpacing(),
+            direction=np.array(img.GetDirection()).reshape(3, 3),
+        )
 
     ct = sitk.DICOMOrient(sitk.ReadImage(paths["lung2_image.nrrd"]), "LPS")
-    write_series(sitk.GetArrayFromImage(ct), geometry_of(ct), os.path.join(out, "lung2"),
-                 SeriesInfo(seed="medview-demo-lung2", modality="CT",
-                            patient_name="Demo^ChestCT", patient_id="DEMO-LUNG2",
-                            study_description="CT chest (pyradiomics lung2)",
-                            series_description="Axial 5 mm", body_part="CHEST",
-                            window=(-600, 1500)),
-                 transfer_syntax="jpeg-ls", rescale_intercept=-1024)
+    write_series(
+        sitk.GetArrayFromImage(ct),
+        geometry_of(ct),
+        os.path.join(out, "lung2"),
+        SeriesInfo(
+            seed="medview-demo-lung2",
+            modality="CT",
+            patient_name="Demo^ChestCT",
+            patient_id="DEMO-LUNG2",
+            study_description="CT chest (pyradiomics lung2)",
+            series_description="Axial 5 mm",
+            body_part="CHEST",
+            window=(-600, 1500),
+        ),
+        transfer_syntax="jpeg-ls",
+        rescale_intercept=-1024,
+    )
     os.makedirs(os.path.join(out, "reference"), exist_ok=True)
     label = sitk.DICOMOrient(sitk.ReadImage(paths["lung2_label.nrrd"]), "LPS")
-    sitk.WriteImage(sitk.Cast(label, sitk.sitkUInt8),
-                    os.path.join(out, "reference", "lung2_tumour_label.nii.gz"),
-                    useCompression=True)
+    sitk.WriteImage(
+        sitk.Cast(label, sitk.sitkUInt8),
+        os.path.join(out, "reference", "lung2_tumour_label.nii.gz"),
+        useCompression=True,
+    )
 
     mr = sitk.DICOMOrient(sitk.ReadImage(paths["ch2.nii.gz"]), "LPS")
-    write_series(sitk.GetArrayFromImage(mr).astype(np.int16), geometry_of(mr),
-                 os.path.join(out, "colin27"),
-                 SeriesInfo(seed="medview-demo-colin27", modality="MR",
-                            patient_name="Demo^HeadMR", patient_id="DEMO-COLIN27",
-                            study_description="MR head T1 (Colin27)",
-                            series_description="T1 1 mm isotropic", body_part="HEAD",
-                            window=(110, 220)),
-                 transfer_syntax="jpeg-ls")
+    write_series(
+        sitk.GetArrayFromImage(mr).astype(np.int16),
+        geometry_of(mr),
+        os.path.join(out, "colin27"),
+        SeriesInfo(
+            seed="medview-demo-colin27",
+            modality="MR",
+            patient_name="Demo^HeadMR",
+            patient_id="DEMO-COLIN27",
+            study_description="MR head T1 (Colin27)",
+            series_description="T1 1 mm isotropic",
+            body_part="HEAD",
+            window=(110, 220),
+        ),
+        transfer_syntax="jpeg-ls",
+    )
 
 
 def outputs(folder: str) -> list[str]:
@@ -127,12 +163,14 @@ def outputs(folder: str) -> list[str]:
 
 def _committed() -> list[str]:
     return sorted(glob.glob(os.path.join(HERE, "*", "*.dcm"))) + sorted(
-        glob.glob(os.path.join(RESOURCES, "reference", "*.nii.gz")))
+        glob.glob(os.path.join(RESOURCES, "reference", "*.nii.gz"))
+    )
 
 
 def check() -> int:
     """Compare the committed demo files with ``demo.sha256``; 0 when all match."""
-    want = dict(line.split("  ", 1)[::-1] for line in open(SUMS).read().splitlines() if line)
+    with open(SUMS) as f:
+        want = dict(line.split("  ", 1)[::-1] for line in f.read().splitlines() if line)
     bad = 0
     for path in _committed():
         rel = os.path.relpath(path, RESOURCES)
@@ -157,8 +195,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only verify the committed files")
     ap.add_argument("--cache", default=os.path.join(REPO, ".cache", "demo-sources"))
-    ap.add_argument("--write-sums", action="store_true",
-                    help="record new output checksums (after a deliberate change)")
+    ap.add_argument(
+        "--write-sums",
+        action="store_true",
+        help="record new output checksums (after a deliberate change)",
+    )
     args = ap.parse_args()
     if args.check:
         return check()

@@ -57,8 +57,15 @@ def no_leaked_threads():
     before = set(threading.enumerate())
     yield
     allowed = _service_threads()
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()
-              and not t.daemon and t not in allowed and "QueueFeederThread" not in t.name]
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t not in before
+        and t.is_alive()
+        and not t.daemon
+        and t not in allowed
+        and "QueueFeederThread" not in t.name
+    ]
     for t in leaked:
         t.join(timeout=5)
     leaked = [t for t in leaked if t.is_alive()]
@@ -75,22 +82,47 @@ def ct_volume(n: int = 8, rows: int = 32, cols: int = 32, seed: int = 0) -> np.n
     return vol.astype(np.int16)
 
 
-def write_ct(folder: Path, n: int = 8, rows: int = 32, cols: int = 32, *,
-             spacing=(0.7, 0.7, 2.5), origin=(-10.0, -20.0, 30.0), direction=None,
-             seed: str = "test", series_number: int = 1, transfer_syntax: str = "explicit",
-             patient_name: str = "Test^Patient", patient_id: str = "TEST01",
-             values: np.ndarray | None = None) -> list[Path]:
+def write_ct(
+    folder: Path,
+    n: int = 8,
+    rows: int = 32,
+    cols: int = 32,
+    *,
+    spacing=(0.7, 0.7, 2.5),
+    origin=(-10.0, -20.0, 30.0),
+    direction=None,
+    seed: str = "test",
+    series_number: int = 1,
+    transfer_syntax: str = "explicit",
+    patient_name: str = "Test^Patient",
+    patient_id: str = "TEST01",
+    values: np.ndarray | None = None,
+) -> list[Path]:
     from medview.core.geometry import Geometry
     from medview.export.series_writer import SeriesInfo, write_series
 
     vals = ct_volume(n, rows, cols) if values is None else values
-    g = Geometry(shape=vals.shape, origin=origin, spacing=spacing,
-                 direction=np.eye(3) if direction is None else direction)
-    info = SeriesInfo(seed=seed, modality="CT", patient_name=patient_name, patient_id=patient_id,
-                      series_description="synthetic", body_part="CHEST",
-                      series_number=series_number)
-    return [Path(p) for p in write_series(vals, g, folder, info, transfer_syntax=transfer_syntax,
-                                          rescale_intercept=-1024)]
+    g = Geometry(
+        shape=vals.shape,
+        origin=origin,
+        spacing=spacing,
+        direction=np.eye(3) if direction is None else direction,
+    )
+    info = SeriesInfo(
+        seed=seed,
+        modality="CT",
+        patient_name=patient_name,
+        patient_id=patient_id,
+        series_description="synthetic",
+        body_part="CHEST",
+        series_number=series_number,
+    )
+    return [
+        Path(p)
+        for p in write_series(
+            vals, g, folder, info, transfer_syntax=transfer_syntax, rescale_intercept=-1024
+        )
+    ]
 
 
 def edit(path: Path, **values) -> None:

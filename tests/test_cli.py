@@ -16,8 +16,9 @@ from tests.conftest import DEMO, DEMO_CT, DEMO_MR, write_ct
 
 
 def medview(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "medview.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "medview.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_info_demo_tree_json() -> None:
@@ -46,11 +47,10 @@ def test_info_text_reports_skipped_files_and_warnings(tmp_path: Path) -> None:
 
 def test_info_decode_reports_per_series(tmp_path: Path) -> None:
     write_ct(tmp_path / "good", n=3, seed="good", transfer_syntax="jpeg-ls")
-    bad = write_ct(tmp_path / "bad", n=3, seed="bad", patient_id="BAD",
-                   transfer_syntax="jpeg-ls")
+    bad = write_ct(tmp_path / "bad", n=3, seed="bad", patient_id="BAD", transfer_syntax="jpeg-ls")
     data = bytearray(bad[1].read_bytes())
     soi = data.find(b"\xff\xd8\xff")  # start of the JPEG-LS codestream in the first fragment
-    data[soi: soi + 4] = b"\x00\x00\x00\x00"
+    data[soi : soi + 4] = b"\x00\x00\x00\x00"
     bad[1].write_bytes(bytes(data))
     r = medview("info", "--json", "--decode", str(tmp_path))
     assert r.returncode == 0, r.stderr

@@ -30,7 +30,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str = "") -> Iterator[st
         raise
 
 
-def write_atomic(target: str | os.PathLike[str], write: Callable[[str], None],
-                 suffix: str = "") -> None:
+def write_atomic(
+    target: str | os.PathLike[str], write: Callable[[str], None], suffix: str = ""
+) -> None:
     with atomic_path(target, suffix) as tmp:
         write(tmp)

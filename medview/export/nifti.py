@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 
@@ -10,7 +11,7 @@ from medview.core.volume import Volume
 from medview.export.atomic import atomic_path
 
 
-def to_sitk(volume: Volume):  # type: ignore[no-untyped-def]  # SimpleITK is untyped
+def to_sitk(volume: Volume) -> Any:
     """The volume as a SimpleITK image with the same LPS geometry."""
     import SimpleITK as sitk  # heavy: imported only when writing
 

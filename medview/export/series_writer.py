@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -26,6 +27,8 @@ from medview import __version__
 from medview.core.geometry import Geometry
 from medview.export.atomic import atomic_path
 
+# derived under pydicom's UID root, so it is unique without a root of our own
+IMPLEMENTATION_UID = generate_uid(entropy_srcs=["MedView implementation class"])
 COMPRESSED = {"jpeg-ls": JPEGLSLossless, "rle": RLELossless, "jpeg2000": JPEG2000Lossless}
 
 
@@ -73,14 +76,14 @@ def write_series(
     stored = np.asarray(values) - rescale_intercept
     lo, hi = int(stored.min()), int(stored.max())
     signed = lo < 0
-    if signed and (lo < -32768 or hi > 32767) or not signed and hi > 65535:
+    if (signed and (lo < -32768 or hi > 32767)) or (not signed and hi > 65535):
         raise ValueError("values do not fit 16-bit storage")
     stored = stored.astype(np.int16 if signed else np.uint16)
     bits_stored = 16
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    ts = COMPRESSED.get(transfer_syntax, ExplicitVRLittleEndian)
-    sop_class = CTImageStorage if info.modality == "CT" else MRImageStorage
+    ts: str = COMPRESSED.get(transfer_syntax, ExplicitVRLittleEndian)
+    sop_class: str = CTImageStorage if info.modality == "CT" else MRImageStorage
     study_uid = _uid(info.seed, "study")
     series_uid = _uid(info.seed, f"series{info.series_number}")
     for_uid = _uid(info.seed, "frame-of-reference")
@@ -91,15 +94,18 @@ def write_series(
     for z in range(geometry.shape[0]):
         ds = Dataset()
         ds.file_meta = FileMetaDataset()
-        ds.file_meta.MediaStorageSOPClassUID = sop_class
+        ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
         sop_uid = _uid(info.seed, f"{info.series_number}/{z}")
-        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        ds.file_meta.MediaStorageSOPInstanceUID = UID(sop_uid)
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.file_meta.ImplementationClassUID = "1.2.826.0.1.3680043.10.1530.1"
+        ds.file_meta.ImplementationClassUID = IMPLEMENTATION_UID
         ds.file_meta.ImplementationVersionName = f"MEDVIEW_{__version__}"[:16]
         ds.SpecificCharacterSet = "ISO_IR 100"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"] if info.modality == "CT" \
+        ds.ImageType = (
+            ["ORIGINAL", "PRIMARY", "AXIAL"]
+            if info.modality == "CT"
             else ["ORIGINAL", "PRIMARY", "OTHER"]
+        )
         ds.SOPClassUID = sop_class
         ds.SOPInstanceUID = sop_uid
         ds.StudyDate = ds.SeriesDate = ds.ContentDate = info.study_date
@@ -163,8 +169,11 @@ def write_series(
         ds.PixelData = np.ascontiguousarray(stored[z]).tobytes()
         if ts != ExplicitVRLittleEndian:
             # keep our derived UID: pydicom would otherwise mint a random one
-            ds.compress(ts, encoding_plugin="pyjpegls" if ts == JPEGLSLossless else "",
-                        generate_instance_uid=False)
+            ds.compress(
+                ts,
+                encoding_plugin="pyjpegls" if ts == JPEGLSLossless else "",
+                generate_instance_uid=False,
+            )
         path = os.path.join(out_dir, f"IM{z + 1:05d}.dcm")
         with atomic_path(path, ".dcm") as tmp:
             ds.save_as(tmp, enforce_file_format=True)

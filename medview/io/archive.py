@@ -62,12 +62,16 @@ def extract_zip(zip_path: str, dest_root: str) -> Expanded:
     with zf:
         infos = zf.infolist()
         if len(infos) > MAX_ZIP_ENTRIES:
-            raise ArchiveError(f"{len(infos)} entries exceeds the cap of {MAX_ZIP_ENTRIES}",
-                               path=zip_path)
+            raise ArchiveError(
+                f"{len(infos)} entries exceeds the cap of {MAX_ZIP_ENTRIES}", path=zip_path
+            )
         declared = sum(i.file_size for i in infos)
         if declared > MAX_ZIP_TOTAL_BYTES:
-            raise ArchiveError(f"archive would expand to {declared / 1024**3:.1f} GiB "
-                               f"(cap {MAX_ZIP_TOTAL_BYTES // 1024**3} GiB)", path=zip_path)
+            raise ArchiveError(
+                f"archive would expand to {declared / 1024**3:.1f} GiB "
+                f"(cap {MAX_ZIP_TOTAL_BYTES // 1024**3} GiB)",
+                path=zip_path,
+            )
         dest = tempfile.mkdtemp(prefix="zip-", dir=dest_root)
         real_dest = os.path.realpath(dest)
         seen: set[str] = set()
@@ -80,8 +84,11 @@ def extract_zip(zip_path: str, dest_root: str) -> Expanded:
             norm = os.path.normpath(info.filename.replace("\\", "/")).lower()
             if problem is None and norm in seen:
                 problem = "duplicate entry name"
-            if problem is None and info.compress_size and \
-                    info.file_size / info.compress_size > MAX_ZIP_RATIO:
+            if (
+                problem is None
+                and info.compress_size
+                and info.file_size / info.compress_size > MAX_ZIP_RATIO
+            ):
                 problem = f"compression ratio above {MAX_ZIP_RATIO}:1 (zip bomb)"
             if problem:
                 out.skipped.append(SkippedFile(label, problem, "ArchiveError"))
@@ -89,8 +96,11 @@ def extract_zip(zip_path: str, dest_root: str) -> Expanded:
             seen.add(norm)
             target = os.path.join(real_dest, *[p for p in norm.split("/") if p not in ("", ".")])
             if os.path.commonpath([real_dest, os.path.realpath(target)]) != real_dest:
-                out.skipped.append(SkippedFile(label, "entry resolves outside the extraction "
-                                               "directory", "ArchiveError"))
+                out.skipped.append(
+                    SkippedFile(
+                        label, "entry resolves outside the extraction directory", "ArchiveError"
+                    )
+                )
                 continue
             os.makedirs(os.path.dirname(target), exist_ok=True)
             try:
@@ -115,8 +125,7 @@ def _copy_entry(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: str, budget:
             while chunk := src.read(1 << 20):
                 n += len(chunk)
                 if n > limit:
-                    raise ArchiveError("entry expands beyond its declared size or the "
-                                       "archive cap")
+                    raise ArchiveError("entry expands beyond its declared size or the archive cap")
                 dst.write(chunk)
     except BaseException:
         os.unlink(target)
@@ -146,31 +155,42 @@ def read_dicomdir(path: str) -> Expanded:
     try:
         ds = pydicom.dcmread(path)
         records = ds.get("DirectoryRecordSequence") or []
-    except Exception as e:  # noqa: BLE001 - untrusted media
+    except Exception as e:
         raise ArchiveError(f"unreadable DICOMDIR: {type(e).__name__}: {e}", path=path) from e
     for rec in records:
         fid = rec.get("ReferencedFileID")
         if fid is None:
             continue
-        parts = [str(p) for p in fid] if isinstance(fid, pydicom.multival.MultiValue) \
+        parts = (
+            [str(p) for p in fid]
+            if isinstance(fid, pydicom.multival.MultiValue)
             else re.split(r"[\\/]", str(fid))
+        )
         label = f"{path}: {'/'.join(parts)}"
-        if not parts or any(p in ("", ".", "..") or not _FILEID_COMPONENT.match(p)
-                            or _DRIVE.match(p) for p in parts):
-            out.skipped.append(SkippedFile(label, "DICOMDIR reference with an unsafe path "
-                                           "component", "ArchiveError"))
+        if not parts or any(
+            p in ("", ".", "..") or not _FILEID_COMPONENT.match(p) or _DRIVE.match(p) for p in parts
+        ):
+            out.skipped.append(
+                SkippedFile(
+                    label, "DICOMDIR reference with an unsafe path component", "ArchiveError"
+                )
+            )
             continue
         target = os.path.join(root, *parts)
         if not os.path.exists(target):
             target = _find_case_insensitive(root, parts) or target
         real = os.path.realpath(target)
         if os.path.commonpath([root, real]) != root:
-            out.skipped.append(SkippedFile(label, "DICOMDIR reference resolves outside the "
-                                           "media root", "ArchiveError"))
+            out.skipped.append(
+                SkippedFile(
+                    label, "DICOMDIR reference resolves outside the media root", "ArchiveError"
+                )
+            )
             continue
         if not os.path.isfile(real):
-            out.skipped.append(SkippedFile(label, "file referenced by DICOMDIR is missing",
-                                           "ArchiveError"))
+            out.skipped.append(
+                SkippedFile(label, "file referenced by DICOMDIR is missing", "ArchiveError")
+            )
             continue
         out.files.append(real)
     return out

@@ -71,8 +71,13 @@ def assemble_series(records: Iterable[InstanceRecord]) -> list[SeriesRecord]:
     out: list[SeriesRecord] = []
     for uid, recs in by_series.items():
         out.extend(_assemble_one(uid, recs))
-    out.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30,
-                            s.key))
+    out.sort(
+        key=lambda s: (
+            s.study_uid,
+            s.series_number if s.series_number is not None else 1 << 30,
+            s.key,
+        )
+    )
     return out
 
 
@@ -84,8 +89,16 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
             if rec.frame_positions and rec.image_orientation:
                 stacks.append(([rec], "volume", []))
             else:
-                stacks.append(([rec], "frames", ["multi-frame image without per-frame "
-                                                  "positions: frames shown in stored order"]))
+                stacks.append(
+                    (
+                        [rec],
+                        "frames",
+                        [
+                            "multi-frame image without per-frame "
+                            "positions: frames shown in stored order"
+                        ],
+                    )
+                )
         else:
             singles.append(rec)
 
@@ -113,18 +126,25 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
 
     out: list[SeriesRecord] = []
     for i, (part, kind, notes) in enumerate(stacks):
-        key = uid if i == 0 else f"{uid}#{i + 1}"
+        stack_key = uid if i == 0 else f"{uid}#{i + 1}"
         slices, slice_notes = _order_slices(part, kind)
         first = part[0]
         warnings = [*notes, *slice_notes, *_flag_notes(part)]
-        out.append(SeriesRecord(
-            key=key, series_uid=first.series_uid, study_uid=first.study_uid,
-            patient_id=first.patient_id, modality=first.modality,
-            description=first.series_description, series_number=first.series_number,
-            instances=tuple(part), slices=tuple(slices),
-            kind="volume" if kind == "volume" and len(slices) > 1 else kind,
-            warnings=tuple(dict.fromkeys(warnings)),
-        ))
+        out.append(
+            SeriesRecord(
+                key=stack_key,
+                series_uid=first.series_uid,
+                study_uid=first.study_uid,
+                patient_id=first.patient_id,
+                modality=first.modality,
+                description=first.series_description,
+                series_number=first.series_number,
+                instances=tuple(part),
+                slices=tuple(slices),
+                kind="volume" if kind == "volume" and len(slices) > 1 else kind,
+                warnings=tuple(dict.fromkeys(warnings)),
+            )
+        )
     return out
 
 
@@ -158,9 +178,16 @@ def _split_duplicates(
     if len(by_acq) > 1 and all(
         len({round(_projection(r, normal), 3) for r in rs}) == len(rs) for rs in by_acq.values()
     ):
-        return [(rs, [f"acquisition {acq} of {len(by_acq)} sharing slice positions: "
-                      "split into its own stack"])
-                for acq, rs in sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))]
+        return [
+            (
+                rs,
+                [
+                    f"acquisition {acq} of {len(by_acq)} sharing slice positions: "
+                    "split into its own stack"
+                ],
+            )
+            for acq, rs in sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+        ]
     return [(group, [])]  # _order_slices drops and reports the duplicates
 
 
@@ -170,7 +197,7 @@ def _order_slices(part: list[InstanceRecord], kind: str) -> tuple[list[SliceRef]
         return [SliceRef(0, f, None) for f in range(first.frames)], []
     if len(part) == 1 and part[0].frame_positions:
         rec = part[0]
-        assert rec.image_orientation is not None
+        assert rec.image_orientation is not None and rec.frame_positions is not None
         normal = slice_normal(rec.image_orientation)
         refs = [SliceRef(0, f, p) for f, p in enumerate(rec.frame_positions)]
     else:
@@ -188,8 +215,10 @@ def _order_slices(part: list[InstanceRecord], kind: str) -> tuple[list[SliceRef]
             continue
         kept.append(s)
     if dropped:
-        notes.append(f"duplicate slice positions: {dropped} image(s) at an already used "
-                     "position were left out")
+        notes.append(
+            f"duplicate slice positions: {dropped} image(s) at an already used "
+            "position were left out"
+        )
     notes.extend(spacing_warnings([np.asarray(s.position) for s in kept], normal))
     return kept, notes
 
@@ -206,17 +235,23 @@ def spacing_warnings(positions: list[np.ndarray], normal: np.ndarray) -> list[st
     if med > 0:
         missing = int(np.sum(np.round(gaps / med) - 1, where=gaps > 1.5 * med))
         if missing > 0:
-            notes.append(f"missing slices: about {missing} slice(s) absent from the stack "
-                         f"(gaps up to {gaps.max():.2f} mm, usual {med:.2f} mm)")
+            notes.append(
+                f"missing slices: about {missing} slice(s) absent from the stack "
+                f"(gaps up to {gaps.max():.2f} mm, usual {med:.2f} mm)"
+            )
         elif (gaps.max() - gaps.min()) > max(SPACING_REL_TOL * med, 1e-3):
-            notes.append(f"uneven slice spacing: {gaps.min():.3f} to {gaps.max():.3f} mm; "
-                         "distances along the slice axis are approximate")
+            notes.append(
+                f"uneven slice spacing: {gaps.min():.3f} to {gaps.max():.3f} mm; "
+                "distances along the slice axis are approximate"
+            )
     lengths = np.linalg.norm(steps, axis=1)
     cosang = np.clip(np.abs(gaps) / np.where(lengths > 0, lengths, 1), -1, 1)
     tilt = float(np.degrees(np.arccos(cosang.min())))
     if tilt > TILT_TOL_DEG:
-        notes.append(f"gantry tilt: slices are offset at {tilt:.1f}° to the slice normal; "
-                     "the volume is shown sheared as acquired")
+        notes.append(
+            f"gantry tilt: slices are offset at {tilt:.1f}° to the slice normal; "
+            "the volume is shown sheared as acquired"
+        )
     return notes
 
 
@@ -246,5 +281,6 @@ def series_geometry(series: SeriesRecord) -> Geometry:
         sz = span / (n - 1) if span > 0 else 1.0
     else:
         sz = first.slice_thickness if first.slice_thickness and first.slice_thickness > 0 else 1.0
-    return Geometry(shape=(n, rows, cols), origin=origin, spacing=(sx, sy, sz),
-                    direction=direction)
+    return Geometry(
+        shape=(n, rows, cols), origin=origin, spacing=np.array([sx, sy, sz]), direction=direction
+    )

@@ -139,12 +139,16 @@ class StudyDatabase:
     def _migrate(self) -> None:
         current = self.schema_version
         if current > SCHEMA_VERSION:
-            raise DatabaseError(f"database schema {current} is newer than this MedView "
-                                f"({SCHEMA_VERSION}); upgrade MedView", path=self.path)
+            raise DatabaseError(
+                f"database schema {current} is newer than this MedView "
+                f"({SCHEMA_VERSION}); upgrade MedView",
+                path=self.path,
+            )
         for version in range(current + 1, SCHEMA_VERSION + 1):
             with self._tx() as c:
-                c.executescript("BEGIN;" + _MIGRATIONS[version] +
-                                f"PRAGMA user_version={version}; COMMIT;")
+                c.executescript(
+                    "BEGIN;" + _MIGRATIONS[version] + f"PRAGMA user_version={version}; COMMIT;"
+                )
 
     # -- writing ------------------------------------------------------------------------------
     def add_records(self, records: Iterable[InstanceRecord]) -> int:
@@ -153,23 +157,44 @@ class StudyDatabase:
         touched: set[str] = set()
         with self._tx() as c:
             for r in records:
-                c.execute("INSERT OR IGNORE INTO patients (patient_id, patient_name, birth_date,"
-                          " sex) VALUES (?,?,?,?)",
-                          (r.patient_id, r.patient_name, r.patient_birth_date, r.patient_sex))
-                pid = c.execute("SELECT id FROM patients WHERE patient_id=? AND patient_name=?",
-                                (r.patient_id, r.patient_name)).fetchone()[0]
-                c.execute("INSERT OR IGNORE INTO studies (study_uid, patient, study_date,"
-                          " study_time, description, accession) VALUES (?,?,?,?,?,?)",
-                          (r.study_uid, pid, r.study_date, r.study_time, r.study_description,
-                           r.accession_number))
-                c.execute("INSERT OR IGNORE INTO series (series_uid, study_uid, modality,"
-                          " description, series_number) VALUES (?,?,?,?,?)",
-                          (r.series_uid, r.study_uid, r.modality, r.series_description,
-                           r.series_number))
-                c.execute("INSERT OR REPLACE INTO instances (path, sop_instance_uid, series_uid,"
-                          " file_size, mtime_ns, record, status) VALUES (?,?,?,?,?,?, 'ok')",
-                          (r.path, r.sop_instance_uid, r.series_uid, r.file_size, r.mtime_ns,
-                           json.dumps(r.to_dict())))
+                c.execute(
+                    "INSERT OR IGNORE INTO patients (patient_id, patient_name, birth_date,"
+                    " sex) VALUES (?,?,?,?)",
+                    (r.patient_id, r.patient_name, r.patient_birth_date, r.patient_sex),
+                )
+                pid = c.execute(
+                    "SELECT id FROM patients WHERE patient_id=? AND patient_name=?",
+                    (r.patient_id, r.patient_name),
+                ).fetchone()[0]
+                c.execute(
+                    "INSERT OR IGNORE INTO studies (study_uid, patient, study_date,"
+                    " study_time, description, accession) VALUES (?,?,?,?,?,?)",
+                    (
+                        r.study_uid,
+                        pid,
+                        r.study_date,
+                        r.study_time,
+                        r.study_description,
+                        r.accession_number,
+                    ),
+                )
+                c.execute(
+                    "INSERT OR IGNORE INTO series (series_uid, study_uid, modality,"
+                    " description, series_number) VALUES (?,?,?,?,?)",
+                    (r.series_uid, r.study_uid, r.modality, r.series_description, r.series_number),
+                )
+                c.execute(
+                    "INSERT OR REPLACE INTO instances (path, sop_instance_uid, series_uid,"
+                    " file_size, mtime_ns, record, status) VALUES (?,?,?,?,?,?, 'ok')",
+                    (
+                        r.path,
+                        r.sop_instance_uid,
+                        r.series_uid,
+                        r.file_size,
+                        r.mtime_ns,
+                        json.dumps(r.to_dict()),
+                    ),
+                )
                 touched.add(r.series_uid)
                 n += 1
         self._refresh_warnings(touched)
@@ -189,8 +214,9 @@ class StudyDatabase:
         archives = self.path.parent / "archives"
         archives.mkdir(exist_ok=True)
         count, skipped = 0, []
-        for batch in index_inputs(inputs, extract_dir=str(archives), cancel=cancel,
-                                  progress=progress):
+        for batch in index_inputs(
+            inputs, extract_dir=str(archives), cancel=cancel, progress=progress
+        ):
             count += self.add_records(batch.records)
             skipped.extend(batch.skipped)
         return count, skipped
@@ -200,13 +226,16 @@ class StudyDatabase:
             stacks = self.series(uid)
             with self._tx() as c:
                 c.execute("DELETE FROM series_warnings WHERE series_uid=?", (uid,))
-                c.executemany("INSERT INTO series_warnings VALUES (?,?,?)",
-                              [(s.key, uid, w) for s in stacks for w in s.warnings])
+                c.executemany(
+                    "INSERT INTO series_warnings VALUES (?,?,?)",
+                    [(s.key, uid, w) for s in stacks for w in s.warnings],
+                )
 
     def rescan(self) -> RescanReport:
         """Check every indexed file still exists unchanged; mark missing/changed ones."""
         rows = self._conn.execute(
-            "SELECT path, file_size, mtime_ns, status FROM instances").fetchall()
+            "SELECT path, file_size, mtime_ns, status FROM instances"
+        ).fetchall()
         missing, changed, restored = [], [], []
         for path, size, mtime, status in rows:
             try:
@@ -219,29 +248,35 @@ class StudyDatabase:
             elif status != "ok":
                 restored.append(path)
         with self._tx() as c:
-            c.executemany("UPDATE instances SET status='missing' WHERE path=?",
-                          [(p,) for p in missing])
-            c.executemany("UPDATE instances SET status='changed' WHERE path=?",
-                          [(p,) for p in changed])
-            c.executemany("UPDATE instances SET status='ok' WHERE path=?",
-                          [(p,) for p in restored])
+            c.executemany(
+                "UPDATE instances SET status='missing' WHERE path=?", [(p,) for p in missing]
+            )
+            c.executemany(
+                "UPDATE instances SET status='changed' WHERE path=?", [(p,) for p in changed]
+            )
+            c.executemany("UPDATE instances SET status='ok' WHERE path=?", [(p,) for p in restored])
         return RescanReport(len(rows), missing, changed, restored)
 
     def forget_missing(self) -> int:
         with self._tx() as c:
             n = c.execute("DELETE FROM instances WHERE status='missing'").rowcount
-            c.execute("DELETE FROM series WHERE series_uid NOT IN "
-                      "(SELECT DISTINCT series_uid FROM instances)")
-            c.execute("DELETE FROM studies WHERE study_uid NOT IN "
-                      "(SELECT DISTINCT study_uid FROM series)")
+            c.execute(
+                "DELETE FROM series WHERE series_uid NOT IN "
+                "(SELECT DISTINCT series_uid FROM instances)"
+            )
+            c.execute(
+                "DELETE FROM studies WHERE study_uid NOT IN (SELECT DISTINCT study_uid FROM series)"
+            )
             c.execute("DELETE FROM patients WHERE id NOT IN (SELECT DISTINCT patient FROM studies)")
         return int(n)
 
     # -- reading ------------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
         q = self._conn.execute
-        return {t: int(q(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
-                for t in ("patients", "studies", "series", "instances")}
+        return {
+            t: int(q(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
+            for t in ("patients", "studies", "series", "instances")
+        }
 
     def search(
         self,
@@ -256,13 +291,16 @@ class StudyDatabase:
         where, args = ["1=1"], []
         if text:
             like = f"%{text.replace('%', '').replace('_', '')}%"
-            where.append("(p.patient_name LIKE ? OR p.patient_id LIKE ? OR st.description LIKE ?"
-                         " OR st.accession LIKE ? OR EXISTS (SELECT 1 FROM series s2 WHERE "
-                         "s2.study_uid=st.study_uid AND s2.description LIKE ?))")
+            where.append(
+                "(p.patient_name LIKE ? OR p.patient_id LIKE ? OR st.description LIKE ?"
+                " OR st.accession LIKE ? OR EXISTS (SELECT 1 FROM series s2 WHERE "
+                "s2.study_uid=st.study_uid AND s2.description LIKE ?))"
+            )
             args += [like] * 5
         if modality:
-            where.append("EXISTS (SELECT 1 FROM series s3 WHERE s3.study_uid=st.study_uid "
-                         "AND s3.modality=?)")
+            where.append(
+                "EXISTS (SELECT 1 FROM series s3 WHERE s3.study_uid=st.study_uid AND s3.modality=?)"
+            )
             args.append(modality.upper())
         if date_from:
             where.append("st.study_date >= ?")
@@ -281,28 +319,51 @@ class StudyDatabase:
                (SELECT COUNT(*) FROM instances i JOIN series s ON i.series_uid=s.series_uid
                  WHERE s.study_uid=st.study_uid AND i.status!='ok')
         FROM studies st JOIN patients p ON st.patient=p.id
-        WHERE {' AND '.join(where)}
+        WHERE {" AND ".join(where)}
         ORDER BY st.study_date DESC, p.patient_name"""
-        return [StudyRow(r[0], r[1], r[2], r[3], r[4], r[5],
-                         tuple(sorted(filter(None, (r[6] or "").split(",")))), r[7], r[8], r[9])
-                for r in self._conn.execute(sql, args)]
+        return [
+            StudyRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                tuple(sorted(filter(None, (r[6] or "").split(",")))),
+                r[7],
+                r[8],
+                r[9],
+            )
+            for r in self._conn.execute(sql, args)
+        ]
 
     def records(self, series_uid: str, include_missing: bool = False) -> list[InstanceRecord]:
         sql = "SELECT record FROM instances WHERE series_uid=?"
         if not include_missing:
             sql += " AND status='ok'"
-        return [InstanceRecord.from_dict(json.loads(r[0]))
-                for r in self._conn.execute(sql, (series_uid,))]
+        return [
+            InstanceRecord.from_dict(json.loads(r[0]))
+            for r in self._conn.execute(sql, (series_uid,))
+        ]
 
     def series(self, series_uid: str) -> list[SeriesRecord]:
         """The assembled stacks of one Series Instance UID (ready for `load_series`)."""
         return assemble_series(self.records(series_uid))
 
     def study_series(self, study_uid: str) -> list[SeriesRecord]:
-        uids = [r[0] for r in self._conn.execute(
-            "SELECT series_uid FROM series WHERE study_uid=? ORDER BY series_number", (study_uid,))]
+        uids = [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT series_uid FROM series WHERE study_uid=? ORDER BY series_number",
+                (study_uid,),
+            )
+        ]
         return [s for uid in uids for s in self.series(uid)]
 
     def warnings(self, series_uid: str) -> list[str]:
-        return [r[0] for r in self._conn.execute(
-            "SELECT warning FROM series_warnings WHERE series_uid=?", (series_uid,))]
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT warning FROM series_warnings WHERE series_uid=?", (series_uid,)
+            )
+        ]

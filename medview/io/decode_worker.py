@@ -40,8 +40,12 @@ def decode_file(path: str) -> np.ndarray:
     if "TransferSyntaxUID" not in ds.file_meta:
         implicit, little = ds.original_encoding
         ds.file_meta.TransferSyntaxUID = (
-            ImplicitVRLittleEndian if implicit
-            else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+            ImplicitVRLittleEndian
+            if implicit
+            else ExplicitVRLittleEndian
+            if little
+            else ExplicitVRBigEndian
+        )
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     plugin = PREFERRED_PLUGIN.get(str(ds.file_meta.TransferSyntaxUID))
     arr = None
@@ -49,7 +53,7 @@ def decode_file(path: str) -> np.ndarray:
         try:
             ds.pixel_array_options(decoding_plugin=plugin)
             arr = ds.pixel_array
-        except Exception:  # noqa: BLE001 - plugin missing or refuses: pydicom's own choice
+        except Exception:
             ds.pixel_array_options(decoding_plugin="")
     if arr is None:
         arr = ds.pixel_array  # pydicom converts YBR to RGB by default

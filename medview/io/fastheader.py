@@ -22,13 +22,13 @@ from typing import BinaryIO
 
 from pydicom.uid import UID
 
-_LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN",
-                       b"UR", b"UT", b"UV"})
+_LONG_VRS = frozenset(
+    {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
+)
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _FALLBACK_TAGS = frozenset({0x52009229, 0x52009230})  # shared / per-frame functional groups
 _CHARSET_TAG = 0x00080005
-_ENCODINGS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1",
-              "ISO_IR 192": "utf-8"}
+_ENCODINGS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 MAX_VALUE = 1 << 20  # a wanted value larger than this is not a header value we trust
@@ -52,8 +52,9 @@ class FastHeader:
     text_encoding: str
 
 
-def read_fast_header(fp: BinaryIO, size: int, head: bytes,
-                     wanted: frozenset[int]) -> FastHeader | None:
+def read_fast_header(
+    fp: BinaryIO, size: int, head: bytes, wanted: frozenset[int]
+) -> FastHeader | None:
     """Walk the header of the open file ``fp`` (positioned anywhere). None means: use pydicom."""
     if len(head) < 144 or head[128:132] != b"DICM":
         return None
@@ -155,7 +156,7 @@ def _read(fp: BinaryIO, size: int, wanted: frozenset[int]) -> FastHeader | None:
     last = -1
     while True:
         try:
-            tag, vr, length, header = _element_header(fp, implicit)
+            tag, vr, length, _ = _element_header(fp, implicit)
         except EOFError:
             return None  # no Pixel Data: not the common case
         if tag <= last:

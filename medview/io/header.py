@@ -16,7 +16,11 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_file_meta_info
-from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from medview.core.errors import (
     DicomReadError,
@@ -81,11 +85,11 @@ class _Accessor:
         except ValueError:
             return None
 
-    def float(self, tag: int, default: float | None = None) -> float | None:
+    def number(self, tag: int, default: float | None = None) -> float | None:
         v = self.floats(tag)
         return v[0] if v else default
 
-    def int(self, tag: int, default: int | None = None) -> int | None:
+    def integer(self, tag: int, default: int | None = None) -> int | None:
         v = self.floats(tag)
         if not v or v[0] != v[0] or abs(v[0]) > 2**31:
             return default
@@ -94,8 +98,11 @@ class _Accessor:
     def us(self, tag: int, default: int = 0) -> int:
         v = self._value(tag)
         if isinstance(v, bytes):
-            return int.from_bytes(v[:2], "little" if self.little else "big") if len(v) >= 2 \
+            return (
+                int.from_bytes(v[:2], "little" if self.little else "big")
+                if len(v) >= 2
                 else default
+            )
         try:
             return int(v) if v is not None else default  # type: ignore[call-overload]
         except (TypeError, ValueError):
@@ -120,7 +127,7 @@ class _Raw(_Accessor):
         """Raw bytes of a not-yet-converted element, else pydicom's converted value."""
         try:
             elem = self.ds.get_item(tag, keep_deferred=True)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
         return None if elem is None else elem.value
 
@@ -146,20 +153,65 @@ class _Fast(_Accessor):
         return v.decode(self.fh.text_encoding, "replace").strip(" \x00")
 
 
-T = {kw: pydicom.datadict.tag_for_keyword(kw) for kw in (
-    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
-    "FrameOfReferenceUID", "Modality", "PatientSex", "PatientBirthDate", "PatientAge",
-    "StudyDate", "StudyTime", "SeriesNumber", "InstanceNumber", "AcquisitionNumber",
-    "ImageType", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel", "BitsAllocated",
-    "BitsStored", "PixelRepresentation", "PhotometricInterpretation", "PlanarConfiguration",
-    "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "PixelSpacing",
-    "SliceThickness", "ImagePositionPatient", "ImageOrientationPatient", "GantryDetectorTilt",
-    "ImagerPixelSpacing")}
+def _tag(keyword: str) -> int:
+    tag = pydicom.datadict.tag_for_keyword(keyword)
+    assert tag is not None, keyword
+    return int(tag)
 
 
-TEXT_TAGS = {kw: pydicom.datadict.tag_for_keyword(kw) for kw in (
-    "PatientID", "PatientName", "StudyDescription", "SeriesDescription", "AccessionNumber",
-    "BodyPartExamined", "RescaleType")}
+T: dict[str, int] = {
+    kw: _tag(kw)
+    for kw in (
+        "SOPClassUID",
+        "SOPInstanceUID",
+        "StudyInstanceUID",
+        "SeriesInstanceUID",
+        "FrameOfReferenceUID",
+        "Modality",
+        "PatientSex",
+        "PatientBirthDate",
+        "PatientAge",
+        "StudyDate",
+        "StudyTime",
+        "SeriesNumber",
+        "InstanceNumber",
+        "AcquisitionNumber",
+        "ImageType",
+        "Rows",
+        "Columns",
+        "NumberOfFrames",
+        "SamplesPerPixel",
+        "BitsAllocated",
+        "BitsStored",
+        "PixelRepresentation",
+        "PhotometricInterpretation",
+        "PlanarConfiguration",
+        "RescaleSlope",
+        "RescaleIntercept",
+        "WindowCenter",
+        "WindowWidth",
+        "PixelSpacing",
+        "SliceThickness",
+        "ImagePositionPatient",
+        "ImageOrientationPatient",
+        "GantryDetectorTilt",
+        "ImagerPixelSpacing",
+    )
+}
+
+
+TEXT_TAGS: dict[str, int] = {
+    kw: _tag(kw)
+    for kw in (
+        "PatientID",
+        "PatientName",
+        "StudyDescription",
+        "SeriesDescription",
+        "AccessionNumber",
+        "BodyPartExamined",
+        "RescaleType",
+    )
+}
 
 
 WANTED_TAGS = frozenset(T.values()) | frozenset(TEXT_TAGS.values())
@@ -168,7 +220,7 @@ WANTED_TAGS = frozenset(T.values()) | frozenset(TEXT_TAGS.values())
 def _s(ds: Dataset, keyword: str) -> str:
     try:
         v = ds.get(keyword)
-    except Exception:  # noqa: BLE001 - a bad value in an optional field must not fail the file
+    except Exception:
         return ""
     if v is None:
         return ""
@@ -185,7 +237,7 @@ def _i(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
         if isinstance(v, pydicom.multival.MultiValue):
             v = v[0]
         return int(v)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return default
 
 
@@ -197,7 +249,7 @@ def _f(ds: Dataset, keyword: str, default: float | None = None) -> float | None:
         if isinstance(v, pydicom.multival.MultiValue):
             v = v[0]
         return float(v)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return default
 
 
@@ -209,7 +261,7 @@ def _vec(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
         if v is None:
             return None
         vals = tuple(float(x) for x in v)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
     return vals if len(vals) == n else None
 
@@ -226,7 +278,7 @@ def _item(seq_owner: Dataset | None, keyword: str) -> Dataset | None:
     try:
         seq = seq_owner.get(keyword)
         return seq[0] if seq else None
-    except Exception:  # noqa: BLE001
+    except Exception:
         return None
 
 
@@ -255,7 +307,7 @@ def _multiframe_geometry(
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     try:
         per_frame: Sequence[Dataset] = ds.get("PerFrameFunctionalGroupsSequence") or []
-    except Exception:  # noqa: BLE001
+    except Exception:
         per_frame = []
     if len(per_frame) != frames:
         return None, None, None, None, None, tuple(flags)
@@ -303,14 +355,9 @@ def _check_inflated_size(path: str, fp: BinaryIO) -> None:
     meta = read_file_meta_info(path)
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
         return
-    fp.seek(132)
-    # group 0002 is explicit VR little endian; its length is in (0002,0000) when present
-    start = 132 + sum(
-        (12 if e.VR in ("OB", "OW", "OF", "SQ", "UT", "UN") else 8) + (e.length or 0)
-        for e in meta.iterall() if e.tag.group == 2
-    ) if "FileMetaInformationGroupLength" not in meta else (
-        132 + 12 + int(meta.FileMetaInformationGroupLength))
-    fp.seek(start)
+    if "FileMetaInformationGroupLength" not in meta:  # Type 1: required to find the stream
+        raise DicomReadError("deflated file without File Meta Information Group Length", path=path)
+    fp.seek(132 + 12 + int(meta.FileMetaInformationGroupLength))
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     total = 0
     while chunk := fp.read(1 << 20):
@@ -319,7 +366,8 @@ def _check_inflated_size(path: str, fp: BinaryIO) -> None:
             if total > MAX_INFLATED_BYTES:
                 raise ResourceLimitError(
                     f"deflated dataset inflates beyond {MAX_INFLATED_BYTES // 1024**2} MiB",
-                    path=path)
+                    path=path,
+                )
             chunk = inflater.unconsumed_tail
     fp.seek(0)
 
@@ -339,13 +387,25 @@ def _open_dataset(fp: BinaryIO, path: str, head: bytes) -> Dataset:
         return ds
     except InvalidDicomError as e:
         raise NotDicomError(f"not a DICOM file ({e})", path=path) from e
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError,
-            OverflowError, MemoryError, RecursionError, NotImplementedError) as e:
+    except (
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        MemoryError,
+        RecursionError,
+        NotImplementedError,
+    ) as e:
         if has_preamble:
-            raise DicomReadError(f"unreadable DICOM header: {type(e).__name__}: {e}",
-                                 path=path) from e
-        raise NotDicomError("not a DICOM file (no DICM marker and no parseable header)",
-                            path=path) from e
+            raise DicomReadError(
+                f"unreadable DICOM header: {type(e).__name__}: {e}", path=path
+            ) from e
+        raise NotDicomError(
+            "not a DICOM file (no DICM marker and no parseable header)", path=path
+        ) from e
 
 
 def parse_header(path: str | os.PathLike[str], *, fast: bool = True) -> InstanceRecord:
@@ -365,8 +425,17 @@ def parse_header(path: str | os.PathLike[str], *, fast: bool = True) -> Instance
             flags = check_preamble(head)
             fh = read_fast_header(fp, st.st_size, head, WANTED_TAGS) if fast else None
             if fh is not None:
-                return _record(_Fast(fh), fh.transfer_syntax, fh.media_class, True,
-                               fh.pixel, p, st.st_size, st.st_mtime_ns, flags)
+                return _record(
+                    _Fast(fh),
+                    fh.transfer_syntax,
+                    fh.media_class,
+                    True,
+                    fh.pixel,
+                    p,
+                    st.st_size,
+                    st.st_mtime_ns,
+                    flags,
+                )
             fp.seek(0)
             ds = _open_dataset(fp, p, head)
             return _from_dataset(ds, p, st.st_size, st.st_mtime_ns, flags)
@@ -376,7 +445,7 @@ def parse_header(path: str | os.PathLike[str], *, fast: bool = True) -> Instance
         raise DicomReadError("sequences nested too deeply", path=p) from e
     except MemoryError as e:
         raise ResourceLimitError("header declares more data than memory allows", path=p) from e
-    except Exception as e:  # noqa: BLE001 - untrusted input: every failure maps to a typed error
+    except Exception as e:
         raise DicomReadError(f"unreadable DICOM header: {type(e).__name__}: {e}", path=p) from e
 
 
@@ -394,8 +463,9 @@ def _transfer_syntax(ds: Dataset) -> str:
     return str(ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian)
 
 
-def _from_dataset(ds: Dataset, path: str, size: int, mtime_ns: int,
-                  flags: tuple[str, ...]) -> InstanceRecord:
+def _from_dataset(
+    ds: Dataset, path: str, size: int, mtime_ns: int, flags: tuple[str, ...]
+) -> InstanceRecord:
     meta = getattr(ds, "file_meta", None)
     media_class = str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else ""
     pixel: tuple[int, int] | None = None
@@ -408,61 +478,88 @@ def _from_dataset(ds: Dataset, path: str, size: int, mtime_ns: int,
                 length = len(getattr(pix, "value", b"") or b"")
             pixel = (offset, -1 if length == 0xFFFFFFFF else int(length))
             break
-    return _record(_Raw(ds), _transfer_syntax(ds), media_class,
-                   meta is not None and len(meta) > 0, pixel, path, size, mtime_ns, flags, ds)
+    return _record(
+        _Raw(ds),
+        _transfer_syntax(ds),
+        media_class,
+        meta is not None and len(meta) > 0,
+        pixel,
+        path,
+        size,
+        mtime_ns,
+        flags,
+        ds,
+    )
 
 
-def _record(r: _Accessor, ts: str, media_class: str, has_meta: bool,
-            pixel: tuple[int, int] | None, path: str, size: int, mtime_ns: int,
-            flags: tuple[str, ...], ds: Dataset | None = None) -> InstanceRecord:
+def _record(
+    r: _Accessor,
+    ts: str,
+    media_class: str,
+    has_meta: bool,
+    pixel: tuple[int, int] | None,
+    path: str,
+    size: int,
+    mtime_ns: int,
+    flags: tuple[str, ...],
+    ds: Dataset | None = None,
+) -> InstanceRecord:
     """Build the record from element values (``r``) and file-level facts. ``ds`` is the full
     pydicom dataset when there is one (enhanced multi-frame geometry needs its sequences)."""
     sop_class = r.text(T["SOPClassUID"])
     sop_inst = r.text(T["SOPInstanceUID"])
     if MEDIA_DIRECTORY_SOP_CLASS in (sop_class, media_class):
-        raise NotAnImageError("DICOMDIR media directory (its referenced files are imported)",
-                              path=path)
+        raise NotAnImageError(
+            "DICOMDIR media directory (its referenced files are imported)", path=path
+        )
     if not sop_inst and not sop_class and not r.text(T["Modality"]):
         if has_meta:
-            raise DicomReadError("no SOP Class/Instance UID or Modality after the file meta "
-                                 "information (truncated or incomplete file)", path=path)
-        raise NotDicomError("not a DICOM file (no DICM marker and no DICOM identifiers)",
-                            path=path)
+            raise DicomReadError(
+                "no SOP Class/Instance UID or Modality after the file meta "
+                "information (truncated or incomplete file)",
+                path=path,
+            )
+        raise NotDicomError("not a DICOM file (no DICM marker and no DICOM identifiers)", path=path)
     # pydicom inflates deflated datasets in memory: offsets refer to that stream, not the file
     in_file = ts != DeflatedExplicitVRLittleEndian
     pix = pixel
     rows = r.us(T["Rows"])
     cols = r.us(T["Columns"])
-    frames = r.int(T["NumberOfFrames"], 1) or 1
+    frames = r.integer(T["NumberOfFrames"], 1) or 1
     spp = r.us(T["SamplesPerPixel"], 1) or 1
     bits_alloc = r.us(T["BitsAllocated"])
     pixel_offset, pixel_length = pixel if pixel is not None else (-1, 0)
 
     if pix is None and "Image Storage" in pydicom.uid.UID(sop_class or media_class).name:
-        raise DicomReadError("truncated or incomplete: an image object without Pixel Data",
-                             path=path)
+        raise DicomReadError(
+            "truncated or incomplete: an image object without Pixel Data", path=path
+        )
     if pix is not None:
         if rows <= 0 or cols <= 0 or frames <= 0 or spp not in (1, 3, 4):
             raise DicomReadError(
                 f"invalid image size Rows={rows} Columns={cols} Frames={frames} "
-                f"SamplesPerPixel={spp}", path=path)
+                f"SamplesPerPixel={spp}",
+                path=path,
+            )
         if bits_alloc not in (1, 8, 16, 32, 64):
             raise DicomReadError(f"unsupported BitsAllocated={bits_alloc}", path=path)
         if frames > MAX_FRAMES:
-            raise ResourceLimitError(f"{frames} frames exceeds the cap of {MAX_FRAMES}",
-                                     path=path)
+            raise ResourceLimitError(f"{frames} frames exceeds the cap of {MAX_FRAMES}", path=path)
         decoded = rows * cols * frames * spp * max(bits_alloc, 8) // 8
         if decoded > MAX_DECODED_BYTES:
             raise ResourceLimitError(
                 f"declared image of {decoded / 1024**3:.1f} GiB "
                 f"({rows}x{cols}x{frames}) exceeds the {MAX_DECODED_BYTES // 1024**3} GiB cap",
-                path=path)
+                path=path,
+            )
         photometric = r.text(T["PhotometricInterpretation"]).upper()
         if pixel_offset >= 0 and pixel_length >= 0:
             if in_file and pixel_offset + pixel_length > size:
                 raise DicomReadError(
                     f"truncated: pixel data declares {pixel_length} bytes but the file ends "
-                    f"{size - pixel_offset} bytes after its start", path=path)
+                    f"{size - pixel_offset} bytes after its start",
+                    path=path,
+                )
             if bits_alloc == 1:
                 expected = (rows * cols * frames + 7) // 8
             else:
@@ -472,12 +569,14 @@ def _record(r: _Accessor, ts: str, media_class: str, has_meta: bool,
             if pixel_length < expected:
                 raise DicomReadError(
                     f"truncated: pixel data holds {pixel_length} bytes, "
-                    f"{expected} expected for {rows}x{cols}x{frames}", path=path)
+                    f"{expected} expected for {rows}x{cols}x{frames}",
+                    path=path,
+                )
         elif in_file and pixel_offset >= 0 and pixel_offset >= size:
             raise DicomReadError("truncated: no encapsulated pixel data", path=path)
 
     pixel_spacing = _positive(r.vec(T["PixelSpacing"], 2))
-    slice_thickness = r.float(T["SliceThickness"])
+    slice_thickness = r.number(T["SliceThickness"])
     position = r.vec(T["ImagePositionPatient"], 3)
     orientation = r.vec(T["ImageOrientationPatient"], 6)
     frame_positions = frame_rescale = None
@@ -492,8 +591,8 @@ def _record(r: _Accessor, ts: str, media_class: str, has_meta: bool,
     if pixel_spacing is None:
         # projection radiography: spacing at the detector is the best we have
         pixel_spacing = _positive(r.vec(T["ImagerPixelSpacing"], 2))
-    slope = r.float(T["RescaleSlope"], 1.0)
-    intercept = r.float(T["RescaleIntercept"], 0.0)
+    slope = r.number(T["RescaleSlope"], 1.0)
+    intercept = r.number(T["RescaleIntercept"], 0.0)
     if frame_rescale and len(set(frame_rescale)) == 1:
         slope, intercept = frame_rescale[0]
         frame_rescale = None
@@ -516,13 +615,13 @@ def _record(r: _Accessor, ts: str, media_class: str, has_meta: bool,
         study_description=r.ptext("StudyDescription"),
         accession_number=r.ptext("AccessionNumber"),
         series_uid=r.text(T["SeriesInstanceUID"]),
-        series_number=r.int(T["SeriesNumber"]),
+        series_number=r.integer(T["SeriesNumber"]),
         series_description=r.ptext("SeriesDescription"),
         modality=r.text(T["Modality"]),
         body_part=r.ptext("BodyPartExamined"),
         frame_of_reference_uid=r.text(T["FrameOfReferenceUID"]),
-        instance_number=r.int(T["InstanceNumber"]),
-        acquisition_number=r.int(T["AcquisitionNumber"]),
+        instance_number=r.integer(T["InstanceNumber"]),
+        acquisition_number=r.integer(T["AcquisitionNumber"]),
         image_type=tuple(x for x in r.text(T["ImageType"]).split("\\") if x),
         rows=rows,
         columns=cols,
@@ -536,13 +635,13 @@ def _record(r: _Accessor, ts: str, media_class: str, has_meta: bool,
         rescale_slope=slope if slope else 1.0,
         rescale_intercept=intercept or 0.0,
         rescale_type=r.ptext("RescaleType"),
-        window_center=r.float(T["WindowCenter"]),
-        window_width=r.float(T["WindowWidth"]),
+        window_center=r.number(T["WindowCenter"]),
+        window_width=r.number(T["WindowWidth"]),
         pixel_spacing=(pixel_spacing[0], pixel_spacing[1]) if pixel_spacing else None,
         slice_thickness=slice_thickness,
         image_position=(position[0], position[1], position[2]) if position else None,
         image_orientation=tuple(orientation) if orientation else None,  # type: ignore[arg-type]
-        gantry_tilt=r.float(T["GantryDetectorTilt"], 0.0) or 0.0,
+        gantry_tilt=r.number(T["GantryDetectorTilt"], 0.0) or 0.0,
         frame_positions=frame_positions,
         frame_rescale=frame_rescale,
         pixel_offset=pixel_offset if in_file else -2,
@@ -566,5 +665,3 @@ def iter_headers(paths: Iterable[str]) -> Iterable[InstanceRecord | MedviewError
             yield parse_header(p)
         except MedviewError as e:
             yield e
-
-

@@ -51,8 +51,9 @@ class IsolatedDecoder:
 
     def _executor(self, workers: int | None = None) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=workers or self.workers,
-                                             mp_context=_context())
+            self._pool = ProcessPoolExecutor(
+                max_workers=workers or self.workers, mp_context=_context()
+            )
         return self._pool
 
     def _reset(self) -> None:
@@ -71,12 +72,15 @@ class IsolatedDecoder:
         return self._pool is not None and not self._pool_is_broken()
 
     def map_chunks(
-        self, fn: Callable[[list[str]], list[T]], items: list[str], chunk: int,
+        self,
+        fn: Callable[[list[str]], list[T]],
+        items: list[str],
+        chunk: int,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> Iterator[T]:
         """``fn`` over ``items`` in chunks on the workers, results in order. ``fn`` must not
         crash its process; if a worker dies anyway, the chunk is re-run in this process."""
-        chunks = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+        chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
         with self._lock:
             futures = [self._executor().submit(fn, c) for c in chunks]
         for c, f in zip(chunks, futures, strict=True):
@@ -152,10 +156,15 @@ class IsolatedDecoder:
                 yield p, self._executor().submit(self.decode_fn, p).result()
             except BrokenProcessPool:
                 self._reset()
-                yield p, DecodeError(
-                    "the pixel decoder crashed on this file (corrupt or hostile data); "
-                    "MedView carried on without it", path=p)
-            except Exception as e:  # noqa: BLE001 - any decoder failure is reported per file
+                yield (
+                    p,
+                    DecodeError(
+                        "the pixel decoder crashed on this file (corrupt or hostile data); "
+                        "MedView carried on without it",
+                        path=p,
+                    ),
+                )
+            except Exception as e:
                 yield p, _as_error(e, p)
 
 

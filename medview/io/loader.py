@@ -77,13 +77,17 @@ def _check_consistent(series: SeriesRecord) -> None:
     first = series.first
     for rec in series.instances:
         if (rec.rows, rec.columns, rec.samples_per_pixel) != (
-            first.rows, first.columns, first.samples_per_pixel
+            first.rows,
+            first.columns,
+            first.samples_per_pixel,
         ):
-            raise SeriesAssemblyError("instances of different image sizes in one stack",
-                                      path=rec.path)
+            raise SeriesAssemblyError(
+                "instances of different image sizes in one stack", path=rec.path
+            )
         if not series.is_color and rec.bits_allocated != first.bits_allocated:
-            raise SeriesAssemblyError("instances with different BitsAllocated in one stack",
-                                      path=rec.path)
+            raise SeriesAssemblyError(
+                "instances with different BitsAllocated in one stack", path=rec.path
+            )
 
 
 def load_series(
@@ -155,13 +159,13 @@ def load_series(
         photometric="RGB" if colour else (first.photometric or "MONOCHROME2"),
         invert_display=first.photometric == "MONOCHROME1",
         window=(first.window_center, first.window_width)
-        if first.window_center is not None and first.window_width else None,
+        if first.window_center is not None and first.window_width
+        else None,
         warnings=series.warnings,
     )
 
 
-def _read_direct(rec: InstanceRecord, targets: Sequence[tuple[int, int]],
-                 buf: np.ndarray) -> None:
+def _read_direct(rec: InstanceRecord, targets: Sequence[tuple[int, int]], buf: np.ndarray) -> None:
     frame_bytes = rec.frame_bytes
     if rec.pixel_length < frame_bytes * rec.frames:
         raise DecodeError("truncated pixel data", path=rec.path)
@@ -182,16 +186,20 @@ def _decode_in_process(rec: InstanceRecord) -> np.ndarray:
         return decode_file(rec.path)
     except MedviewError:
         raise
-    except Exception as e:  # noqa: BLE001 - untrusted data: map to one error type
-        raise DecodeError(f"cannot decode pixel data: {type(e).__name__}: {e}",
-                          path=rec.path) from e
+    except Exception as e:
+        raise DecodeError(
+            f"cannot decode pixel data: {type(e).__name__}: {e}", path=rec.path
+        ) from e
 
 
-def _place(rec: InstanceRecord, frames: np.ndarray, targets: Sequence[tuple[int, int]],
-           buf: np.ndarray) -> None:
+def _place(
+    rec: InstanceRecord, frames: np.ndarray, targets: Sequence[tuple[int, int]], buf: np.ndarray
+) -> None:
     if frames.shape[1:3] != buf.shape[1:3]:
-        raise DecodeError(f"decoded size {frames.shape[1:3]} differs from the header "
-                          f"{buf.shape[1:3]}", path=rec.path)
+        raise DecodeError(
+            f"decoded size {frames.shape[1:3]} differs from the header {buf.shape[1:3]}",
+            path=rec.path,
+        )
     for z, frame in targets:
         if frame >= frames.shape[0]:
             raise DecodeError(f"frame {frame + 1} missing from the pixel data", path=rec.path)
@@ -219,21 +227,23 @@ def _rescale(buf: np.ndarray, series: SeriesRecord) -> tuple[np.ndarray, str]:
     first = series.first
     units = "HU" if first.modality == "CT" else (first.rescale_type or "")
     slopes, intercepts = _slice_rescale(series)
-    if np.all(slopes == 1) and np.all(intercepts == intercepts[0]) and \
-            float(intercepts[0]).is_integer():
+    if (
+        np.all(slopes == 1)
+        and np.all(intercepts == intercepts[0])
+        and float(intercepts[0]).is_integer()
+    ):
         c = int(intercepts[0])
         if c == 0:
             return buf, units
         lo, hi = int(buf.min()) + c, int(buf.max()) + c
-        if -32768 <= lo and hi <= 32767:
+        if lo >= -32768 and hi <= 32767:
             if buf.itemsize == 2:
                 # in place, modulo 2**16: exact because the result fits int16
                 out = buf.view(np.int16)
-                np.add(out, np.int16(((c + 32768) % 65536) - 32768), out=out,
-                       casting="unsafe")
+                np.add(out, np.int16(((c + 32768) % 65536) - 32768), out=out, casting="unsafe")
                 return out, units
             return buf.astype(np.int16) + np.int16(c), units
-        if -(2**31) <= lo and hi < 2**31:
+        if lo >= -(2**31) and hi < 2**31:
             return buf.astype(np.int32) + np.int32(c), units
     out = np.empty(buf.shape, dtype=np.float32)
     for z in range(buf.shape[0]):

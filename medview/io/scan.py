@@ -56,7 +56,8 @@ def _is_zip(path: str) -> bool:
 
 
 def expand_inputs(
-    inputs: Sequence[str | os.PathLike[str]], extract_dir: str,
+    inputs: Sequence[str | os.PathLike[str]],
+    extract_dir: str,
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> Expanded:
     """All candidate files under ``inputs``; zips are extracted into ``extract_dir``.
@@ -121,8 +122,9 @@ def parse_chunk(paths: list[str]) -> list[InstanceRecord | SkippedFile]:
     return [parse_or_skip(p) for p in paths]
 
 
-def _parsed(files: list[str], workers: int, cancel: CancelToken) -> Iterator[
-        InstanceRecord | SkippedFile]:
+def _parsed(
+    files: list[str], workers: int, cancel: CancelToken
+) -> Iterator[InstanceRecord | SkippedFile]:
     pool = default_decoder()
     threshold = PARALLEL_WARM if pool.is_warm else PARALLEL_COLD
     if workers <= 1 or pool.workers <= 1 or len(files) < threshold:
@@ -156,9 +158,15 @@ def index_inputs(
             if r.has_pixels:
                 records.append(r)
             else:
-                skipped.append(SkippedFile(r.path, NotAnImageError(
-                    f"no image pixel data ({r.modality or 'unknown'} object)").message,
-                    "NotAnImageError"))
+                skipped.append(
+                    SkippedFile(
+                        r.path,
+                        NotAnImageError(
+                            f"no image pixel data ({r.modality or 'unknown'} object)"
+                        ).message,
+                        "NotAnImageError",
+                    )
+                )
         else:
             skipped.append(r)
         if len(records) + len(skipped) >= batch_size:
@@ -175,6 +183,7 @@ def scan(
     extract_dir: str | None = None,
     cancel: CancelToken = NEVER_CANCELLED,
     progress: Progress = no_progress,
+    workers: int | None = None,
 ) -> ScanResult:
     """Index everything under ``inputs`` in one go (CLI, tests).
 
@@ -184,11 +193,10 @@ def scan(
     result = ScanResult()
     if extract_dir is None:
         with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
-            return scan(inputs, extract_dir=tmp, cancel=cancel, progress=progress)
-    for batch in index_inputs(inputs, extract_dir=extract_dir, cancel=cancel,
-                              progress=progress):
+            return scan(inputs, extract_dir=tmp, cancel=cancel, progress=progress, workers=workers)
+    for batch in index_inputs(
+        inputs, extract_dir=extract_dir, cancel=cancel, progress=progress, workers=workers
+    ):
         result.records.extend(batch.records)
         result.skipped.extend(batch.skipped)
     return result
-
-

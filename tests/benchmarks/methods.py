@@ -63,7 +63,7 @@ def prepare(method: str) -> None:
     """Import what a method needs before the baseline is taken (imports are not the volume)."""
     import pydicom  # noqa: F401
 
-    import medview.io.loader  # noqa: F401
+    import medview.io.loader
     import medview.io.scan  # noqa: F401
 
     if method == "SimpleITK ImageSeriesReader":

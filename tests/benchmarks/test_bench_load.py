@@ -27,8 +27,9 @@ def ct300(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(1)
     base = rng.integers(-1000, 1500, size=(512, 512), dtype=np.int16)
     values = np.stack([np.roll(base, z, axis=0) for z in range(300)])
-    write_ct(folder, n=300, rows=512, cols=512, values=values, spacing=(0.7, 0.7, 1.0),
-             seed="bench300")
+    write_ct(
+        folder, n=300, rows=512, cols=512, values=values, spacing=(0.7, 0.7, 1.0), seed="bench300"
+    )
     return folder
 
 
@@ -39,20 +40,38 @@ def _table(title: str, folder: Path, methods: list[str], repeats: int) -> dict[s
         out = METHODS[name](str(folder))
         if isinstance(out, np.ndarray):
             assert np.array_equal(np.asarray(out, dtype=np.float64), ref.astype(np.float64)), name
-    times = {name: median_time(lambda n=name: METHODS[n](str(folder)), repeats=repeats)
-             for name in methods}
+    times = {
+        name: median_time(lambda n=name: METHODS[n](str(folder)), repeats=repeats)
+        for name in methods
+    }
     mib = ref.nbytes / 1024**2
     rows = []
     for name in methods:
         rss = peak_rss_above_baseline(name, folder)
-        rows.append([name, f"{times[name] * 1000:.0f}", f"{times['MedView'] / times[name]:.2f}",
-                     f"{times[name] / times['MedView']:.2f}x",
-                     f"{rss:.0f}", f"{rss / mib:.2f}"])
+        rows.append(
+            [
+                name,
+                f"{times[name] * 1000:.0f}",
+                f"{times['MedView'] / times[name]:.2f}",
+                f"{times[name] / times['MedView']:.2f}x",
+                f"{rss:.0f}",
+                f"{rss / mib:.2f}",
+            ]
+        )
     size = sum(os.path.getsize(p) for p in folder.glob("*.dcm")) / 1024**2
-    print_table(f"{title}: {ref.shape} {ref.dtype} = {mib:.0f} MiB volume, {size:.0f} MiB files,"
-                f" warm cache, median of {repeats}, {os.cpu_count()} CPUs", rows,
-                ["method", "median ms", "MedView/it", "it/MedView (speed-up)",
-                 "peak RSS MiB", "RSS/volume"])
+    print_table(
+        f"{title}: {ref.shape} {ref.dtype} = {mib:.0f} MiB volume, {size:.0f} MiB files,"
+        f" warm cache, median of {repeats}, {os.cpu_count()} CPUs",
+        rows,
+        [
+            "method",
+            "median ms",
+            "MedView/it",
+            "it/MedView (speed-up)",
+            "peak RSS MiB",
+            "RSS/volume",
+        ],
+    )
     return times
 
 
@@ -67,6 +86,10 @@ def test_bench_demo_ct_jpeg_ls(tmp_path: Path) -> None:
     from medview.io.isolation import default_decoder
 
     default_decoder().warm_up()  # the application starts its decoder pool at launch
-    times = _table("Demo CT lung2 61 x 512 x 512, JPEG-LS lossless", folder,
-                   ["MedView", "SimpleITK ImageSeriesReader", "pydicom loop"], repeats=5)
+    times = _table(
+        "Demo CT lung2 61 x 512 x 512, JPEG-LS lossless",
+        folder,
+        ["MedView", "SimpleITK ImageSeriesReader", "pydicom loop"],
+        repeats=5,
+    )
     assert times["MedView"] > 0

@@ -150,8 +150,9 @@ def test_deeply_nested_sequences(tmp_path: Path, depth: int) -> None:
 
 
 @pytest.mark.parametrize("magic", [b"MZ\x90\x00", b"\x7fELF"])
-def test_executable_preamble_is_flagged(ct_series: list[Path], tmp_path: Path,
-                                        magic: bytes) -> None:
+def test_executable_preamble_is_flagged(
+    ct_series: list[Path], tmp_path: Path, magic: bytes
+) -> None:
     data = bytearray(ct_series[0].read_bytes())
     data[: len(magic)] = magic
     f = tmp_path / "poly.dcm"

@@ -11,14 +11,17 @@ import pytest
 
 from medview.core.errors import DatabaseError
 from medview.core.tasks import CancelToken
-from medview.io.database import SCHEMA_VERSION, StudyDatabase, _MIGRATIONS
+from medview.io.database import _MIGRATIONS, SCHEMA_VERSION, StudyDatabase
 from medview.io.loader import load_series
 from tests.conftest import DEMO, write_ct
 
 
 def tree_hashes(root: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_default_location_follows_medview_home(medview_home: Path) -> None:
@@ -34,8 +37,7 @@ def test_import_is_idempotent_and_sources_untouched(tmp_path: Path) -> None:
         counts = db.counts()
         n2, _ = db.import_paths([DEMO])
         assert n1 == n2 == 242 and not skipped
-        assert db.counts() == counts == {"patients": 2, "studies": 2, "series": 2,
-                                         "instances": 242}
+        assert db.counts() == counts == {"patients": 2, "studies": 2, "series": 2, "instances": 242}
         ct = db.search("chest")[0]
         stacks = db.study_series(ct.study_uid)
         vol = load_series(stacks[0])
@@ -129,5 +131,6 @@ def test_records_round_trip_exactly(tmp_path: Path) -> None:
         direct = scan([DEMO / "lung2"]).series[0]
         stored = db.series(direct.series_uid)[0]
         assert sorted(stored.instances, key=lambda r: r.path) == sorted(
-            direct.instances, key=lambda r: r.path)
+            direct.instances, key=lambda r: r.path
+        )
         assert np.array_equal(load_series(stored).array, load_series(direct).array)

@@ -38,15 +38,17 @@ def test_identical_records_on_every_corpus_and_demo_file() -> None:
 
 def test_identical_on_generated_series(tmp_path: Path) -> None:
     for ts in ("explicit", "jpeg-ls", "rle"):
-        for f in write_ct(tmp_path / ts, n=3, transfer_syntax=ts, seed=ts,
-                          patient_name="Müller^Jürgen"):
+        for f in write_ct(
+            tmp_path / ts, n=3, transfer_syntax=ts, seed=ts, patient_name="Müller^Jürgen"
+        ):
             assert _fast_applies(f)
             assert parse_header(f) == parse_header(f, fast=False)
             assert parse_header(f).patient_name == "Müller^Jürgen"
 
 
-@pytest.mark.parametrize("name", ["MR_small_bigendian.dcm", "no_meta.dcm", "image_dfl.dcm",
-                                  "ExplVR_BigEnd.dcm"])
+@pytest.mark.parametrize(
+    "name", ["MR_small_bigendian.dcm", "no_meta.dcm", "image_dfl.dcm", "ExplVR_BigEnd.dcm"]
+)
 def test_unusual_files_fall_back(name: str) -> None:
     assert not _fast_applies(PYDICOM_FILES / name)
 
