@@ -19,8 +19,11 @@ def test_every_demo_file_passes_dciodvfy() -> None:
 
 
 def test_demo_matches_recorded_checksums() -> None:
-    r = subprocess.run([sys.executable, str(REPO / "resources" / "regenerate_demo.py"),
-                        "--check"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "resources" / "regenerate_demo.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "243/243 files match" in r.stdout
 
@@ -33,8 +36,12 @@ def test_demo_folder_under_40_mb() -> None:
 
 def test_sources_and_licences_are_credited() -> None:
     text = (REPO / "resources" / "DEMO_SOURCES.md").read_text()
-    for needle in ("pyradiomics-bhklab==3.1.4", "mricron-data", "BSD-3-Clause",
-                   "aa2b94eec79127ed786798ac8dc3c013010e1692d5787bebfae1a1e9685a4651"):
+    for needle in (
+        "pyradiomics-bhklab==3.1.4",
+        "mricron-data",
+        "BSD-3-Clause",
+        "aa2b94eec79127ed786798ac8dc3c013010e1692d5787bebfae1a1e9685a4651",
+    ):
         assert needle in text
     readme = (REPO / "README.md").read_text()
     assert "DEMO_SOURCES.md" in readme

@@ -155,7 +155,7 @@ def read_dicomdir(path: str) -> Expanded:
     try:
         ds = pydicom.dcmread(path)
         records = ds.get("DirectoryRecordSequence") or []
-    except Exception as e:
+    except Exception as e:  # untrusted media: any parse failure is an ArchiveError
         raise ArchiveError(f"unreadable DICOMDIR: {type(e).__name__}: {e}", path=path) from e
     for rec in records:
         fid = rec.get("ReferencedFileID")

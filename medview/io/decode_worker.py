@@ -53,7 +53,7 @@ def decode_file(path: str) -> np.ndarray:
         try:
             ds.pixel_array_options(decoding_plugin=plugin)
             arr = ds.pixel_array
-        except Exception:
+        except Exception:  # plugin missing or refusing: fall back to pydicom's choice
             ds.pixel_array_options(decoding_plugin="")
     if arr is None:
         arr = ds.pixel_array  # pydicom converts YBR to RGB by default

@@ -127,7 +127,7 @@ class _Raw(_Accessor):
         """Raw bytes of a not-yet-converted element, else pydicom's converted value."""
         try:
             elem = self.ds.get_item(tag, keep_deferred=True)
-        except Exception:
+        except Exception:  # untrusted file: an unreadable element counts as absent
             return None
         return None if elem is None else elem.value
 
@@ -220,25 +220,13 @@ WANTED_TAGS = frozenset(T.values()) | frozenset(TEXT_TAGS.values())
 def _s(ds: Dataset, keyword: str) -> str:
     try:
         v = ds.get(keyword)
-    except Exception:
+    except Exception:  # an invalid optional value counts as absent
         return ""
     if v is None:
         return ""
     if isinstance(v, pydicom.multival.MultiValue):
         return "\\".join(str(x) for x in v)
     return str(v).strip()
-
-
-def _i(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
-    try:
-        v = ds.get(keyword)
-        if v is None or v == "":
-            return default
-        if isinstance(v, pydicom.multival.MultiValue):
-            v = v[0]
-        return int(v)
-    except Exception:
-        return default
 
 
 def _f(ds: Dataset, keyword: str, default: float | None = None) -> float | None:
@@ -249,7 +237,7 @@ def _f(ds: Dataset, keyword: str, default: float | None = None) -> float | None:
         if isinstance(v, pydicom.multival.MultiValue):
             v = v[0]
         return float(v)
-    except Exception:
+    except Exception:  # an invalid optional value counts as absent
         return default
 
 
@@ -261,7 +249,7 @@ def _vec(ds: Dataset | None, keyword: str, n: int) -> tuple[float, ...] | None:
         if v is None:
             return None
         vals = tuple(float(x) for x in v)
-    except Exception:
+    except Exception:  # an invalid optional value counts as absent
         return None
     return vals if len(vals) == n else None
 
@@ -278,7 +266,7 @@ def _item(seq_owner: Dataset | None, keyword: str) -> Dataset | None:
     try:
         seq = seq_owner.get(keyword)
         return seq[0] if seq else None
-    except Exception:
+    except Exception:  # an invalid optional value counts as absent
         return None
 
 
@@ -307,7 +295,7 @@ def _multiframe_geometry(
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     try:
         per_frame: Sequence[Dataset] = ds.get("PerFrameFunctionalGroupsSequence") or []
-    except Exception:
+    except Exception:  # an invalid optional value counts as absent
         per_frame = []
     if len(per_frame) != frames:
         return None, None, None, None, None, tuple(flags)
@@ -445,7 +433,7 @@ def parse_header(path: str | os.PathLike[str], *, fast: bool = True) -> Instance
         raise DicomReadError("sequences nested too deeply", path=p) from e
     except MemoryError as e:
         raise ResourceLimitError("header declares more data than memory allows", path=p) from e
-    except Exception as e:
+    except Exception as e:  # untrusted input: every failure maps to a typed error
         raise DicomReadError(f"unreadable DICOM header: {type(e).__name__}: {e}", path=p) from e
 
 

@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
@@ -103,7 +103,7 @@ class IsolatedDecoder:
 
     def decode(
         self, paths: Iterable[str], *, cancel: CancelToken = NEVER_CANCELLED
-    ) -> Iterator[tuple[str, np.ndarray | MedviewError]]:
+    ) -> Generator[tuple[str, np.ndarray | MedviewError], None, None]:
         """Yield ``(path, array or error)`` as files finish, in completion order."""
         with self._lock:
             yield from self._decode(list(paths), cancel)
@@ -114,11 +114,21 @@ class IsolatedDecoder:
         pending = deque(paths)
         in_flight: dict[Future[np.ndarray], str] = {}
         limit = 2 * self.workers  # bounded, so a crash leaves few suspects to re-run
+        try:
+            yield from self._run(pending, in_flight, limit, cancel)
+        finally:  # consumer stopped early (error, cancel): drop work not yet started
+            for f in in_flight:
+                f.cancel()
+
+    def _run(
+        self,
+        pending: deque[str],
+        in_flight: dict[Future[np.ndarray], str],
+        limit: int,
+        cancel: CancelToken,
+    ) -> Iterator[tuple[str, np.ndarray | MedviewError]]:
         while pending or in_flight:
-            if cancel.cancelled:
-                for f in in_flight:
-                    f.cancel()
-                raise CancelledError()
+            cancel.raise_if_cancelled()  # the caller's finally drops queued work
             suspects: list[str] = []
             while pending and len(in_flight) < limit:
                 p = pending.popleft()
@@ -164,7 +174,7 @@ class IsolatedDecoder:
                         path=p,
                     ),
                 )
-            except Exception as e:
+            except Exception as e:  # any decoder failure is reported per file
                 yield p, _as_error(e, p)
 
 

@@ -17,6 +17,7 @@ for CT where values fit, in place; float32 only for non-integer slope/intercept)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 
 import numpy as np
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UncompressedTransferSyntaxes
@@ -136,13 +137,14 @@ def load_series(
             progress(done, total, "decoding")
     if isolated:
         pool = decoder or default_decoder()
-        for path, result in pool.decode(list(isolated), cancel=cancel):
-            if isinstance(result, MedviewError):
-                raise result
-            idx = isolated[path]
-            _place(series.instances[idx], result, by_instance[idx], buf)
-            done += len(by_instance[idx])
-            progress(done, total, "decoding")
+        with closing(pool.decode(list(isolated), cancel=cancel)) as results:
+            for path, result in results:
+                if isinstance(result, MedviewError):
+                    raise result
+                idx = isolated[path]
+                _place(series.instances[idx], result, by_instance[idx], buf)
+                done += len(by_instance[idx])
+                progress(done, total, "decoding")
 
     if colour:
         array, units = buf, ""
@@ -186,7 +188,7 @@ def _decode_in_process(rec: InstanceRecord) -> np.ndarray:
         return decode_file(rec.path)
     except MedviewError:
         raise
-    except Exception as e:
+    except Exception as e:  # untrusted data: any decoder failure is one typed error
         raise DecodeError(
             f"cannot decode pixel data: {type(e).__name__}: {e}", path=rec.path
         ) from e
