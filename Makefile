@@ -21,7 +21,7 @@ $(VENV)/.test-installed: $(VENV)/.run-installed
 	@touch $@
 
 run: $(VENV)/.run-installed
-	$(BIN)/medview info $(DEMO)
+	$(BIN)/medview $(DEMO)/lung2
 
 test: $(VENV)/.test-installed
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not benchmark" tests

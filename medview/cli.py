@@ -198,7 +198,17 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
+COMMANDS = ("info", "load")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``medview [PATH...]`` opens the workstation window; ``medview info|load ...`` run
+    headless."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        from medview.app import main as gui_main  # Qt only when the window is wanted
+
+        return gui_main(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ap = make_parser()
     args = ap.parse_args(argv)

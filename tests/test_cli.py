@@ -65,7 +65,7 @@ def test_info_exit_codes(tmp_path: Path) -> None:
     assert medview("info", str(tmp_path)).returncode == 1
     assert medview("info").returncode == 2
     assert medview("info", "--bogus", str(tmp_path)).returncode == 2
-    assert medview().returncode == 2
+    assert medview("--bogus").returncode == 2
 
 
 @pytest.mark.parametrize("folder", [DEMO_CT, DEMO_MR], ids=["ct", "mr"])

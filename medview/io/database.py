@@ -92,6 +92,16 @@ class StudyRow:
 
 
 @dataclass(frozen=True)
+class ImportResult:
+    """What an import indexed: instance count, skipped files, and the Series Instance UIDs
+    seen, in the order they were first met."""
+
+    count: int
+    skipped: list[SkippedFile]
+    series_uids: list[str]
+
+
+@dataclass(frozen=True)
 class RescanReport:
     checked: int
     missing: list[str]
@@ -206,20 +216,22 @@ class StudyDatabase:
         *,
         cancel: CancelToken = NEVER_CANCELLED,
         progress: Progress = no_progress,
-    ) -> tuple[int, list[SkippedFile]]:
+    ) -> ImportResult:
         """Index ``inputs`` into the database batch by batch. Zips are extracted into the data
-        folder (``archives/``) so their files stay readable. Returns (instances, skipped)."""
+        folder (``archives/``) so their files stay readable."""
         from medview.io.scan import index_inputs
 
         archives = self.path.parent / "archives"
         archives.mkdir(exist_ok=True)
         count, skipped = 0, []
+        series: dict[str, None] = {}
         for batch in index_inputs(
             inputs, extract_dir=str(archives), cancel=cancel, progress=progress
         ):
             count += self.add_records(batch.records)
             skipped.extend(batch.skipped)
-        return count, skipped
+            series.update((r.series_uid, None) for r in batch.records)
+        return ImportResult(count, skipped, list(series))
 
     def _refresh_warnings(self, series_uids: Iterable[str]) -> None:
         for uid in series_uids:

@@ -50,6 +50,7 @@ class PlaneMapping:
     spacing: tuple[float, float, float]
     approximate: bool
     screen_dirs: tuple[np.ndarray, np.ndarray]  # LPS unit vectors of screen down, right
+    normal: np.ndarray  # LPS unit vector in which the slice number grows
 
     def oriented(self, array: np.ndarray) -> np.ndarray:
         """The array as (slice, row, column[, rgb]) in screen orientation (a view, no copy)."""
@@ -117,7 +118,7 @@ def plane_mapping(geometry: Geometry, view: View) -> PlaneMapping:
         d = geometry.direction
         return PlaneMapping(view, (0, 1, 2), (False, False, False), (nz, ny, nx),
                             (spacing_of_dim[0], spacing_of_dim[1], spacing_of_dim[2]), False,
-                            (d[:, 1].copy(), d[:, 0].copy()))
+                            (d[:, 1].copy(), d[:, 0].copy()), d[:, 2].copy())
     d = geometry.direction
     cosines = np.abs(d)  # [lps axis, array axis]
     # assign each LPS axis the array axis nearest to it (greedy, strongest first)
@@ -137,4 +138,5 @@ def plane_mapping(geometry: Geometry, view: View) -> PlaneMapping:
         dirs.append(d[:, arr] * (1 if sign == wanted else -1))
     shape = (sizes[dims[0]], sizes[dims[1]], sizes[dims[2]])
     return PlaneMapping(view, (dims[0], dims[1], dims[2]), (flips[0], flips[1], flips[2]), shape,
-                        (spacing[0], spacing[1], spacing[2]), approximate, (dirs[1], dirs[2]))
+                        (spacing[0], spacing[1], spacing[2]), approximate, (dirs[1], dirs[2]),
+                        dirs[0])

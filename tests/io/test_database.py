@@ -33,10 +33,11 @@ def test_default_location_follows_medview_home(medview_home: Path) -> None:
 def test_import_is_idempotent_and_sources_untouched(tmp_path: Path) -> None:
     before = tree_hashes(DEMO)
     with StudyDatabase(tmp_path / "db.sqlite") as db:
-        n1, skipped = db.import_paths([DEMO])
+        first = db.import_paths([DEMO])
         counts = db.counts()
-        n2, _ = db.import_paths([DEMO])
-        assert n1 == n2 == 242 and not skipped
+        second = db.import_paths([DEMO])
+        assert first.count == second.count == 242 and not first.skipped
+        assert len(first.series_uids) == 2
         assert db.counts() == counts == {"patients": 2, "studies": 2, "series": 2, "instances": 242}
         ct = db.search("chest")[0]
         stacks = db.study_series(ct.study_uid)

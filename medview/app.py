@@ -1,0 +1,90 @@
+"""Composition root of the GUI: settings, logging, database, main window; shutdown order."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from logging.handlers import RotatingFileHandler
+from types import TracebackType
+
+from medview.core.paths import data_dir
+
+log = logging.getLogger("medview")
+
+
+def setup_logging() -> str:
+    """Log to ``<data dir>/medview.log`` (rotated). Messages never carry patient data."""
+    path = str(data_dir() / "medview.log")
+    handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not any(isinstance(h, RotatingFileHandler) for h in root.handlers):
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return path
+
+
+def apply_dark_theme(app: object) -> None:
+    from PySide6.QtGui import QColor, QPalette
+    from PySide6.QtWidgets import QApplication
+
+    assert isinstance(app, QApplication)
+    app.setStyle("Fusion")
+    pal = QPalette()
+    base, text, mid = QColor(30, 30, 32), QColor(220, 220, 220), QColor(45, 45, 48)
+    roles = QPalette.ColorRole
+    for role, colour in ((roles.Window, mid), (roles.WindowText, text), (roles.Base, base),
+                         (roles.AlternateBase, mid), (roles.Text, text), (roles.Button, mid),
+                         (roles.ButtonText, text), (roles.ToolTipBase, base),
+                         (roles.ToolTipText, text), (roles.Highlight, QColor(60, 110, 180)),
+                         (roles.HighlightedText, QColor(255, 255, 255))):
+        pal.setColor(role, colour)
+    app.setPalette(pal)
+
+
+def create_window(paths: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+    """Build the application objects (also used by the UI tests). Returns the main window."""
+    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from medview.io.database import StudyDatabase
+    from medview.io.isolation import default_decoder
+    from medview.ui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("MedView")
+    apply_dark_theme(app)
+    setup_logging()
+    settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(StudyDatabase(), settings)
+
+    def excepthook(kind: type[BaseException], exc: BaseException,
+                   tb: TracebackType | None) -> None:
+        log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, exc, tb)))
+        QTimer.singleShot(0, lambda: window.notify(
+            f"Unexpected error ({kind.__name__}); details are in the log file."))
+
+    sys.excepthook = excepthook
+    threading.excepthook = lambda a: excepthook(a.exc_type, a.exc_value, a.exc_traceback)
+    # start the decoder workers now, off the GUI thread, so the first load does not wait
+    threading.Thread(target=default_decoder().warm_up, name="decoder-warmup",
+                     daemon=True).start()
+    if paths:
+        QTimer.singleShot(0, lambda: window.import_paths(list(paths)))
+    return window
+
+
+def main(paths: Sequence[str] = ()) -> int:
+    from PySide6.QtWidgets import QApplication
+
+    window = create_window(paths)
+    if window.settings.value("geometry") is None:
+        window.resize(1500, 900)
+    window.show()
+    log.info("MedView started")
+    rc = QApplication.instance().exec()  # type: ignore[union-attr]
+    window.db.close()
+    return int(rc)

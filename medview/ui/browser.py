@@ -1,0 +1,83 @@
+"""Study browser: the local database as a patient / study / series tree with a search box."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from medview.core.records import SeriesRecord
+from medview.io.database import StudyDatabase
+
+SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class StudyBrowserPanel(QWidget):
+    """Double-click a series to show it (``series_activated``)."""
+
+    series_activated = Signal(object)  # SeriesRecord
+
+    def __init__(self, db: StudyDatabase, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.db = db
+        self.search = QLineEdit(placeholderText="Search patient, ID, description, accession")
+        self.search.setClearButtonEnabled(True)
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Patient / study / series", "Mod", "Date", "Images", "Notes"])
+        self.tree.setColumnWidth(0, 230)
+        self.tree.setUniformRowHeights(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.search)
+        layout.addWidget(self.tree)
+        self.search.textChanged.connect(self.refresh)
+        self.tree.itemActivated.connect(self._activated)
+        self.tree.itemDoubleClicked.connect(self._activated)
+
+    def refresh(self) -> None:
+        self.tree.clear()
+        patients: dict[tuple[str, str], QTreeWidgetItem] = {}
+        for row in self.db.search(self.search.text().strip()):
+            key = (row.patient_id, row.patient_name)
+            pitem = patients.get(key)
+            if pitem is None:
+                pitem = QTreeWidgetItem([f"{row.patient_name or '(no name)'}  [{row.patient_id}]"])
+                patients[key] = pitem
+                self.tree.addTopLevelItem(pitem)
+            sitem = QTreeWidgetItem([row.description or "(no description)",
+                                     "/".join(row.modalities), _date(row.study_date),
+                                     str(row.instance_count),
+                                     f"{row.missing_count} missing" if row.missing_count else ""])
+            pitem.addChild(sitem)
+            for series in self.db.study_series(row.study_uid):
+                self._add_series(sitem, series)
+        self.tree.expandAll()
+
+    def _add_series(self, parent: QTreeWidgetItem, s: SeriesRecord) -> None:
+        shape = "x".join(str(v) for v in s.shape)
+        notes = f"⚠ {len(s.warnings)}" if s.warnings else ""
+        item = QTreeWidgetItem([f"{s.series_number if s.series_number is not None else '-'}  "
+                                f"{s.description or '(no description)'}",
+                                s.modality, "", f"{len(s.slices)}", notes])
+        item.setToolTip(0, f"{shape} voxels (z, y, x)\n{s.key}")
+        if s.warnings:
+            item.setToolTip(4, "\n".join(s.warnings))
+        item.setData(0, SERIES_ROLE, s)
+        parent.addChild(item)
+
+    def series_items(self) -> list[QTreeWidgetItem]:
+        out = []
+        for i in range(self.tree.topLevelItemCount()):
+            p = self.tree.topLevelItem(i)
+            for j in range(p.childCount()):
+                st = p.child(j)
+                out.extend(st.child(k) for k in range(st.childCount()))
+        return out
+
+    def _activated(self, item: QTreeWidgetItem, column: int = 0) -> None:
+        series = item.data(0, SERIES_ROLE)
+        if series is not None:
+            self.series_activated.emit(series)
+
+
+def _date(d: str) -> str:
+    return f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 and d.isdigit() else d

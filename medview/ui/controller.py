@@ -1,0 +1,75 @@
+"""The Qt face of `ViewerState`: one object that views observe (``changed``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from medview.core.volume import Volume
+from medview.viewer.mpr import View
+from medview.viewer.state import ViewerState
+from medview.viewer.windowing import Window
+
+
+class ViewerController(QObject):
+    changed = Signal()
+    volume_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.state: ViewerState | None = None
+        self.info: dict[str, str] = {}
+        self.show_annotations = True
+        self.active_view: Any = None
+
+    def set_volume(self, volume: Volume, info: dict[str, str]) -> None:
+        self.state = ViewerState(volume)
+        self.info = info
+        self.volume_changed.emit()
+        self.changed.emit()
+
+    def set_active(self, view: Any) -> None:
+        if self.active_view is not view:
+            self.active_view = view
+            self.changed.emit()
+
+    def step(self, view: View, delta: int) -> None:
+        if self.state is not None and delta:
+            self.state.step(view, delta)
+            self.changed.emit()
+
+    def go_to(self, view: View, k: int) -> None:
+        if self.state is not None:
+            self.state.go_to(view, k)
+            self.changed.emit()
+
+    def set_point(self, view: View, row: float, col: float) -> None:
+        if self.state is not None:
+            self.state.set_point(view, row, col)
+            self.changed.emit()
+
+    def set_window(self, window: Window) -> None:
+        if self.state is not None:
+            self.state.window = window
+            self.changed.emit()
+
+    def apply_preset(self, index: int) -> bool:
+        if self.state is None or not 0 <= index < len(self.state.presets):
+            return False
+        self.set_window(self.state.presets[index].window)
+        return True
+
+    def toggle_invert(self) -> None:
+        if self.state is not None:
+            self.state.invert = not self.state.invert
+            self.changed.emit()
+
+    def set_slab(self, mm: float, mode: str = "mip") -> None:
+        if self.state is not None:
+            self.state.slab_mm, self.state.slab_mode = mm, mode
+            self.changed.emit()
+
+    def toggle_annotations(self) -> None:
+        self.show_annotations = not self.show_annotations
+        self.changed.emit()

@@ -1,0 +1,315 @@
+"""MedView's main window: browser, viewports, menus, status bar with progress and Cancel."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QToolBar,
+)
+
+from medview import __version__
+from medview.core.records import SeriesRecord
+from medview.core.volume import Volume
+from medview.io.database import ImportResult, StudyDatabase
+from medview.io.loader import load_series
+from medview.ui.bridge import Task, TaskRunner
+from medview.ui.browser import StudyBrowserPanel
+from medview.ui.controller import ViewerController
+from medview.ui.help import about_text, shortcut_sheet
+from medview.ui.viewer_panel import ViewerPanel
+from medview.viewer.mpr import View
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, db: StudyDatabase, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.db = db
+        self.settings = settings or QSettings()
+        self.setWindowTitle(f"MedView {__version__}")
+        self.setAcceptDrops(True)
+        self.runner = TaskRunner(parent=self)
+        self.controller = ViewerController(self)
+        self.browser = StudyBrowserPanel(db)
+        self.viewer = ViewerPanel(self.controller)
+        self.splitter = QSplitter()
+        self.splitter.addWidget(self.browser)
+        self.splitter.addWidget(self.viewer)
+        self.splitter.setStretchFactor(1, 4)
+        self.setCentralWidget(self.splitter)
+        self.current_series: SeriesRecord | None = None
+        self._open_after_import = True
+
+        self.notices = QListWidget()
+        self.notice_dock = QDockWidget("Notices", self)
+        self.notice_dock.setObjectName("notices")
+        self.notice_dock.setWidget(self.notices)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.notice_dock)
+        self.notice_dock.hide()
+
+        self.hover_label = QLabel()
+        self.task_label = QLabel()
+        self.progress = QProgressBar(maximumWidth=220)
+        self.cancel_button = QPushButton("Cancel")
+        sb = self.statusBar()
+        sb.addWidget(self.hover_label, 1)
+        sb.addPermanentWidget(self.task_label)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.cancel_button)
+        self._set_busy(False)
+        self.cancel_button.clicked.connect(self.runner.cancel_all)
+
+        self.cine = QTimer(self)
+        self.cine.timeout.connect(self._cine_step)
+        self.cine_fps = QSpinBox(minimum=1, maximum=60, value=10, suffix=" fps")
+        self.cine_fps.valueChanged.connect(lambda v: self.cine.setInterval(int(1000 / v)))
+
+        self.browser.series_activated.connect(self.open_series)
+        for view in self.viewer.views.values():
+            view.hovered.connect(self.hover_label.setText)
+        self.runner.task_started.connect(lambda t: self._set_busy(True, t))
+        self.runner.task_ended.connect(lambda t: self._set_busy(bool(self.runner.running)))
+        self._build_actions()
+        self.browser.refresh()
+        self._restore()
+
+    # -- actions --------------------------------------------------------------------------------
+    def _action(self, menu: object, text: str, slot: object, shortcut: str | None = None,
+                checkable: bool = False) -> QAction:
+        act = QAction(text, self)
+        if shortcut:
+            act.setShortcut(QKeySequence(shortcut))
+        act.setCheckable(checkable)
+        act.triggered.connect(slot)
+        menu.addAction(act)  # type: ignore[attr-defined]
+        self.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        mb = self.menuBar()
+        f = mb.addMenu("&File")
+        self._action(f, "Open file…", self._open_files, "Ctrl+O")
+        self._action(f, "Open folder…", self._open_folder, "Ctrl+Shift+O")
+        f.addSeparator()
+        self._action(f, "Quit", self.close, "Ctrl+Q")
+        v = mb.addMenu("&View")
+        tb = QToolBar("View", self)
+        tb.setObjectName("viewbar")
+        self.addToolBar(tb)
+        for name, key in (("1x1", "Ctrl+1"), ("1x3", "Ctrl+3"), ("2x2", "Ctrl+4")):
+            act = self._action(v, f"Layout {name}", lambda _=False, n=name: self.set_layout(n),
+                               key)
+            tb.addAction(act)
+        v.addSeparator()
+        self.preset_menu = v.addMenu("Window presets")
+        for i in range(9):
+            self._action(self.preset_menu, f"Preset {i + 1}",
+                         lambda _=False, k=i: self.apply_preset(k), str(i + 1))
+        self.preset_menu.aboutToShow.connect(self._label_presets)
+        self._action(v, "Invert", self.controller.toggle_invert, "I")
+        self._action(v, "Reset view", self.reset_views, "R")
+        self._action(v, "Fit to window", self.fit_views, "F")
+        self._action(v, "Corner annotations", self.controller.toggle_annotations, "Ctrl+T")
+        v.addSeparator()
+        self.cine_action = self._action(v, "Cine", self.toggle_cine, "C", checkable=True)
+        slab = v.addMenu("Thick slab")
+        for label, mm, mode in (("Off", 0.0, "mip"), ("MIP 10 mm", 10.0, "mip"),
+                                ("MIP 20 mm", 20.0, "mip"), ("MinIP 10 mm", 10.0, "minip")):
+            self._action(slab, label, lambda _=False, a=mm, b=mode: self.controller.set_slab(a, b))
+        tb.addSeparator()
+        tb.addAction(self.cine_action)
+        tb.addWidget(self.cine_fps)
+        nav = mb.addMenu("&Navigate")
+        for text, keys, delta in (("Next slice", ("Down", "Right"), 1),
+                                  ("Previous slice", ("Up", "Left"), -1),
+                                  ("Forward 10", ("PgDown",), 10), ("Back 10", ("PgUp",), -10)):
+            act = self._action(nav, text, lambda _=False, d=delta: self.step_active(d))
+            act.setShortcuts([QKeySequence(k) for k in keys])
+        self._action(nav, "First slice", lambda: self.go_active(0), "Home")
+        self._action(nav, "Last slice", lambda: self.go_active(10**9), "End")
+        h = mb.addMenu("&Help")
+        self._action(h, "Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(h, "About MedView", self.show_about)
+
+    def _label_presets(self) -> None:
+        state = self.controller.state
+        names = [p.name for p in state.presets] if state else []
+        for i, act in enumerate(self.preset_menu.actions()):
+            act.setText(f"{i + 1}  {names[i]}" if i < len(names) else f"Preset {i + 1}")
+            act.setEnabled(i < len(names))
+
+    # -- view commands --------------------------------------------------------------------------
+    def active_view(self) -> View:
+        active = self.controller.active_view
+        return active.view if active is not None else View.AXIAL
+
+    def step_active(self, delta: int) -> None:
+        self.controller.step(self.active_view(), delta)
+
+    def go_active(self, k: int) -> None:
+        self.controller.go_to(self.active_view(), k)
+
+    def apply_preset(self, index: int) -> None:
+        if not self.controller.apply_preset(index):
+            self.statusBar().showMessage(f"No preset {index + 1} for this series", 3000)
+
+    def set_layout(self, name: str) -> None:
+        self.viewer.set_layout(name)
+        self.settings.setValue("layout", name)
+
+    def reset_views(self) -> None:
+        """Back to the series' initial window, centre slices and fitted zoom."""
+        state = self.controller.state
+        if state is not None:
+            self.controller.set_volume(state.volume, self.controller.info)
+        self.fit_views()
+
+    def fit_views(self) -> None:
+        for v in self.viewer.views.values():
+            v.reset()
+
+    def toggle_cine(self) -> None:
+        if self.cine.isActive():
+            self.cine.stop()
+        elif self.controller.state is not None:
+            self.cine.start(int(1000 / self.cine_fps.value()))
+        self.cine_action.setChecked(self.cine.isActive())
+
+    def _cine_step(self) -> None:
+        state = self.controller.state
+        if state is None:
+            return
+        view = self.active_view()
+        k = state.slice_index(view) + 1
+        self.controller.go_to(view, 0 if k >= state.mapping(view).shape[0] else k)
+
+    # -- opening --------------------------------------------------------------------------------
+    def _open_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files or a zip")
+        if files:
+            self.import_paths(files)
+
+    def _open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM files")
+        if folder:
+            self.import_paths([folder])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.import_paths(paths)
+
+    def import_paths(self, paths: Sequence[str], open_first: bool = True) -> Task:
+        """Index ``paths`` into the database off the GUI thread, then show the first series."""
+        self._open_after_import = open_first
+        return self.runner.submit("Importing", self.db.import_paths, list(paths),
+                                  on_done=self._imported, on_error=self.notify,
+                                  on_progress=self._progress, slot="import")
+
+    def _imported(self, result: ImportResult) -> None:
+        self.browser.refresh()
+        if result.skipped:
+            self.notify(f"{len(result.skipped)} file(s) could not be used:")
+            for s in result.skipped[:500]:
+                self.notify(f"  {os.path.basename(s.path)}: {s.reason}", detail=s.path)
+        if not result.series_uids:
+            self.notify("No images found in what was opened.")
+            return
+        if self._open_after_import:
+            stacks = self.db.series(result.series_uids[0])
+            if stacks:
+                self.open_series(stacks[0])
+
+    def open_series(self, series: SeriesRecord) -> Task:
+        self.current_series = series
+        return self.runner.submit("Loading", load_series, series, on_done=self._show_volume,
+                                  on_error=self.notify, on_progress=self._progress, slot="load")
+
+    def _show_volume(self, volume: Volume) -> None:
+        s = self.current_series
+        first = s.first if s is not None else None
+        info = {"patient_name": first.patient_name if first else "",
+                "patient_id": first.patient_id if first else "",
+                "study_date": first.study_date if first else "",
+                "modality": volume.modality}
+        self.controller.set_volume(volume, info)
+        self.viewer.set_layout(self.viewer.layout_name)
+        for v in self.viewer.views.values():
+            v.reset()
+        for w in volume.warnings:
+            self.notify(f"Series warning: {w}")
+
+    # -- status -----------------------------------------------------------------------------
+    def _progress(self, done: int, total: int, message: str) -> None:
+        self.progress.setMaximum(max(total, 1))
+        self.progress.setValue(done)
+        self.task_label.setText(message)
+
+    def _set_busy(self, busy: bool, task: Task | None = None) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.task_label.setVisible(busy)
+        if task is not None:
+            self.task_label.setText(task.name)
+            self.progress.setValue(0)
+
+    def notify(self, message: str, detail: str | None = None) -> None:
+        """A non-blocking notice: listed in the Notices panel and logged (no patient data)."""
+        self.notices.addItem(message)
+        if detail:
+            self.notices.item(self.notices.count() - 1).setToolTip(detail)
+        self.notice_dock.show()
+        self.statusBar().showMessage(message, 5000)
+
+    # -- help -----------------------------------------------------------------------------------
+    def show_shortcuts(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setText(shortcut_sheet())
+        box.setModal(False)
+        box.show()
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About MedView", about_text())
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window_state")
+        if state is not None:
+            self.restoreState(state)
+        splitter = self.settings.value("splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        self.set_layout(str(self.settings.value("layout", "1x3")))
+
+    def closeEvent(self, event: object) -> None:  # noqa: N802
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("splitter", self.splitter.saveState())
+        self.cine.stop()
+        self.runner.shutdown()
+        super().closeEvent(event)  # type: ignore[arg-type]

@@ -1,0 +1,237 @@
+"""One viewport: draws a plane of the shared `ViewerState` with its annotations and turns
+mouse input into view changes (radiology conventions)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtWidgets import QWidget
+
+from medview.ui.controller import ViewerController
+from medview.viewer.mpr import View
+from medview.viewer.render import LutCache, render_grey, render_rgb
+
+VIEW_COLOURS = {View.AXIAL: QColor(230, 80, 80), View.CORONAL: QColor(90, 200, 90),
+                View.SAGITTAL: QColor(230, 200, 60), View.NATIVE: QColor(150, 150, 150)}
+_SCALE_STEPS_MM = (1, 2, 5, 10, 20, 50, 100, 200)
+
+
+class SliceView(QWidget):
+    """Shows ``view`` of the controller's volume. Wheel: slices; Ctrl+wheel: zoom; left:
+    crosshair; right-drag: window/level; middle-drag: pan."""
+
+    hovered = Signal(str)
+    activated = Signal(object)
+
+    def __init__(self, controller: ViewerController, view: View,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.view = view
+        self.zoom = 1.0
+        self.pan = QPointF(0, 0)
+        self._lut = LutCache()
+        self._buffer: np.ndarray | None = None  # keeps the QImage's memory alive
+        self._drag: tuple[Qt.MouseButton, QPointF] | None = None
+        self.setMouseTracking(True)
+        self.setMinimumSize(120, 120)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self.setAcceptDrops(False)
+        controller.changed.connect(self.update)
+
+    # -- geometry -----------------------------------------------------------------------------
+    def image_rect(self) -> QRectF:
+        """Where the plane is drawn, in widget pixels (aspect ratio from pixel spacing)."""
+        state = self.controller.state
+        assert state is not None
+        m = state.mapping(self.view)
+        rows, cols = m.shape[1], m.shape[2]
+        phys_w, phys_h = cols * m.spacing[2], rows * m.spacing[1]
+        fit = min(self.width() / phys_w, self.height() / phys_h) * self.zoom
+        w, h = phys_w * fit, phys_h * fit
+        return QRectF((self.width() - w) / 2 + self.pan.x(), (self.height() - h) / 2 + self.pan.y(),
+                      w, h)
+
+    def to_plane(self, pos: QPointF) -> tuple[float, float]:
+        """Widget position -> (row, col) of the plane (pixel centres at integers)."""
+        state = self.controller.state
+        assert state is not None
+        m = state.mapping(self.view)
+        r = self.image_rect()
+        return ((pos.y() - r.y()) / r.height() * m.shape[1] - 0.5,
+                (pos.x() - r.x()) / r.width() * m.shape[2] - 0.5)
+
+    def to_widget(self, row: float, col: float) -> QPointF:
+        state = self.controller.state
+        assert state is not None
+        m = state.mapping(self.view)
+        r = self.image_rect()
+        return QPointF(r.x() + (col + 0.5) / m.shape[2] * r.width(),
+                       r.y() + (row + 0.5) / m.shape[1] * r.height())
+
+    def mm_per_widget_pixel(self) -> float:
+        state = self.controller.state
+        assert state is not None
+        m = state.mapping(self.view)
+        return m.shape[2] * m.spacing[2] / max(self.image_rect().width(), 1e-9)
+
+    def reset(self) -> None:
+        self.zoom, self.pan = 1.0, QPointF(0, 0)
+        self.update()
+
+    # -- drawing ------------------------------------------------------------------------------
+    def rendered(self) -> np.ndarray | None:
+        """The ARGB32 pixels of the current plane (what the viewport shows, unscaled)."""
+        state = self.controller.state
+        if state is None:
+            return None
+        plane = state.plane(self.view)
+        if state.volume.is_color:
+            return render_rgb(plane)
+        return render_grey(plane, state.window, state.invert, self._lut)
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(0, 0, 0))
+        state = self.controller.state
+        if state is None:
+            p.setPen(QColor(140, 140, 140))
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
+                       "Drop DICOM files, folders, a .zip or a DICOMDIR here")
+            p.end()
+            return
+        argb = self.rendered()
+        assert argb is not None
+        self._buffer = np.ascontiguousarray(argb)
+        h, w = self._buffer.shape
+        image = QImage(self._buffer.data, w, h, w * 4, QImage.Format.Format_ARGB32)
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 4)
+        p.drawImage(self.image_rect(), image)
+        if self.view is not View.NATIVE:
+            self._draw_crosshair(p)
+        if self.controller.show_annotations:
+            self._draw_annotations(p)
+        if self.controller.active_view is self:
+            p.setPen(QPen(VIEW_COLOURS[self.view], 2))
+            p.drawRect(self.rect().adjusted(1, 1, -1, -1))
+        p.end()
+
+    def _draw_crosshair(self, p: QPainter) -> None:
+        state = self.controller.state
+        assert state is not None
+        row, col = state.screen_point(self.view)
+        pt = self.to_widget(row, col)
+        others = [v for v in (View.AXIAL, View.CORONAL, View.SAGITTAL) if v is not self.view]
+        # the horizontal line is the plane whose normal runs down the screen, and so on
+        m = state.mapping(self.view)
+        down = m.screen_dirs[0]
+        horiz = max(others, key=lambda v: abs(float(np.dot(state.mapping(v).normal, down))))
+        vert = next(v for v in others if v is not horiz)
+        p.setPen(QPen(VIEW_COLOURS[horiz], 1))
+        p.drawLine(QPointF(0, pt.y()), QPointF(self.width(), pt.y()))
+        p.setPen(QPen(VIEW_COLOURS[vert], 1))
+        p.drawLine(QPointF(pt.x(), 0), QPointF(pt.x(), self.height()))
+
+    def _draw_annotations(self, p: QPainter) -> None:
+        state = self.controller.state
+        assert state is not None
+        v = state.volume
+        info = self.controller.info
+        m = state.mapping(self.view)
+        k = state.slice_index(self.view)
+        p.setFont(QFont("Sans", 9))
+        p.setPen(QColor(235, 235, 235))
+        pad = 6
+        rect = self.rect().adjusted(pad, pad, -pad, -pad)
+        top_left = "\n".join(filter(None, [info.get("patient_name", ""),
+                                           info.get("patient_id", ""),
+                                           info.get("study_date", "")]))
+        top_right = "\n".join(filter(None, [v.description, info.get("modality", ""),
+                                            self.view.value.capitalize()
+                                            + (" (approx.)" if m.approximate else "")]))
+        slab = f"  slab {state.slab_mode.upper()} {state.slab_mm:g} mm" if state.slab_mm else ""
+        pos_mm = float(np.dot(state.volume.geometry.index_to_lps(state.crosshair), m.normal))
+        bottom_left = (f"Im {k + 1}/{m.shape[0]}  {pos_mm:.1f} mm\n"
+                       f"thk {m.spacing[0]:.2g} mm{slab}")
+        bottom_right = (f"W {state.window.width:.0f} L {state.window.center:.0f}"
+                        f"{'  inv' if state.invert else ''}\nzoom {self.zoom:.2f}")
+        al = Qt.AlignmentFlag
+        p.drawText(rect, int(al.AlignLeft | al.AlignTop), top_left)
+        p.drawText(rect, int(al.AlignRight | al.AlignTop), top_right)
+        p.drawText(rect, int(al.AlignLeft | al.AlignBottom), bottom_left)
+        p.drawText(rect, int(al.AlignRight | al.AlignBottom), bottom_right)
+        labels = m.edge_labels()
+        p.setPen(QColor(255, 220, 120))
+        p.setFont(QFont("Sans", 11, QFont.Weight.Bold))
+        mid = self.rect().center()
+        p.drawText(QRectF(0, pad, self.width(), 20), int(al.AlignHCenter), labels["top"])
+        p.drawText(QRectF(0, self.height() - 24, self.width(), 20), int(al.AlignHCenter),
+                   labels["bottom"])
+        p.drawText(QRectF(pad, mid.y() - 10, 40, 20), int(al.AlignLeft), labels["left"])
+        p.drawText(QRectF(self.width() - 40 - pad, mid.y() - 10, 40, 20), int(al.AlignRight),
+                   labels["right"])
+        self._draw_scale_bar(p)
+
+    def _draw_scale_bar(self, p: QPainter) -> None:
+        mm_px = self.mm_per_widget_pixel()
+        target = self.width() * 0.2 * mm_px
+        length_mm = max([s for s in _SCALE_STEPS_MM if s <= target] or [_SCALE_STEPS_MM[0]])
+        px = length_mm / mm_px
+        y = self.height() - 30
+        x0 = (self.width() - px) / 2
+        p.setPen(QPen(QColor(235, 235, 235), 2))
+        p.drawLine(QPointF(x0, y), QPointF(x0 + px, y))
+        p.setFont(QFont("Sans", 8))
+        p.drawText(QRectF(x0, y - 16, px, 14), int(Qt.AlignmentFlag.AlignHCenter),
+                   f"{length_mm} mm")
+
+    # -- input ----------------------------------------------------------------------------------
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+        if self.controller.state is None:
+            return
+        steps = event.angleDelta().y() / 120
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom = float(np.clip(self.zoom * (1.15 ** steps), 0.1, 40))
+            self.update()
+        else:
+            self.controller.step(self.view, -int(np.sign(steps)) if steps else 0)
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self.controller.set_active(self)
+        self.activated.emit(self)
+        if self.controller.state is None:
+            return
+        self._drag = (event.button(), event.position())
+        if event.button() == Qt.MouseButton.LeftButton and self.view is not View.NATIVE:
+            self.controller.set_point(self.view, *self.to_plane(event.position()))
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        state = self.controller.state
+        if state is None:
+            return
+        pos = event.position()
+        row, col = self.to_plane(pos)
+        value = state.value_at(self.view, row, col)
+        if value is not None:
+            lps = state.lps_at(self.view, row, col)
+            unit = f" {state.volume.units}" if state.volume.units else ""
+            shown = f"{value:g}{unit}" if isinstance(value, float) else f"RGB {value}"
+            self.hovered.emit(f"({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm LPS   {shown}")
+        if self._drag is None:
+            return
+        button, last = self._drag
+        delta = pos - last
+        self._drag = (button, pos)
+        if button == Qt.MouseButton.RightButton:
+            scale = max(state.window.width, 1.0) / 250
+            self.controller.set_window(state.window.dragged(delta.x(), delta.y(), scale))
+        elif button == Qt.MouseButton.MiddleButton:
+            self.pan += delta
+            self.update()
+        elif button == Qt.MouseButton.LeftButton and self.view is not View.NATIVE:
+            self.controller.set_point(self.view, row, col)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._drag = None
+
