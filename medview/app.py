@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Sequence
 from logging.handlers import RotatingFileHandler
 from types import TracebackType
+from typing import Any
 
 from medview.core.paths import data_dir
 
@@ -36,16 +37,24 @@ def apply_dark_theme(app: object) -> None:
     pal = QPalette()
     base, text, mid = QColor(30, 30, 32), QColor(220, 220, 220), QColor(45, 45, 48)
     roles = QPalette.ColorRole
-    for role, colour in ((roles.Window, mid), (roles.WindowText, text), (roles.Base, base),
-                         (roles.AlternateBase, mid), (roles.Text, text), (roles.Button, mid),
-                         (roles.ButtonText, text), (roles.ToolTipBase, base),
-                         (roles.ToolTipText, text), (roles.Highlight, QColor(60, 110, 180)),
-                         (roles.HighlightedText, QColor(255, 255, 255))):
+    for role, colour in (
+        (roles.Window, mid),
+        (roles.WindowText, text),
+        (roles.Base, base),
+        (roles.AlternateBase, mid),
+        (roles.Text, text),
+        (roles.Button, mid),
+        (roles.ButtonText, text),
+        (roles.ToolTipBase, base),
+        (roles.ToolTipText, text),
+        (roles.Highlight, QColor(60, 110, 180)),
+        (roles.HighlightedText, QColor(255, 255, 255)),
+    ):
         pal.setColor(role, colour)
     app.setPalette(pal)
 
 
-def create_window(paths: Sequence[str] = ()):  # type: ignore[no-untyped-def]
+def create_window(paths: Sequence[str] = ()) -> Any:
     """Build the application objects (also used by the UI tests). Returns the main window."""
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -61,17 +70,21 @@ def create_window(paths: Sequence[str] = ()):  # type: ignore[no-untyped-def]
     settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(StudyDatabase(), settings)
 
-    def excepthook(kind: type[BaseException], exc: BaseException,
-                   tb: TracebackType | None) -> None:
+    def excepthook(
+        kind: type[BaseException], exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, exc, tb)))
-        QTimer.singleShot(0, lambda: window.notify(
-            f"Unexpected error ({kind.__name__}); details are in the log file."))
+        QTimer.singleShot(
+            0,
+            lambda: window.notify(
+                f"Unexpected error ({kind.__name__}); details are in the log file."
+            ),
+        )
 
     sys.excepthook = excepthook
     threading.excepthook = lambda a: excepthook(a.exc_type, a.exc_value, a.exc_traceback)
     # start the decoder workers now, off the GUI thread, so the first load does not wait
-    threading.Thread(target=default_decoder().warm_up, name="decoder-warmup",
-                     daemon=True).start()
+    threading.Thread(target=default_decoder().warm_up, name="decoder-warmup", daemon=True).start()
     if paths:
         QTimer.singleShot(0, lambda: window.import_paths(list(paths)))
     return window

@@ -11,6 +11,9 @@ import numpy as np
 import pydicom
 import pytest
 
+# UI tests render offscreen however pytest is started (make test also sets this)
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "resources" / "demo"
 DEMO_CT = DEMO / "lung2"

@@ -62,11 +62,16 @@ class TaskRunner(QObject):
     def running(self) -> list[Task]:
         return list(self._tasks.values())
 
-    def submit(self, name: str, fn: Callable[..., Any], *args: Any,
-               on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[str], None] | None = None,
-               on_progress: Callable[[int, int, str], None] | None = None,
-               slot: str | None = None) -> Task:
+    def submit(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        on_progress: Callable[[int, int, str], None] | None = None,
+        slot: str | None = None,
+    ) -> Task:
         if slot and slot in self._slots:
             self._slots[slot].cancel.cancel()
         task = Task(next(self._ids), name, CancelToken(), on_done, on_error, on_progress, slot)
@@ -87,8 +92,9 @@ class TaskRunner(QObject):
                 sig.failed.emit(task.id, str(e), False)
             except Exception as e:  # a bug must become a notice, never a dead window
                 log.error("task %s failed:\n%s", name, traceback.format_exc())
-                sig.failed.emit(task.id, f"{name} failed unexpectedly: {type(e).__name__}: {e}",
-                                False)
+                sig.failed.emit(
+                    task.id, f"{name} failed unexpectedly: {type(e).__name__}: {e}", False
+                )
             else:
                 sig.succeeded.emit(task.id, result)
 

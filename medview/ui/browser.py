@@ -35,6 +35,7 @@ class StudyBrowserPanel(QWidget):
 
     def refresh(self) -> None:
         self.tree.clear()
+        self._series_items: list[QTreeWidgetItem] = []
         patients: dict[tuple[str, str], QTreeWidgetItem] = {}
         for row in self.db.search(self.search.text().strip()):
             key = (row.patient_id, row.patient_name)
@@ -43,10 +44,15 @@ class StudyBrowserPanel(QWidget):
                 pitem = QTreeWidgetItem([f"{row.patient_name or '(no name)'}  [{row.patient_id}]"])
                 patients[key] = pitem
                 self.tree.addTopLevelItem(pitem)
-            sitem = QTreeWidgetItem([row.description or "(no description)",
-                                     "/".join(row.modalities), _date(row.study_date),
-                                     str(row.instance_count),
-                                     f"{row.missing_count} missing" if row.missing_count else ""])
+            sitem = QTreeWidgetItem(
+                [
+                    row.description or "(no description)",
+                    "/".join(row.modalities),
+                    _date(row.study_date),
+                    str(row.instance_count),
+                    f"{row.missing_count} missing" if row.missing_count else "",
+                ]
+            )
             pitem.addChild(sitem)
             for series in self.db.study_series(row.study_uid):
                 self._add_series(sitem, series)
@@ -55,23 +61,26 @@ class StudyBrowserPanel(QWidget):
     def _add_series(self, parent: QTreeWidgetItem, s: SeriesRecord) -> None:
         shape = "x".join(str(v) for v in s.shape)
         notes = f"⚠ {len(s.warnings)}" if s.warnings else ""
-        item = QTreeWidgetItem([f"{s.series_number if s.series_number is not None else '-'}  "
-                                f"{s.description or '(no description)'}",
-                                s.modality, "", f"{len(s.slices)}", notes])
+        item = QTreeWidgetItem(
+            [
+                f"{s.series_number if s.series_number is not None else '-'}  "
+                f"{s.description or '(no description)'}",
+                s.modality,
+                "",
+                f"{len(s.slices)}",
+                notes,
+            ]
+        )
         item.setToolTip(0, f"{shape} voxels (z, y, x)\n{s.key}")
         if s.warnings:
             item.setToolTip(4, "\n".join(s.warnings))
         item.setData(0, SERIES_ROLE, s)
         parent.addChild(item)
+        self._series_items.append(item)
 
     def series_items(self) -> list[QTreeWidgetItem]:
-        out = []
-        for i in range(self.tree.topLevelItemCount()):
-            p = self.tree.topLevelItem(i)
-            for j in range(p.childCount()):
-                st = p.child(j)
-                out.extend(st.child(k) for k in range(st.childCount()))
-        return out
+        """Every series row, in display order."""
+        return list(self._series_items)
 
     def _activated(self, item: QTreeWidgetItem, column: int = 0) -> None:
         series = item.data(0, SERIES_ROLE)

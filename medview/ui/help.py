@@ -15,8 +15,11 @@ SHORTCUTS = (
     ("Up / Down, Left / Right", "previous / next slice"),
     ("Page Up / Page Down", "10 slices back / forward"),
     ("Home / End", "first / last slice"),
-    ("1 … 9", "window presets (CT: brain, subdural, stroke, lung, mediastinum, abdomen, "
-              "liver, bone; MR: header and percentile windows)"),
+    (
+        "1 … 9",
+        "window presets (CT: brain, subdural, stroke, lung, mediastinum, abdomen, "
+        "liver, bone; MR: header and percentile windows)",
+    ),
     ("I", "invert grey scale"),
     ("R", "reset view"),
     ("F", "fit to window"),

@@ -65,7 +65,8 @@ class MainWindow(QMainWindow):
 
         self.hover_label = QLabel()
         self.task_label = QLabel()
-        self.progress = QProgressBar(maximumWidth=220)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
         self.cancel_button = QPushButton("Cancel")
         sb = self.statusBar()
         sb.addWidget(self.hover_label, 1)
@@ -90,8 +91,14 @@ class MainWindow(QMainWindow):
         self._restore()
 
     # -- actions --------------------------------------------------------------------------------
-    def _action(self, menu: object, text: str, slot: object, shortcut: str | None = None,
-                checkable: bool = False) -> QAction:
+    def _action(
+        self,
+        menu: object,
+        text: str,
+        slot: object,
+        shortcut: str | None = None,
+        checkable: bool = False,
+    ) -> QAction:
         act = QAction(text, self)
         if shortcut:
             act.setShortcut(QKeySequence(shortcut))
@@ -113,14 +120,17 @@ class MainWindow(QMainWindow):
         tb.setObjectName("viewbar")
         self.addToolBar(tb)
         for name, key in (("1x1", "Ctrl+1"), ("1x3", "Ctrl+3"), ("2x2", "Ctrl+4")):
-            act = self._action(v, f"Layout {name}", lambda _=False, n=name: self.set_layout(n),
-                               key)
+            act = self._action(v, f"Layout {name}", lambda _=False, n=name: self.set_layout(n), key)
             tb.addAction(act)
         v.addSeparator()
         self.preset_menu = v.addMenu("Window presets")
         for i in range(9):
-            self._action(self.preset_menu, f"Preset {i + 1}",
-                         lambda _=False, k=i: self.apply_preset(k), str(i + 1))
+            self._action(
+                self.preset_menu,
+                f"Preset {i + 1}",
+                lambda _=False, k=i: self.apply_preset(k),
+                str(i + 1),
+            )
         self.preset_menu.aboutToShow.connect(self._label_presets)
         self._action(v, "Invert", self.controller.toggle_invert, "I")
         self._action(v, "Reset view", self.reset_views, "R")
@@ -129,16 +139,23 @@ class MainWindow(QMainWindow):
         v.addSeparator()
         self.cine_action = self._action(v, "Cine", self.toggle_cine, "C", checkable=True)
         slab = v.addMenu("Thick slab")
-        for label, mm, mode in (("Off", 0.0, "mip"), ("MIP 10 mm", 10.0, "mip"),
-                                ("MIP 20 mm", 20.0, "mip"), ("MinIP 10 mm", 10.0, "minip")):
+        for label, mm, mode in (
+            ("Off", 0.0, "mip"),
+            ("MIP 10 mm", 10.0, "mip"),
+            ("MIP 20 mm", 20.0, "mip"),
+            ("MinIP 10 mm", 10.0, "minip"),
+        ):
             self._action(slab, label, lambda _=False, a=mm, b=mode: self.controller.set_slab(a, b))
         tb.addSeparator()
         tb.addAction(self.cine_action)
         tb.addWidget(self.cine_fps)
         nav = mb.addMenu("&Navigate")
-        for text, keys, delta in (("Next slice", ("Down", "Right"), 1),
-                                  ("Previous slice", ("Up", "Left"), -1),
-                                  ("Forward 10", ("PgDown",), 10), ("Back 10", ("PgUp",), -10)):
+        for text, keys, delta in (
+            ("Next slice", ("Down", "Right"), 1),
+            ("Previous slice", ("Up", "Left"), -1),
+            ("Forward 10", ("PgDown",), 10),
+            ("Back 10", ("PgUp",), -10),
+        ):
             act = self._action(nav, text, lambda _=False, d=delta: self.step_active(d))
             act.setShortcuts([QKeySequence(k) for k in keys])
         self._action(nav, "First slice", lambda: self.go_active(0), "Home")
@@ -210,11 +227,11 @@ class MainWindow(QMainWindow):
         if folder:
             self.import_paths([folder])
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+    def dropEvent(self, event: QDropEvent) -> None:
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if paths:
             event.acceptProposedAction()
@@ -223,9 +240,15 @@ class MainWindow(QMainWindow):
     def import_paths(self, paths: Sequence[str], open_first: bool = True) -> Task:
         """Index ``paths`` into the database off the GUI thread, then show the first series."""
         self._open_after_import = open_first
-        return self.runner.submit("Importing", self.db.import_paths, list(paths),
-                                  on_done=self._imported, on_error=self.notify,
-                                  on_progress=self._progress, slot="import")
+        return self.runner.submit(
+            "Importing",
+            self.db.import_paths,
+            list(paths),
+            on_done=self._imported,
+            on_error=self.notify,
+            on_progress=self._progress,
+            slot="import",
+        )
 
     def _imported(self, result: ImportResult) -> None:
         self.browser.refresh()
@@ -243,16 +266,25 @@ class MainWindow(QMainWindow):
 
     def open_series(self, series: SeriesRecord) -> Task:
         self.current_series = series
-        return self.runner.submit("Loading", load_series, series, on_done=self._show_volume,
-                                  on_error=self.notify, on_progress=self._progress, slot="load")
+        return self.runner.submit(
+            "Loading",
+            load_series,
+            series,
+            on_done=self._show_volume,
+            on_error=self.notify,
+            on_progress=self._progress,
+            slot="load",
+        )
 
     def _show_volume(self, volume: Volume) -> None:
         s = self.current_series
         first = s.first if s is not None else None
-        info = {"patient_name": first.patient_name if first else "",
-                "patient_id": first.patient_id if first else "",
-                "study_date": first.study_date if first else "",
-                "modality": volume.modality}
+        info = {
+            "patient_name": first.patient_name if first else "",
+            "patient_id": first.patient_id if first else "",
+            "study_date": first.study_date if first else "",
+            "modality": volume.modality,
+        }
         self.controller.set_volume(volume, info)
         self.viewer.set_layout(self.viewer.layout_name)
         for v in self.viewer.views.values():
@@ -306,7 +338,7 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(splitter)
         self.set_layout(str(self.settings.value("layout", "1x3")))
 
-    def closeEvent(self, event: object) -> None:  # noqa: N802
+    def closeEvent(self, event: object) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("splitter", self.splitter.saveState())

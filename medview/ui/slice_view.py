@@ -12,8 +12,12 @@ from medview.ui.controller import ViewerController
 from medview.viewer.mpr import View
 from medview.viewer.render import LutCache, render_grey, render_rgb
 
-VIEW_COLOURS = {View.AXIAL: QColor(230, 80, 80), View.CORONAL: QColor(90, 200, 90),
-                View.SAGITTAL: QColor(230, 200, 60), View.NATIVE: QColor(150, 150, 150)}
+VIEW_COLOURS = {
+    View.AXIAL: QColor(230, 80, 80),
+    View.CORONAL: QColor(90, 200, 90),
+    View.SAGITTAL: QColor(230, 200, 60),
+    View.NATIVE: QColor(150, 150, 150),
+}
 _SCALE_STEPS_MM = (1, 2, 5, 10, 20, 50, 100, 200)
 
 
@@ -24,8 +28,9 @@ class SliceView(QWidget):
     hovered = Signal(str)
     activated = Signal(object)
 
-    def __init__(self, controller: ViewerController, view: View,
-                 parent: QWidget | None = None) -> None:
+    def __init__(
+        self, controller: ViewerController, view: View, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.controller = controller
         self.view = view
@@ -50,8 +55,9 @@ class SliceView(QWidget):
         phys_w, phys_h = cols * m.spacing[2], rows * m.spacing[1]
         fit = min(self.width() / phys_w, self.height() / phys_h) * self.zoom
         w, h = phys_w * fit, phys_h * fit
-        return QRectF((self.width() - w) / 2 + self.pan.x(), (self.height() - h) / 2 + self.pan.y(),
-                      w, h)
+        return QRectF(
+            (self.width() - w) / 2 + self.pan.x(), (self.height() - h) / 2 + self.pan.y(), w, h
+        )
 
     def to_plane(self, pos: QPointF) -> tuple[float, float]:
         """Widget position -> (row, col) of the plane (pixel centres at integers)."""
@@ -59,16 +65,20 @@ class SliceView(QWidget):
         assert state is not None
         m = state.mapping(self.view)
         r = self.image_rect()
-        return ((pos.y() - r.y()) / r.height() * m.shape[1] - 0.5,
-                (pos.x() - r.x()) / r.width() * m.shape[2] - 0.5)
+        return (
+            (pos.y() - r.y()) / r.height() * m.shape[1] - 0.5,
+            (pos.x() - r.x()) / r.width() * m.shape[2] - 0.5,
+        )
 
     def to_widget(self, row: float, col: float) -> QPointF:
         state = self.controller.state
         assert state is not None
         m = state.mapping(self.view)
         r = self.image_rect()
-        return QPointF(r.x() + (col + 0.5) / m.shape[2] * r.width(),
-                       r.y() + (row + 0.5) / m.shape[1] * r.height())
+        return QPointF(
+            r.x() + (col + 0.5) / m.shape[2] * r.width(),
+            r.y() + (row + 0.5) / m.shape[1] * r.height(),
+        )
 
     def mm_per_widget_pixel(self) -> float:
         state = self.controller.state
@@ -91,14 +101,17 @@ class SliceView(QWidget):
             return render_rgb(plane)
         return render_grey(plane, state.window, state.invert, self._lut)
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: object) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(0, 0, 0))
         state = self.controller.state
         if state is None:
             p.setPen(QColor(140, 140, 140))
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter,
-                       "Drop DICOM files, folders, a .zip or a DICOMDIR here")
+            p.drawText(
+                self.rect(),
+                Qt.AlignmentFlag.AlignCenter,
+                "Drop DICOM files, folders, a .zip or a DICOMDIR here",
+            )
             p.end()
             return
         argb = self.rendered()
@@ -144,18 +157,33 @@ class SliceView(QWidget):
         p.setPen(QColor(235, 235, 235))
         pad = 6
         rect = self.rect().adjusted(pad, pad, -pad, -pad)
-        top_left = "\n".join(filter(None, [info.get("patient_name", ""),
-                                           info.get("patient_id", ""),
-                                           info.get("study_date", "")]))
-        top_right = "\n".join(filter(None, [v.description, info.get("modality", ""),
-                                            self.view.value.capitalize()
-                                            + (" (approx.)" if m.approximate else "")]))
+        top_left = "\n".join(
+            filter(
+                None,
+                [
+                    info.get("patient_name", ""),
+                    info.get("patient_id", ""),
+                    info.get("study_date", ""),
+                ],
+            )
+        )
+        top_right = "\n".join(
+            filter(
+                None,
+                [
+                    v.description,
+                    info.get("modality", ""),
+                    self.view.value.capitalize() + (" (approx.)" if m.approximate else ""),
+                ],
+            )
+        )
         slab = f"  slab {state.slab_mode.upper()} {state.slab_mm:g} mm" if state.slab_mm else ""
         pos_mm = float(np.dot(state.volume.geometry.index_to_lps(state.crosshair), m.normal))
-        bottom_left = (f"Im {k + 1}/{m.shape[0]}  {pos_mm:.1f} mm\n"
-                       f"thk {m.spacing[0]:.2g} mm{slab}")
-        bottom_right = (f"W {state.window.width:.0f} L {state.window.center:.0f}"
-                        f"{'  inv' if state.invert else ''}\nzoom {self.zoom:.2f}")
+        bottom_left = f"Im {k + 1}/{m.shape[0]}  {pos_mm:.1f} mm\nthk {m.spacing[0]:.2g} mm{slab}"
+        bottom_right = (
+            f"W {state.window.width:.0f} L {state.window.center:.0f}"
+            f"{'  inv' if state.invert else ''}\nzoom {self.zoom:.2f}"
+        )
         al = Qt.AlignmentFlag
         p.drawText(rect, int(al.AlignLeft | al.AlignTop), top_left)
         p.drawText(rect, int(al.AlignRight | al.AlignTop), top_right)
@@ -166,11 +194,15 @@ class SliceView(QWidget):
         p.setFont(QFont("Sans", 11, QFont.Weight.Bold))
         mid = self.rect().center()
         p.drawText(QRectF(0, pad, self.width(), 20), int(al.AlignHCenter), labels["top"])
-        p.drawText(QRectF(0, self.height() - 24, self.width(), 20), int(al.AlignHCenter),
-                   labels["bottom"])
+        p.drawText(
+            QRectF(0, self.height() - 24, self.width(), 20), int(al.AlignHCenter), labels["bottom"]
+        )
         p.drawText(QRectF(pad, mid.y() - 10, 40, 20), int(al.AlignLeft), labels["left"])
-        p.drawText(QRectF(self.width() - 40 - pad, mid.y() - 10, 40, 20), int(al.AlignRight),
-                   labels["right"])
+        p.drawText(
+            QRectF(self.width() - 40 - pad, mid.y() - 10, 40, 20),
+            int(al.AlignRight),
+            labels["right"],
+        )
         self._draw_scale_bar(p)
 
     def _draw_scale_bar(self, p: QPainter) -> None:
@@ -183,21 +215,22 @@ class SliceView(QWidget):
         p.setPen(QPen(QColor(235, 235, 235), 2))
         p.drawLine(QPointF(x0, y), QPointF(x0 + px, y))
         p.setFont(QFont("Sans", 8))
-        p.drawText(QRectF(x0, y - 16, px, 14), int(Qt.AlignmentFlag.AlignHCenter),
-                   f"{length_mm} mm")
+        p.drawText(
+            QRectF(x0, y - 16, px, 14), int(Qt.AlignmentFlag.AlignHCenter), f"{length_mm} mm"
+        )
 
     # -- input ----------------------------------------------------------------------------------
-    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802
+    def wheelEvent(self, event: QWheelEvent) -> None:
         if self.controller.state is None:
             return
         steps = event.angleDelta().y() / 120
         if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            self.zoom = float(np.clip(self.zoom * (1.15 ** steps), 0.1, 40))
+            self.zoom = float(np.clip(self.zoom * (1.15**steps), 0.1, 40))
             self.update()
         else:
             self.controller.step(self.view, -int(np.sign(steps)) if steps else 0)
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         self.controller.set_active(self)
         self.activated.emit(self)
         if self.controller.state is None:
@@ -206,7 +239,7 @@ class SliceView(QWidget):
         if event.button() == Qt.MouseButton.LeftButton and self.view is not View.NATIVE:
             self.controller.set_point(self.view, *self.to_plane(event.position()))
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
         state = self.controller.state
         if state is None:
             return
@@ -232,6 +265,5 @@ class SliceView(QWidget):
         elif button == Qt.MouseButton.LeftButton and self.view is not View.NATIVE:
             self.controller.set_point(self.view, row, col)
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         self._drag = None
-

@@ -33,9 +33,9 @@ class ViewerPanel(QWidget):
             spec = [(View.NATIVE, 0, 0)]
         else:
             spec = LAYOUTS[name]
-        for view in self.views.values():
-            self.grid.removeWidget(view)
-            view.hide()
+        for widget in self.views.values():
+            self.grid.removeWidget(widget)
+            widget.hide()
         for view, row, col in spec:
             self.grid.addWidget(self.views[view], row, col)
             self.views[view].show()

@@ -97,8 +97,12 @@ class PlaneMapping:
     def edge_labels(self) -> dict[str, str]:
         """Orientation letters for the screen edges (e.g. axial: top A, right L)."""
         down, right = self.screen_dirs
-        return {"top": _letters(-down), "bottom": _letters(down),
-                "left": _letters(-right), "right": _letters(right)}
+        return {
+            "top": _letters(-down),
+            "bottom": _letters(down),
+            "left": _letters(-right),
+            "right": _letters(right),
+        }
 
 
 def _letters(v: np.ndarray) -> str:
@@ -116,9 +120,16 @@ def plane_mapping(geometry: Geometry, view: View) -> PlaneMapping:
     spacing_of_dim = {2: geometry.spacing[0], 1: geometry.spacing[1], 0: geometry.spacing[2]}
     if view is View.NATIVE:
         d = geometry.direction
-        return PlaneMapping(view, (0, 1, 2), (False, False, False), (nz, ny, nx),
-                            (spacing_of_dim[0], spacing_of_dim[1], spacing_of_dim[2]), False,
-                            (d[:, 1].copy(), d[:, 0].copy()), d[:, 2].copy())
+        return PlaneMapping(
+            view,
+            (0, 1, 2),
+            (False, False, False),
+            (nz, ny, nx),
+            (spacing_of_dim[0], spacing_of_dim[1], spacing_of_dim[2]),
+            False,
+            (d[:, 1].copy(), d[:, 0].copy()),
+            d[:, 2].copy(),
+        )
     d = geometry.direction
     cosines = np.abs(d)  # [lps axis, array axis]
     # assign each LPS axis the array axis nearest to it (greedy, strongest first)
@@ -137,6 +148,13 @@ def plane_mapping(geometry: Geometry, view: View) -> PlaneMapping:
         spacing.append(float(spacing_of_dim[axis_dim[arr]]))
         dirs.append(d[:, arr] * (1 if sign == wanted else -1))
     shape = (sizes[dims[0]], sizes[dims[1]], sizes[dims[2]])
-    return PlaneMapping(view, (dims[0], dims[1], dims[2]), (flips[0], flips[1], flips[2]), shape,
-                        (spacing[0], spacing[1], spacing[2]), approximate, (dirs[1], dirs[2]),
-                        dirs[0])
+    return PlaneMapping(
+        view,
+        (dims[0], dims[1], dims[2]),
+        (flips[0], flips[1], flips[2]),
+        shape,
+        (spacing[0], spacing[1], spacing[2]),
+        approximate,
+        (dirs[1], dirs[2]),
+        dirs[0],
+    )

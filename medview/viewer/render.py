@@ -20,8 +20,7 @@ def grey_to_argb(grey: np.ndarray) -> np.ndarray:
 
 
 def _ramp(values: np.ndarray, window: Window, invert: bool) -> np.ndarray:
-    scaled = (values.astype(np.float32) - np.float32(window.low)) * np.float32(
-        255.0 / window.width)
+    scaled = (values.astype(np.float32) - np.float32(window.low)) * np.float32(255.0 / window.width)
     grey = np.clip(scaled, 0, 255).astype(np.uint8)
     return 255 - grey if invert else grey
 
@@ -46,8 +45,9 @@ class LutCache:
         return self._table
 
 
-def render_grey(plane: np.ndarray, window: Window, invert: bool = False,
-                cache: LutCache | None = None) -> np.ndarray:
+def render_grey(
+    plane: np.ndarray, window: Window, invert: bool = False, cache: LutCache | None = None
+) -> np.ndarray:
     """A 2-D grey plane -> (rows, cols) uint32 ARGB32."""
     if plane.dtype.kind in "iu" and plane.dtype.itemsize <= 2:
         table = (cache or LutCache()).table(plane.dtype, window, invert)
@@ -70,13 +70,14 @@ def label_colors(colors: dict[int, tuple[int, int, int]]) -> np.ndarray:
     return table
 
 
-def blend_labels(argb: np.ndarray, labels: np.ndarray, table: np.ndarray,
-                 opacity: float = 0.4) -> np.ndarray:
+def blend_labels(
+    argb: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: float = 0.4
+) -> np.ndarray:
     """Blend label colours over ``argb`` (in place where labelled; returns ``argb``)."""
     mask = labels != 0
     if not mask.any():
         return argb
-    a = int(round(opacity * 256))
+    a = round(opacity * 256)
     base = argb[mask]
     over = table[labels[mask]]
     out = np.zeros_like(base)

@@ -80,7 +80,7 @@ class ViewerState:
 
     def value_at(self, view: View, row: float, col: float) -> float | tuple[int, ...] | None:
         m = self.mapping(view)
-        r, c = int(round(row)), int(round(col))
+        r, c = round(row), round(col)
         if not (0 <= r < m.shape[1] and 0 <= c < m.shape[2]):
             return None
         v = m.plane(self.volume.array, self.slice_index(view))[r, c]

@@ -67,8 +67,9 @@ def auto_window(values: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.0
     return Window((lo + hi) / 2, hi - lo)
 
 
-def presets_for(modality: str, values: np.ndarray, header: tuple[float, float] | None
-                ) -> tuple[Preset, ...]:
+def presets_for(
+    modality: str, values: np.ndarray, header: tuple[float, float] | None
+) -> tuple[Preset, ...]:
     """Presets offered on the number keys: CT windows for CT; for other modalities the
     header window (if any) and percentile windows."""
     if modality == "CT":
@@ -82,8 +83,7 @@ def presets_for(modality: str, values: np.ndarray, header: tuple[float, float] |
     return tuple(out)
 
 
-def initial_window(modality: str, values: np.ndarray, header: tuple[float, float] | None
-                   ) -> Window:
+def initial_window(modality: str, values: np.ndarray, header: tuple[float, float] | None) -> Window:
     if header:
         return Window(header[0], header[1])
     if modality == "CT":

@@ -54,7 +54,18 @@ def test_bench_render() -> None:
 
         ours = _median_ms(frame)
         peer = _median_ms(numpy_peer)
-        rows.append([view.value, "x".join(map(str, m.shape[1:])), f"{ours:.2f}",
-                     f"{1000 / ours:.0f}", f"{peer:.2f}", f"{peer / ours:.1f}x"])
-    print_table("Rendering one slice (W/L LUT + label overlay), demo CT, median of 200",
-                rows, ["view", "size", "MedView ms", "frames/s", "float numpy ms", "ratio"])
+        rows.append(
+            [
+                view.value,
+                "x".join(map(str, m.shape[1:])),
+                f"{ours:.2f}",
+                f"{1000 / ours:.0f}",
+                f"{peer:.2f}",
+                f"{peer / ours:.1f}x",
+            ]
+        )
+    print_table(
+        "Rendering one slice (W/L LUT + label overlay), demo CT, median of 200",
+        rows,
+        ["view", "size", "MedView ms", "frames/s", "float numpy ms", "ratio"],
+    )

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture
@@ -29,5 +26,6 @@ def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def wait_for_volume(qtbot, window, timeout: int = 20000) -> None:  # type: ignore[no-untyped-def]
-    qtbot.waitUntil(lambda: window.controller.state is not None and not window.runner.running,
-                    timeout=timeout)
+    qtbot.waitUntil(
+        lambda: window.controller.state is not None and not window.runner.running, timeout=timeout
+    )

@@ -19,8 +19,13 @@ from tests.ui.conftest import wait_for_volume
 def drop(window, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(50, 50),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(event)
 
 
@@ -41,8 +46,7 @@ def test_drop_folder_fills_browser_and_shows_image(qtbot, window, tmp_path: Path
 def test_non_dicom_drop_shows_notice(qtbot, window, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not an image")
     drop(window, [tmp_path / "notes.txt"])
-    qtbot.waitUntil(lambda: window.notices.count() > 0 and not window.runner.running,
-                    timeout=10000)
+    qtbot.waitUntil(lambda: window.notices.count() > 0 and not window.runner.running, timeout=10000)
     texts = [window.notices.item(i).text() for i in range(window.notices.count())]
     assert any("not a DICOM file" in t for t in texts)
     assert window.notice_dock.isVisible() and window.controller.state is None
@@ -58,9 +62,16 @@ def test_scroll_and_keys_change_slice(qtbot, window) -> None:
     axial = window.viewer.views[View.AXIAL]
     state = window.controller.state
     k0 = state.slice_index(View.AXIAL)
-    wheel = QWheelEvent(QPointF(100, 100), axial.mapToGlobal(QPointF(100, 100)), QPoint(0, 0),
-                        QPoint(0, -120), Qt.MouseButton.NoButton,
-                        Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    wheel = QWheelEvent(
+        QPointF(100, 100),
+        axial.mapToGlobal(QPointF(100, 100)),
+        QPoint(0, 0),
+        QPoint(0, -120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(axial, wheel)
     assert state.slice_index(View.AXIAL) == k0 + 1
     window.controller.set_active(axial)
@@ -107,7 +118,7 @@ def test_click_moves_crosshair_in_other_views(qtbot, window) -> None:
     qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=target.toPoint())
     assert abs(state.slice_index(View.CORONAL) - 100) <= 1
     assert abs(state.slice_index(View.SAGITTAL) - 400) <= 1
-    row, col = state.screen_point(View.CORONAL)
+    _row, col = state.screen_point(View.CORONAL)
     assert abs(col - 400) <= 1  # same left-right position in the coronal view
 
 
@@ -146,8 +157,9 @@ def test_gui_thread_never_stalls_during_import_and_load(qtbot, window, tmp_path:
     wait_for_volume(qtbot, window, timeout=30000)
     probe.stop()
     worst_ms = max(gaps[1:]) * 1000
-    print(f"\nworst GUI-thread stall during import + load: {worst_ms:.0f} ms "
-          f"over {len(gaps)} ticks")
+    print(
+        f"\nworst GUI-thread stall during import + load: {worst_ms:.0f} ms over {len(gaps)} ticks"
+    )
     assert worst_ms < 250  # hard ceiling for CI noise; the figure is reported in the README
 
 

@@ -8,8 +8,12 @@ from medview.viewer.mpr import View, plane_mapping
 
 
 def _geo(direction=None, shape=(4, 5, 6), spacing=(0.5, 0.7, 2.0)) -> Geometry:
-    return Geometry(shape=shape, origin=(0, 0, 0), spacing=spacing,
-                    direction=np.eye(3) if direction is None else direction)
+    return Geometry(
+        shape=shape,
+        origin=(0, 0, 0),
+        spacing=spacing,
+        direction=np.eye(3) if direction is None else direction,
+    )
 
 
 ARR = np.arange(4 * 5 * 6).reshape(4, 5, 6)

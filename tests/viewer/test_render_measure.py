@@ -31,8 +31,10 @@ def test_lut_matches_direct_window() -> None:
     # float path agrees with the table path
     assert np.array_equal(_grey(render_grey(plane.astype(np.float32), w)), expected)
     cache = LutCache()
-    assert np.array_equal(render_grey(plane.astype(np.uint16) + 5, w, cache=cache),
-                          render_grey((plane.astype(np.uint16) + 5).astype(np.float32), w))
+    assert np.array_equal(
+        render_grey(plane.astype(np.uint16) + 5, w, cache=cache),
+        render_grey((plane.astype(np.uint16) + 5).astype(np.float32), w),
+    )
 
 
 def test_window_drag_convention() -> None:
