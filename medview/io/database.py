@@ -24,7 +24,7 @@ from medview.core.records import InstanceRecord, SeriesRecord, SkippedFile
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.assemble import assemble_series
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -73,6 +73,15 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX series_warnings_uid ON series_warnings(series_uid);
     CREATE INDEX patients_name ON patients(patient_name);
     CREATE INDEX studies_date ON studies(study_date);
+    """,
+    3: """
+    CREATE TABLE measurements (
+        series_key TEXT NOT NULL,
+        id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (series_key, id)
+    );
     """,
 }
 
@@ -371,6 +380,19 @@ class StudyDatabase:
             )
         ]
         return [s for uid in uids for s in self.series(uid)]
+
+    def save_measurements(self, series_key: str, items: Iterable[dict[str, object]]) -> None:
+        """Replace the stored measurements of one series (plain dicts, stored as JSON)."""
+        with self._tx() as c:
+            c.execute("DELETE FROM measurements WHERE series_key=?", (series_key,))
+            c.executemany("INSERT INTO measurements VALUES (?,?,?,?)",
+                          [(series_key, str(d["id"]), i, json.dumps(d))
+                           for i, d in enumerate(items)])
+
+    def load_measurements(self, series_key: str) -> list[dict[str, object]]:
+        rows = self._conn.execute(
+            "SELECT data FROM measurements WHERE series_key=? ORDER BY position", (series_key,))
+        return [json.loads(r[0]) for r in rows]
 
     def warnings(self, series_uid: str) -> list[str]:
         return [

@@ -1,0 +1,162 @@
+"""Measurements and annotations: stored in patient coordinates (LPS mm), evaluated on the
+volume, listed, undoable, and serialisable for the study database."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from medview.viewer.measure import (
+    angle_deg,
+    distance_mm,
+    ellipse_area_mm2,
+    ellipse_mask,
+    rectangle_area_mm2,
+    rectangle_mask,
+    roi_stats,
+)
+from medview.viewer.mpr import View
+from medview.viewer.state import ViewerState
+
+
+class Kind(Enum):
+    RULER = "ruler"
+    ANGLE = "angle"
+    ELLIPSE = "ellipse"
+    RECTANGLE = "rectangle"
+    ARROW = "arrow"
+
+    @property
+    def points_needed(self) -> int:
+        return 3 if self is Kind.ANGLE else 2
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A measurement drawn in ``view``: its defining points in LPS mm (for ROIs the two
+    corners of the bounding box, on one slice)."""
+
+    kind: Kind
+    view: View
+    points: tuple[tuple[float, float, float], ...]
+    text: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "kind": self.kind.value, "view": self.view.value,
+                "points": [list(p) for p in self.points], "text": self.text}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Measurement:
+        return cls(Kind(d["kind"]), View(d["view"]),
+                   tuple((float(p[0]), float(p[1]), float(p[2])) for p in d["points"]),
+                   str(d.get("text", "")), str(d["id"]))
+
+
+def screen_points(m: Measurement, state: ViewerState) -> np.ndarray:
+    """(slice, row, col) of each point in the measurement's view, shape (n, 3)."""
+    mapping = state.mapping(m.view)
+    zyx = state.volume.geometry.lps_to_index(np.asarray(m.points, dtype=np.float64))
+    return np.array([mapping.to_screen(p) for p in zyx])
+
+
+def slice_of(m: Measurement, state: ViewerState) -> int:
+    return round(float(screen_points(m, state)[0, 0]))
+
+
+def evaluate(m: Measurement, state: ViewerState) -> dict[str, float]:
+    """The figures of a measurement: length (mm), angle (degrees) or ROI area (mm^2) and
+    statistics of the values inside (modality units, HU for CT)."""
+    if m.kind is Kind.RULER:
+        return {"length_mm": distance_mm(np.array(m.points[0]), np.array(m.points[1]))}
+    if m.kind is Kind.ANGLE:
+        a, v, b = (np.array(p) for p in m.points)
+        return {"angle_deg": angle_deg(a, v, b)}
+    if m.kind is Kind.ARROW:
+        return {}
+    pts = screen_points(m, state)
+    k = round(float(pts[0, 0]))
+    (r0, c0), (r1, c1) = pts[0, 1:], pts[1, 1:]
+    mapping = state.mapping(m.view)
+    plane = mapping.plane(state.volume.array, k)
+    if plane.ndim == 3:  # colour: statistics of the luminance
+        plane = plane @ np.array([0.299, 0.587, 0.114])
+    spacing = (mapping.spacing[1], mapping.spacing[2])
+    if m.kind is Kind.ELLIPSE:
+        mask = ellipse_mask(plane.shape, r0, c0, r1, c1)
+        area = ellipse_area_mm2(r0, c0, r1, c1, spacing)
+    else:
+        mask = rectangle_mask(plane.shape, r0, c0, r1, c1)
+        area = rectangle_area_mm2(r0, c0, r1, c1, spacing)
+    s = roi_stats(plane, mask, area)
+    return {"area_mm2": s.area_mm2, "pixels": float(s.pixels), "mean": s.mean, "sd": s.sd,
+            "min": s.min, "max": s.max}
+
+
+def describe(m: Measurement, state: ViewerState) -> str:
+    """One line for labels and the Measurements panel."""
+    v = evaluate(m, state)
+    unit = f" {state.volume.units}" if state.volume.units else ""
+    if m.kind is Kind.RULER:
+        text = f"{v['length_mm']:.1f} mm"
+    elif m.kind is Kind.ANGLE:
+        text = f"{v['angle_deg']:.1f}°"
+    elif m.kind is Kind.ARROW:
+        text = m.text or "arrow"
+    else:
+        text = (f"{v['area_mm2']:.1f} mm² mean {v['mean']:.1f}{unit} SD {v['sd']:.1f} "
+                f"min {v['min']:.0f} max {v['max']:.0f}")
+    return f"{m.kind.value}: {text}" + (f"  ({m.text})" if m.text and m.kind is not Kind.ARROW
+                                        else "")
+
+
+class MeasurementList:
+    """The measurements of one series, with undo/redo of every change."""
+
+    def __init__(self, items: list[Measurement] | None = None) -> None:
+        self.items: list[Measurement] = list(items or [])
+        self._undo: list[list[Measurement]] = []
+        self._redo: list[list[Measurement]] = []
+
+    def _commit(self, new: list[Measurement]) -> None:
+        self._undo.append(self.items)
+        self._redo.clear()
+        self.items = new
+
+    def add(self, m: Measurement) -> None:
+        self._commit([*self.items, m])
+
+    def remove(self, mid: str) -> None:
+        self._commit([m for m in self.items if m.id != mid])
+
+    def update(self, m: Measurement) -> None:
+        self._commit([m if x.id == m.id else x for x in self.items])
+
+    def move_point(self, mid: str, index: int, point: tuple[float, float, float]) -> None:
+        for m in self.items:
+            if m.id == mid:
+                pts = list(m.points)
+                pts[index] = point
+                self.update(replace(m, points=tuple(pts)))
+                return
+
+    def undo(self) -> bool:
+        if not self._undo:
+            return False
+        self._redo.append(self.items)
+        self.items = self._undo.pop()
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        self._undo.append(self.items)
+        self.items = self._redo.pop()
+        return True
+
+    def get(self, mid: str) -> Measurement | None:
+        return next((m for m in self.items if m.id == mid), None)
