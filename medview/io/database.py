@@ -385,13 +385,15 @@ class StudyDatabase:
         """Replace the stored measurements of one series (plain dicts, stored as JSON)."""
         with self._tx() as c:
             c.execute("DELETE FROM measurements WHERE series_key=?", (series_key,))
-            c.executemany("INSERT INTO measurements VALUES (?,?,?,?)",
-                          [(series_key, str(d["id"]), i, json.dumps(d))
-                           for i, d in enumerate(items)])
+            c.executemany(
+                "INSERT INTO measurements VALUES (?,?,?,?)",
+                [(series_key, str(d["id"]), i, json.dumps(d)) for i, d in enumerate(items)],
+            )
 
     def load_measurements(self, series_key: str) -> list[dict[str, object]]:
         rows = self._conn.execute(
-            "SELECT data FROM measurements WHERE series_key=? ORDER BY position", (series_key,))
+            "SELECT data FROM measurements WHERE series_key=? ORDER BY position", (series_key,)
+        )
         return [json.loads(r[0]) for r in rows]
 
     def warnings(self, series_uid: str) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from medview.core.volume import Volume
+from medview.viewer.annotations import Kind, Measurement, MeasurementList
 from medview.viewer.mpr import View
 from medview.viewer.state import ViewerState
 from medview.viewer.windowing import Window
@@ -15,6 +16,7 @@ from medview.viewer.windowing import Window
 class ViewerController(QObject):
     changed = Signal()
     volume_changed = Signal()
+    measurements_changed = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -22,12 +24,56 @@ class ViewerController(QObject):
         self.info: dict[str, str] = {}
         self.show_annotations = True
         self.active_view: Any = None
+        self.measurements = MeasurementList()
+        self.tool: Kind | None = None  # None: navigate (crosshair)
+        self.selected: str | None = None
 
-    def set_volume(self, volume: Volume, info: dict[str, str]) -> None:
+    def set_volume(
+        self, volume: Volume, info: dict[str, str], measurements: list[Measurement] | None = None
+    ) -> None:
         self.state = ViewerState(volume)
         self.info = info
+        if measurements is not None:
+            self.measurements = MeasurementList(measurements)
+            self.selected = None
         self.volume_changed.emit()
         self.changed.emit()
+
+    # -- measurements -------------------------------------------------------------------------
+    def set_tool(self, tool: Kind | None) -> None:
+        self.tool = tool
+        self.changed.emit()
+
+    def _measurements_edited(self) -> None:
+        self.measurements_changed.emit()
+        self.changed.emit()
+
+    def add_measurement(self, m: Measurement) -> None:
+        self.measurements.add(m)
+        self.selected = m.id
+        self._measurements_edited()
+
+    def move_point(self, mid: str, index: int, point: tuple[float, float, float]) -> None:
+        self.measurements.move_point(mid, index, point)
+        self._measurements_edited()
+
+    def select(self, mid: str | None) -> None:
+        self.selected = mid
+        self.changed.emit()
+
+    def delete_selected(self) -> None:
+        if self.selected and self.measurements.get(self.selected):
+            self.measurements.remove(self.selected)
+            self.selected = None
+            self._measurements_edited()
+
+    def undo(self) -> None:
+        if self.measurements.undo():
+            self._measurements_edited()
+
+    def redo(self) -> None:
+        if self.measurements.redo():
+            self._measurements_edited()
 
     def set_active(self, view: Any) -> None:
         if self.active_view is not view:

@@ -7,12 +7,14 @@ import os
 from collections.abc import Sequence
 
 from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QDockWidget,
     QFileDialog,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QProgressBar,
@@ -32,6 +34,7 @@ from medview.ui.browser import StudyBrowserPanel
 from medview.ui.controller import ViewerController
 from medview.ui.help import about_text, shortcut_sheet
 from medview.ui.viewer_panel import ViewerPanel
+from medview.viewer.annotations import Kind, Measurement, describe, slice_of
 from medview.viewer.mpr import View
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,15 @@ class MainWindow(QMainWindow):
         self.notice_dock.setWidget(self.notices)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.notice_dock)
         self.notice_dock.hide()
+
+        self.measure_list = QListWidget()
+        self.measure_dock = QDockWidget("Measurements", self)
+        self.measure_dock.setObjectName("measurements")
+        self.measure_dock.setWidget(self.measure_list)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.measure_dock)
+        self.measure_list.itemActivated.connect(self._measurement_activated)
+        self.measure_list.itemClicked.connect(self._measurement_activated)
+        self.controller.measurements_changed.connect(self._measurements_changed)
 
         self.hover_label = QLabel()
         self.task_label = QLabel()
@@ -160,6 +172,32 @@ class MainWindow(QMainWindow):
             act.setShortcuts([QKeySequence(k) for k in keys])
         self._action(nav, "First slice", lambda: self.go_active(0), "Home")
         self._action(nav, "Last slice", lambda: self.go_active(10**9), "End")
+        t = mb.addMenu("&Tools")
+        tools_bar = QToolBar("Tools", self)
+        tools_bar.setObjectName("toolsbar")
+        self.addToolBar(tools_bar)
+        self.tool_actions: dict[Kind | None, QAction] = {}
+        for label, kind, key in (
+            ("Navigate", None, "Esc"),
+            ("Ruler", Kind.RULER, "M"),
+            ("Angle", Kind.ANGLE, "N"),
+            ("Ellipse ROI", Kind.ELLIPSE, "E"),
+            ("Rectangle ROI", Kind.RECTANGLE, "G"),
+            ("Arrow", Kind.ARROW, "W"),
+        ):
+            act = self._action(
+                t, label, lambda _=False, k=kind: self.set_tool(k), key, checkable=True
+            )
+            tools_bar.addAction(act)
+            self.tool_actions[kind] = act
+        self.tool_actions[None].setChecked(True)
+        t.addSeparator()
+        self._action(t, "Delete measurement", self.controller.delete_selected, "Del")
+        self._action(t, "Undo", self.controller.undo, "Ctrl+Z")
+        self._action(t, "Redo", self.controller.redo, "Ctrl+Shift+Z")
+        t.addSeparator()
+        self._action(t, "Copy view to clipboard", self.copy_view, "Ctrl+C")
+        self._action(t, "Save view as PNG…", self.save_view_dialog, "Ctrl+S")
         h = mb.addMenu("&Help")
         self._action(h, "Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(h, "About MedView", self.show_about)
@@ -215,6 +253,64 @@ class MainWindow(QMainWindow):
         view = self.active_view()
         k = state.slice_index(view) + 1
         self.controller.go_to(view, 0 if k >= state.mapping(view).shape[0] else k)
+
+    # -- measurements ---------------------------------------------------------------------------
+    def set_tool(self, kind: Kind | None) -> None:
+        self.controller.set_tool(kind)
+        for k, act in self.tool_actions.items():
+            act.setChecked(k is kind)
+
+    def _measurements_changed(self) -> None:
+        if self.current_series is not None:
+            self.db.save_measurements(
+                self.current_series.key, [m.to_dict() for m in self.controller.measurements.items]
+            )
+        self._refresh_measure_list()
+
+    def _refresh_measure_list(self) -> None:
+        self.measure_list.clear()
+        state = self.controller.state
+        if state is None:
+            return
+        for m in self.controller.measurements.items:
+            item = QListWidgetItem(
+                f"{m.view.value[:3]} {slice_of(m, state) + 1}: {describe(m, state)}"
+            )
+            item.setData(Qt.ItemDataRole.UserRole, m.id)
+            self.measure_list.addItem(item)
+
+    def _measurement_activated(self, item: QListWidgetItem) -> None:
+        state = self.controller.state
+        m = self.controller.measurements.get(item.data(Qt.ItemDataRole.UserRole))
+        if state is None or m is None:
+            return
+        self.controller.go_to(m.view, slice_of(m, state))
+        self.controller.select(m.id)
+
+    def view_image(self, annotations: bool = True) -> QPixmap:
+        """The active viewport as a QPixmap, with or without overlays and annotations."""
+        view = self.controller.active_view or self.viewer.views[View.AXIAL]
+        shown = self.controller.show_annotations
+        self.controller.show_annotations = annotations
+        pixmap = view.grab()
+        self.controller.show_annotations = shown
+        return pixmap
+
+    def copy_view(self) -> None:
+        QApplication.clipboard().setPixmap(self.view_image())
+        self.statusBar().showMessage("View copied to the clipboard", 3000)
+
+    def save_view(self, path: str, annotations: bool = True) -> bool:
+        from medview.export.atomic import atomic_path
+
+        with atomic_path(path, ".png") as tmp:
+            ok = bool(self.view_image(annotations).save(tmp, "PNG"))
+        return ok
+
+    def save_view_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", "view.png", "PNG (*.png)")
+        if path:
+            self.save_view(path)
 
     # -- opening --------------------------------------------------------------------------------
     def _open_files(self) -> None:
@@ -285,7 +381,9 @@ class MainWindow(QMainWindow):
             "study_date": first.study_date if first else "",
             "modality": volume.modality,
         }
-        self.controller.set_volume(volume, info)
+        stored = self.db.load_measurements(s.key) if s is not None else []
+        self.controller.set_volume(volume, info, [Measurement.from_dict(d) for d in stored])
+        self._refresh_measure_list()
         self.viewer.set_layout(self.viewer.layout_name)
         for v in self.viewer.views.values():
             v.reset()

@@ -3,12 +3,15 @@ mouse input into view changes (radiology conventions)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
 from PySide6.QtWidgets import QWidget
 
 from medview.ui.controller import ViewerController
+from medview.viewer.annotations import Kind, Measurement, describe, screen_points
 from medview.viewer.mpr import View
 from medview.viewer.render import LutCache, render_grey, render_rgb
 
@@ -39,6 +42,8 @@ class SliceView(QWidget):
         self._lut = LutCache()
         self._buffer: np.ndarray | None = None  # keeps the QImage's memory alive
         self._drag: tuple[Qt.MouseButton, QPointF] | None = None
+        self._pending: Measurement | None = None  # being drawn or moved; committed on release
+        self._moving: int | None = None  # index of the point being moved
         self.setMouseTracking(True)
         self.setMinimumSize(120, 120)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
@@ -121,8 +126,9 @@ class SliceView(QWidget):
         image = QImage(self._buffer.data, w, h, w * 4, QImage.Format.Format_ARGB32)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 4)
         p.drawImage(self.image_rect(), image)
-        if self.view is not View.NATIVE:
+        if self.view is not View.NATIVE and self.controller.tool is None:
             self._draw_crosshair(p)
+        self._draw_measurements(p)
         if self.controller.show_annotations:
             self._draw_annotations(p)
         if self.controller.active_view is self:
@@ -145,6 +151,79 @@ class SliceView(QWidget):
         p.drawLine(QPointF(0, pt.y()), QPointF(self.width(), pt.y()))
         p.setPen(QPen(VIEW_COLOURS[vert], 1))
         p.drawLine(QPointF(pt.x(), 0), QPointF(pt.x(), self.height()))
+
+    # -- measurements -------------------------------------------------------------------------
+    def _lps(self, row: float, col: float) -> tuple[float, float, float]:
+        state = self.controller.state
+        assert state is not None
+        v = state.lps_at(self.view, row, col)
+        return (float(v[0]), float(v[1]), float(v[2]))
+
+    def visible_measurements(self) -> list[Measurement]:
+        """Measurements drawn in this view on its current slice (with any edit in progress)."""
+        state = self.controller.state
+        if state is None:
+            return []
+        items = [
+            self._pending if self._pending and m.id == self._pending.id else m
+            for m in self.controller.measurements.items
+        ]
+        if self._pending and all(m.id != self._pending.id for m in items):
+            items.append(self._pending)
+        k = state.slice_index(self.view)
+        return [
+            m for m in items if m.view is self.view and abs(screen_points(m, state)[0, 0] - k) < 0.5
+        ]
+
+    def _hit(self, pos: QPointF) -> tuple[Measurement, int] | None:
+        state = self.controller.state
+        assert state is not None
+        for m in reversed(self.visible_measurements()):
+            for i, (_, r, c) in enumerate(screen_points(m, state)):
+                q = self.to_widget(r, c)
+                if abs(q.x() - pos.x()) <= 6 and abs(q.y() - pos.y()) <= 6:
+                    return m, i
+        return None
+
+    def _draw_measurements(self, p: QPainter) -> None:
+        state = self.controller.state
+        assert state is not None
+        for m in self.visible_measurements():
+            selected = m.id == self.controller.selected
+            colour = QColor(80, 200, 255) if selected else QColor(255, 200, 0)
+            p.setPen(QPen(colour, 2 if selected else 1.5))
+            pts = [self.to_widget(r, c) for _, r, c in screen_points(m, state)]
+            if m.kind in (Kind.RULER, Kind.ARROW):
+                p.drawLine(pts[0], pts[1])
+                if m.kind is Kind.ARROW:
+                    self._draw_arrow_head(p, pts[1], pts[0])
+            elif m.kind is Kind.ANGLE:
+                p.drawLine(pts[1], pts[0])
+                if len(pts) > 2:
+                    p.drawLine(pts[1], pts[2])
+            else:
+                rect = QRectF(pts[0], pts[1]).normalized()
+                if m.kind is Kind.ELLIPSE:
+                    p.drawEllipse(rect)
+                else:
+                    p.drawRect(rect)
+            for q in pts:
+                p.drawRect(QRectF(q.x() - 3, q.y() - 3, 6, 6))
+            p.setFont(QFont("Sans", 9))
+            anchor = max(pts, key=lambda q: q.x())
+            p.drawText(anchor + QPointF(8, -6), describe(m, state).split(": ", 1)[1])
+
+    @staticmethod
+    def _draw_arrow_head(p: QPainter, tip: QPointF, tail: QPointF) -> None:
+        d = np.array([tip.x() - tail.x(), tip.y() - tail.y()])
+        n = np.linalg.norm(d)
+        if n < 1e-6:
+            return
+        d /= n
+        for angle in (0.5, -0.5):
+            rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+            end = np.array([tip.x(), tip.y()]) - 12 * rot @ d
+            p.drawLine(tip, QPointF(end[0], end[1]))
 
     def _draw_annotations(self, p: QPainter) -> None:
         state = self.controller.state
@@ -236,8 +315,26 @@ class SliceView(QWidget):
         if self.controller.state is None:
             return
         self._drag = (event.button(), event.position())
-        if event.button() == Qt.MouseButton.LeftButton and self.view is not View.NATIVE:
-            self.controller.set_point(self.view, *self.to_plane(event.position()))
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        pos = event.position()
+        tool = self.controller.tool
+        if tool is Kind.ANGLE and self._pending is not None and len(self._pending.points) == 3:
+            self._commit_pending()  # third click ends the angle
+            return
+        hit = self._hit(pos)
+        if hit is not None:  # grab a handle: select and move that point
+            self.controller.select(hit[0].id)
+            self._pending, self._moving = hit[0], hit[1]
+            return
+        if tool is not None:
+            point = self._lps(*self.to_plane(pos))
+            self._pending = Measurement(tool, self.view, (point, point))
+            self._moving = 1
+            return
+        self.controller.select(None)
+        if self.view is not View.NATIVE:
+            self.controller.set_point(self.view, *self.to_plane(pos))
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         state = self.controller.state
@@ -252,6 +349,8 @@ class SliceView(QWidget):
             shown = f"{value:g}{unit}" if isinstance(value, float) else f"RGB {value}"
             self.hovered.emit(f"({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm LPS   {shown}")
         if self._drag is None:
+            if self._pending is not None and self._moving == 2:
+                self._move_pending(row, col)  # angle: third point follows the mouse
             return
         button, last = self._drag
         delta = pos - last
@@ -262,8 +361,50 @@ class SliceView(QWidget):
         elif button == Qt.MouseButton.MiddleButton:
             self.pan += delta
             self.update()
+        elif button == Qt.MouseButton.LeftButton and self._pending is not None:
+            self._move_pending(row, col)
         elif button == Qt.MouseButton.LeftButton and self.view is not View.NATIVE:
             self.controller.set_point(self.view, row, col)
 
+    def _move_pending(self, row: float, col: float) -> None:
+        assert self._pending is not None and self._moving is not None
+        pts = list(self._pending.points)
+        pts[self._moving] = self._lps(row, col)
+        self._pending = replace(self._pending, points=tuple(pts))
+        self.update()
+
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         self._drag = None
+        m = self._pending
+        if m is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        if (
+            m.kind is Kind.ANGLE
+            and len(m.points) == 2
+            and self.controller.measurements.get(m.id) is None
+        ):
+            # first arm drawn: the third point follows the mouse until the next click
+            self._pending = replace(m, points=(*m.points, m.points[1]))
+            self._moving = 2
+            self.setMouseTracking(True)
+            return
+        self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        m, self._pending, self._moving = self._pending, None, None
+        if m is None:
+            return
+        existing = self.controller.measurements.get(m.id)
+        if existing is not None:
+            if existing.points != m.points:
+                for i, (a, b) in enumerate(zip(existing.points, m.points, strict=True)):
+                    if a != b:
+                        self.controller.move_point(m.id, i, b)
+            return
+        state = self.controller.state
+        assert state is not None
+        pts = screen_points(m, state)
+        if np.abs(np.diff(pts[:, 1:], axis=0)).max() < 1.0:  # a click, not a drag
+            self.update()
+            return
+        self.controller.add_measurement(m)  # an angle's points: (end, vertex, end)

@@ -47,14 +47,23 @@ class Measurement:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "kind": self.kind.value, "view": self.view.value,
-                "points": [list(p) for p in self.points], "text": self.text}
+        return {
+            "id": self.id,
+            "kind": self.kind.value,
+            "view": self.view.value,
+            "points": [list(p) for p in self.points],
+            "text": self.text,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Measurement:
-        return cls(Kind(d["kind"]), View(d["view"]),
-                   tuple((float(p[0]), float(p[1]), float(p[2])) for p in d["points"]),
-                   str(d.get("text", "")), str(d["id"]))
+        return cls(
+            Kind(d["kind"]),
+            View(d["view"]),
+            tuple((float(p[0]), float(p[1]), float(p[2])) for p in d["points"]),
+            str(d.get("text", "")),
+            str(d["id"]),
+        )
 
 
 def screen_points(m: Measurement, state: ViewerState) -> np.ndarray:
@@ -93,8 +102,14 @@ def evaluate(m: Measurement, state: ViewerState) -> dict[str, float]:
         mask = rectangle_mask(plane.shape, r0, c0, r1, c1)
         area = rectangle_area_mm2(r0, c0, r1, c1, spacing)
     s = roi_stats(plane, mask, area)
-    return {"area_mm2": s.area_mm2, "pixels": float(s.pixels), "mean": s.mean, "sd": s.sd,
-            "min": s.min, "max": s.max}
+    return {
+        "area_mm2": s.area_mm2,
+        "pixels": float(s.pixels),
+        "mean": s.mean,
+        "sd": s.sd,
+        "min": s.min,
+        "max": s.max,
+    }
 
 
 def describe(m: Measurement, state: ViewerState) -> str:
@@ -108,10 +123,13 @@ def describe(m: Measurement, state: ViewerState) -> str:
     elif m.kind is Kind.ARROW:
         text = m.text or "arrow"
     else:
-        text = (f"{v['area_mm2']:.1f} mm² mean {v['mean']:.1f}{unit} SD {v['sd']:.1f} "
-                f"min {v['min']:.0f} max {v['max']:.0f}")
-    return f"{m.kind.value}: {text}" + (f"  ({m.text})" if m.text and m.kind is not Kind.ARROW
-                                        else "")
+        text = (
+            f"{v['area_mm2']:.1f} mm² mean {v['mean']:.1f}{unit} SD {v['sd']:.1f} "
+            f"min {v['min']:.0f} max {v['max']:.0f}"
+        )
+    return f"{m.kind.value}: {text}" + (
+        f"  ({m.text})" if m.text and m.kind is not Kind.ARROW else ""
+    )
 
 
 class MeasurementList:
