@@ -54,6 +54,15 @@ def apply_dark_theme(app: object) -> None:
     app.setPalette(pal)
 
 
+def _notices_class() -> Any:
+    from PySide6.QtCore import QObject, Signal
+
+    class Notices(QObject):
+        raised = Signal(str)
+
+    return Notices
+
+
 def create_window(paths: Sequence[str] = ()) -> Any:
     """Build the application objects (also used by the UI tests). Returns the main window."""
     from PySide6.QtCore import QSettings, QTimer
@@ -70,16 +79,15 @@ def create_window(paths: Sequence[str] = ()) -> Any:
     settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(StudyDatabase(), settings)
 
+    notices = _notices_class()()  # a signal: any thread may emit, the GUI thread delivers
+    notices.raised.connect(window.notify)
+    window.error_notices = notices  # kept alive with the window
+
     def excepthook(
         kind: type[BaseException], exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         log.error("unexpected error:\n%s", "".join(traceback.format_exception(kind, exc, tb)))
-        QTimer.singleShot(
-            0,
-            lambda: window.notify(
-                f"Unexpected error ({kind.__name__}); details are in the log file."
-            ),
-        )
+        notices.raised.emit(f"Unexpected error ({kind.__name__}); details are in the log file.")
 
     sys.excepthook = excepthook
     threading.excepthook = lambda a: excepthook(a.exc_type, a.exc_value, a.exc_traceback)

@@ -21,8 +21,15 @@ from tests.ui.conftest import wait_for_volume
 def series_dir(tmp_path: Path) -> Path:
     values = np.full((6, 60, 80), 40, np.int16)
     values[3, 20:40, 30:60] = 200  # a 20 x 30 pixel block of 200 HU on slice 3
-    write_ct(tmp_path / "s", n=6, rows=60, cols=80, values=values, spacing=(0.5, 0.8, 2.0),
-             origin=(0, 0, 0))
+    write_ct(
+        tmp_path / "s",
+        n=6,
+        rows=60,
+        cols=80,
+        values=values,
+        spacing=(0.5, 0.8, 2.0),
+        origin=(0, 0, 0),
+    )
     return tmp_path / "s"
 
 
@@ -72,15 +79,20 @@ def test_undo_redo_delete_by_keys(qtbot, window, series_dir: Path) -> None:
     assert len(ms.items) == 1
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert len(ms.items) == 2
-    qtbot.keyClick(window, Qt.Key.Key_Z,
-                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.keyClick(
+        window,
+        Qt.Key.Key_Z,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
     assert len(ms.items) == 1
 
 
 def test_measurements_persist_across_reopen(qtbot, tmp_path: Path, series_dir: Path) -> None:
     def make() -> MainWindow:
-        w = MainWindow(StudyDatabase(tmp_path / "db.sqlite"),
-                       QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+        w = MainWindow(
+            StudyDatabase(tmp_path / "db.sqlite"),
+            QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat),
+        )
         qtbot.addWidget(w)
         w.resize(900, 700)
         w.show()
