@@ -79,9 +79,9 @@ def create_window(paths: Sequence[str] = ()) -> Any:
     settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(StudyDatabase(), settings)
 
-    notices = _notices_class()()  # a signal: any thread may emit, the GUI thread delivers
+    # a signal: any thread may emit, the GUI thread delivers; owned by the window
+    notices = _notices_class()(window)
     notices.raised.connect(window.notify)
-    window.error_notices = notices  # kept alive with the window
 
     def excepthook(
         kind: type[BaseException], exc: BaseException | None, tb: TracebackType | None
