@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medview.core.records import SeriesRecord
@@ -15,6 +17,7 @@ class StudyBrowserPanel(QWidget):
     """Double-click a series to show it (``series_activated``)."""
 
     series_activated = Signal(object)  # SeriesRecord
+    thumbnails_wanted = Signal(object)  # list[SeriesRecord] without a thumbnail yet
 
     def __init__(self, db: StudyDatabase, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -24,7 +27,8 @@ class StudyBrowserPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Patient / study / series", "Mod", "Date", "Images", "Notes"])
         self.tree.setColumnWidth(0, 230)
-        self.tree.setUniformRowHeights(True)
+        self.tree.setIconSize(QSize(48, 48))
+        self._icons: dict[str, QIcon] = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.search)
@@ -57,6 +61,25 @@ class StudyBrowserPanel(QWidget):
             for series in self.db.study_series(row.study_uid):
                 self._add_series(sitem, series)
         self.tree.expandAll()
+        missing = [
+            i.data(0, SERIES_ROLE)
+            for i in self._series_items
+            if i.data(0, SERIES_ROLE).key not in self._icons
+        ]
+        if missing:
+            self.thumbnails_wanted.emit(missing)
+
+    def set_thumbnails(self, images: dict[str, np.ndarray]) -> None:
+        """Attach thumbnails (uint8 grey or RGB arrays) to their series rows."""
+        for key, arr in images.items():
+            h, w = arr.shape[:2]
+            fmt = QImage.Format.Format_RGB888 if arr.ndim == 3 else QImage.Format.Format_Grayscale8
+            image = QImage(arr.data, w, h, arr.strides[0], fmt).copy()
+            self._icons[key] = QIcon(QPixmap.fromImage(image))
+        for item in self._series_items:
+            icon = self._icons.get(item.data(0, SERIES_ROLE).key)
+            if icon is not None:
+                item.setIcon(0, icon)
 
     def _add_series(self, parent: QTreeWidgetItem, s: SeriesRecord) -> None:
         shape = "x".join(str(v) for v in s.shape)

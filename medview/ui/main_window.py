@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.cine_fps.valueChanged.connect(lambda v: self.cine.setInterval(int(1000 / v)))
 
         self.browser.series_activated.connect(self.open_series)
+        self.browser.thumbnails_wanted.connect(self._make_thumbnails)
         for view in self.viewer.views.values():
             view.hovered.connect(self.hover_label.setText)
         self.runner.task_started.connect(lambda t: self._set_busy(True, t))
@@ -311,6 +312,13 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", "view.png", "PNG (*.png)")
         if path:
             self.save_view(path)
+
+    def _make_thumbnails(self, series: list[SeriesRecord]) -> None:
+        from medview.viewer.thumbnail import thumbnails
+
+        self.runner.submit(
+            "Thumbnails", thumbnails, series, on_done=self.browser.set_thumbnails, slot="thumbnails"
+        )
 
     # -- opening --------------------------------------------------------------------------------
     def _open_files(self) -> None:

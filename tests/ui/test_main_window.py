@@ -172,3 +172,13 @@ def test_cancel_button_stops_import(qtbot, window, tmp_path: Path, open_first: b
     window.cancel_button.click()
     qtbot.waitUntil(lambda: not window.runner.running, timeout=10000)
     assert task.cancel.cancelled and not window.cancel_button.isVisible()
+
+
+def test_browser_shows_thumbnails(qtbot, window, tmp_path: Path) -> None:
+    write_ct(tmp_path / "a", n=5, rows=32, cols=32, seed="ta")
+    drop(window, [tmp_path / "a", DEMO_CT])
+    wait_for_volume(qtbot, window)
+    qtbot.waitUntil(
+        lambda: all(not i.icon(0).isNull() for i in window.browser.series_items()), timeout=10000
+    )
+    assert len(window.browser.series_items()) == 2
