@@ -28,6 +28,18 @@ def setup_logging() -> str:
     return path
 
 
+def apply_theme(app: object, theme: str = "dark") -> None:
+    """Dark (reading rooms are dark; the default) or Qt's light Fusion palette."""
+    from PySide6.QtWidgets import QApplication
+
+    assert isinstance(app, QApplication)
+    if theme == "light":
+        app.setStyle("Fusion")
+        app.setPalette(app.style().standardPalette())
+    else:
+        apply_dark_theme(app)
+
+
 def apply_dark_theme(app: object) -> None:
     from PySide6.QtGui import QColor, QPalette
     from PySide6.QtWidgets import QApplication
@@ -77,6 +89,7 @@ def create_window(paths: Sequence[str] = ()) -> Any:
     apply_dark_theme(app)
     setup_logging()
     settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)
+    apply_theme(app, str(settings.value("theme", "dark")))
     window = MainWindow(StudyDatabase(), settings)
 
     # a signal: any thread may emit, the GUI thread delivers; owned by the window

@@ -10,7 +10,7 @@ from medview.core.volume import Volume
 from medview.viewer.annotations import Kind, Measurement, MeasurementList
 from medview.viewer.mpr import View
 from medview.viewer.state import ViewerState
-from medview.viewer.windowing import Window
+from medview.viewer.windowing import Preset, Window
 
 
 class ViewerController(QObject):
@@ -27,11 +27,14 @@ class ViewerController(QObject):
         self.measurements = MeasurementList()
         self.tool: Kind | None = None  # None: navigate (crosshair)
         self.selected: str | None = None
+        self.ct_presets: tuple[Preset, ...] | None = None  # user-edited, from preferences
 
     def set_volume(
         self, volume: Volume, info: dict[str, str], measurements: list[Measurement] | None = None
     ) -> None:
         self.state = ViewerState(volume)
+        if self.ct_presets and volume.modality == "CT":
+            self.state.presets = self.ct_presets
         self.info = info
         if measurements is not None:
             self.measurements = MeasurementList(measurements)

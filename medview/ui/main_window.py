@@ -126,6 +126,10 @@ class MainWindow(QMainWindow):
         f = mb.addMenu("&File")
         self._action(f, "Open file…", self._open_files, "Ctrl+O")
         self._action(f, "Open folder…", self._open_folder, "Ctrl+Shift+O")
+        self.recent_menu = f.addMenu("Open recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        f.addSeparator()
+        self._action(f, "Preferences…", self.show_preferences, "Ctrl+,")
         f.addSeparator()
         self._action(f, "Quit", self.close, "Ctrl+Q")
         v = mb.addMenu("&View")
@@ -254,6 +258,52 @@ class MainWindow(QMainWindow):
         view = self.active_view()
         k = state.slice_index(view) + 1
         self.controller.go_to(view, 0 if k >= state.mapping(view).shape[0] else k)
+
+    # -- recent studies and preferences ---------------------------------------------------------
+    RECENT_MAX = 10
+
+    def recent_studies(self) -> list[str]:
+        """Study Instance UIDs, newest first (labels come from the database when shown)."""
+        raw = self.settings.value("recent_studies", "")
+        return [u for u in str(raw or "").split(",") if u]
+
+    def _remember(self, study_uid: str) -> None:
+        recent = [study_uid] + [u for u in self.recent_studies() if u != study_uid]
+        self.settings.setValue("recent_studies", ",".join(recent[: self.RECENT_MAX]))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        rows = {r.study_uid: r for r in self.db.search()}
+        for uid in self.recent_studies():
+            row = rows.get(uid)
+            if row is None:
+                continue
+            label = f"{row.patient_name or row.patient_id}  {row.study_date}  {row.description}"
+            act = self.recent_menu.addAction(label)
+            act.triggered.connect(lambda _=False, u=uid: self.open_study(u))
+        self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
+
+    def open_study(self, study_uid: str) -> None:
+        series = self.db.study_series(study_uid)
+        if series:
+            self.open_series(series[0])
+
+    def show_preferences(self) -> None:
+        from medview.ui.preferences import PreferencesDialog
+
+        dialog = PreferencesDialog(self.settings, self)
+        if dialog.exec():
+            self.apply_preferences()
+
+    def apply_preferences(self) -> None:
+        from medview.app import apply_theme
+        from medview.ui.preferences import ct_presets
+
+        self.controller.ct_presets = ct_presets(self.settings)
+        state = self.controller.state
+        if state is not None and state.volume.modality == "CT":
+            state.presets = self.controller.ct_presets
+        apply_theme(QApplication.instance(), str(self.settings.value("theme", "dark")))
 
     # -- measurements ---------------------------------------------------------------------------
     def set_tool(self, kind: Kind | None) -> None:
@@ -389,6 +439,8 @@ class MainWindow(QMainWindow):
             "study_date": first.study_date if first else "",
             "modality": volume.modality,
         }
+        if s is not None:
+            self._remember(s.study_uid)
         stored = self.db.load_measurements(s.key) if s is not None else []
         self.controller.set_volume(volume, info, [Measurement.from_dict(d) for d in stored])
         self._refresh_measure_list()
@@ -442,7 +494,11 @@ class MainWindow(QMainWindow):
         splitter = self.settings.value("splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
-        self.set_layout(str(self.settings.value("layout", "1x3")))
+        default = str(self.settings.value("default_layout", "1x3"))
+        self.set_layout(str(self.settings.value("layout", default)))
+        from medview.ui.preferences import ct_presets
+
+        self.controller.ct_presets = ct_presets(self.settings)
 
     def closeEvent(self, event: object) -> None:
         self.settings.setValue("geometry", self.saveGeometry())

@@ -182,3 +182,24 @@ def test_browser_shows_thumbnails(qtbot, window, tmp_path: Path) -> None:
         lambda: all(not i.icon(0).isNull() for i in window.browser.series_items()), timeout=10000
     )
     assert len(window.browser.series_items()) == 2
+
+
+def test_preferences_presets_and_recent(qtbot, window) -> None:
+    from medview.ui.preferences import PreferencesDialog
+
+    _open_demo(qtbot, window)
+    dialog = PreferencesDialog(window.settings, window)
+    dialog.table.item(0, 0).setText("My brain")
+    dialog.table.item(0, 1).setText("35")
+    dialog.table.item(0, 2).setText("90")
+    dialog.layout_box.setCurrentText("2x2")
+    dialog.accept()
+    window.apply_preferences()
+    qtbot.keyClick(window, Qt.Key.Key_1)
+    assert window.controller.state.window.center == 35
+    assert window.controller.state.window.width == 90
+    assert window.settings.value("default_layout") == "2x2"
+    window._fill_recent()
+    labels = [a.text() for a in window.recent_menu.actions()]
+    assert len(labels) == 1 and "CT chest" in labels[0]
+    assert "Demo" not in str(window.settings.value("recent_studies"))  # UIDs only

@@ -1,0 +1,127 @@
+"""Preferences: default layout, editable CT window presets, compute device, theme.
+
+Stored in the settings file in the data folder (never patient data)."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medview.core.paths import data_dir
+from medview.viewer.windowing import CT_PRESETS, Preset, Window
+
+DEVICES = ("auto", "cpu", "cuda")
+THEMES = ("dark", "light")
+LAYOUT_NAMES = ("1x1", "1x3", "2x2")
+
+
+def ct_presets(settings: QSettings) -> tuple[Preset, ...]:
+    """The user's CT presets (the built-in ones until edited)."""
+    raw = settings.value("ct_presets")
+    if not raw:
+        return CT_PRESETS
+    try:
+        return tuple(
+            Preset(str(p["name"]), Window(float(p["center"]), float(p["width"])))
+            for p in json.loads(str(raw))
+        )
+    except (ValueError, KeyError, TypeError):
+        return CT_PRESETS
+
+
+def save_ct_presets(settings: QSettings, presets: tuple[Preset, ...]) -> None:
+    settings.setValue(
+        "ct_presets",
+        json.dumps(
+            [{"name": p.name, "center": p.window.center, "width": p.window.width} for p in presets]
+        ),
+    )
+
+
+class PreferencesDialog(QDialog):
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.settings = settings
+        form = QFormLayout()
+        form.addRow("Data folder", QLabel(f"{data_dir()}  (set MEDVIEW_HOME to move it)"))
+        self.layout_box = QComboBox()
+        self.layout_box.addItems(LAYOUT_NAMES)
+        self.layout_box.setCurrentText(str(settings.value("default_layout", "1x3")))
+        form.addRow("Default layout", self.layout_box)
+        self.device_box = QComboBox()
+        self.device_box.addItems(DEVICES)
+        self.device_box.setCurrentText(str(settings.value("compute_device", "auto")))
+        form.addRow("Compute device (AI engine)", self.device_box)
+        self.theme_box = QComboBox()
+        self.theme_box.addItems(THEMES)
+        self.theme_box.setCurrentText(str(settings.value("theme", "dark")))
+        form.addRow("Theme", self.theme_box)
+        presets = ct_presets(settings)
+        self.table = QTableWidget(9, 3)
+        self.table.setHorizontalHeaderLabels(["CT preset (keys 1-9)", "Level (HU)", "Width (HU)"])
+        for row in range(9):
+            p = presets[row] if row < len(presets) else None
+            values = (p.name, f"{p.window.center:g}", f"{p.window.width:g}") if p else ("", "", "")
+            for col, v in enumerate(values):
+                self.table.setItem(row, col, QTableWidgetItem(v))
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            self._defaults
+        )
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+
+    def _cell(self, row: int, col: int) -> QTableWidgetItem:
+        item = self.table.item(row, col)
+        if item is None:
+            item = QTableWidgetItem("")
+            self.table.setItem(row, col, item)
+        return item
+
+    def _defaults(self) -> None:
+        for row in range(9):
+            p = CT_PRESETS[row] if row < len(CT_PRESETS) else None
+            values = (p.name, f"{p.window.center:g}", f"{p.window.width:g}") if p else ("", "", "")
+            for col, v in enumerate(values):
+                self._cell(row, col).setText(v)
+
+    def presets(self) -> tuple[Preset, ...]:
+        """Rows with a name and valid numbers (width > 0)."""
+        out = []
+        for row in range(9):
+            name, center, width = (self._cell(row, c).text().strip() for c in range(3))
+            try:
+                if name and float(width) > 0:
+                    out.append(Preset(name, Window(float(center), float(width))))
+            except ValueError:
+                continue
+        return tuple(out)
+
+    def accept(self) -> None:
+        s = self.settings
+        s.setValue("default_layout", self.layout_box.currentText())
+        s.setValue("compute_device", self.device_box.currentText())
+        s.setValue("theme", self.theme_box.currentText())
+        save_ct_presets(s, self.presets())
+        super().accept()
