@@ -30,7 +30,8 @@ from medview.core.volume import Volume
 from medview.io.database import ImportResult, StudyDatabase
 from medview.io.loader import load_series
 from medview.ui.bridge import Task, TaskRunner
-from medview.ui.browser import StudyBrowserPanel
+from medview.ui.browser import SERIES_ROLE, StudyBrowserPanel
+from medview.ui.compare import CrosshairSync
 from medview.ui.controller import ViewerController
 from medview.ui.help import about_text, shortcut_sheet
 from medview.ui.viewer_panel import ViewerPanel
@@ -51,9 +52,15 @@ class MainWindow(QMainWindow):
         self.controller = ViewerController(self)
         self.browser = StudyBrowserPanel(db)
         self.viewer = ViewerPanel(self.controller)
+        # a second viewer for side-by-side comparison, hidden until used
+        self.compare_controller = ViewerController(self)
+        self.compare_viewer = ViewerPanel(self.compare_controller)
+        self.compare_viewer.hide()
+        self.sync = CrosshairSync(self.controller, self.compare_controller, self)
         self.splitter = QSplitter()
         self.splitter.addWidget(self.browser)
         self.splitter.addWidget(self.viewer)
+        self.splitter.addWidget(self.compare_viewer)
         self.splitter.setStretchFactor(1, 4)
         self.setCentralWidget(self.splitter)
         self.current_series: SeriesRecord | None = None
@@ -95,7 +102,7 @@ class MainWindow(QMainWindow):
 
         self.browser.series_activated.connect(self.open_series)
         self.browser.thumbnails_wanted.connect(self._make_thumbnails)
-        for view in self.viewer.views.values():
+        for view in [*self.viewer.views.values(), *self.compare_viewer.views.values()]:
             view.hovered.connect(self.hover_label.setText)
         self.runner.task_started.connect(lambda t: self._set_busy(True, t))
         self.runner.task_ended.connect(lambda t: self._set_busy(bool(self.runner.running)))
@@ -139,6 +146,13 @@ class MainWindow(QMainWindow):
         for name, key in (("1x1", "Ctrl+1"), ("1x3", "Ctrl+3"), ("2x2", "Ctrl+4")):
             act = self._action(v, f"Layout {name}", lambda _=False, n=name: self.set_layout(n), key)
             tb.addAction(act)
+        v.addSeparator()
+        self._action(v, "Compare: open selected series beside", self.compare_selected, "Ctrl+B")
+        self._action(v, "Close comparison", self.close_compare)
+        self.sync_action = self._action(
+            v, "Synchronise comparison", self._toggle_sync, checkable=True
+        )
+        self.sync_action.setChecked(True)
         v.addSeparator()
         self.preset_menu = v.addMenu("Window presets")
         for i in range(9):
@@ -258,6 +272,45 @@ class MainWindow(QMainWindow):
         view = self.active_view()
         k = state.slice_index(view) + 1
         self.controller.go_to(view, 0 if k >= state.mapping(view).shape[0] else k)
+
+    # -- comparison -----------------------------------------------------------------------------
+    def compare_selected(self) -> None:
+        item = self.browser.tree.currentItem()
+        series = item.data(0, SERIES_ROLE) if item is not None else None
+        if series is None:
+            self.statusBar().showMessage("Select a series in the browser to compare", 3000)
+            return
+        self.open_compare(series)
+
+    def open_compare(self, series: SeriesRecord) -> Task:
+        def show(volume: Volume) -> None:
+            self.compare_controller.set_volume(volume, {"modality": volume.modality})
+            self.compare_viewer.set_layout(self.viewer.layout_name)
+            self.compare_viewer.show()
+            # the comparison starts where the main viewer is (same frame of reference)
+            self.controller.changed.emit()
+            if not self.sync.linked():
+                self.notify(
+                    "The compared series has another frame of reference: "
+                    "scrolling is not synchronised."
+                )
+
+        return self.runner.submit(
+            "Loading comparison",
+            load_series,
+            series,
+            on_done=show,
+            on_error=self.notify,
+            on_progress=self._progress,
+            slot="compare",
+        )
+
+    def close_compare(self) -> None:
+        self.compare_viewer.hide()
+        self.compare_controller.state = None
+
+    def _toggle_sync(self) -> None:
+        self.sync.enabled = self.sync_action.isChecked()
 
     # -- recent studies and preferences ---------------------------------------------------------
     RECENT_MAX = 10

@@ -11,6 +11,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDropEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
+from medview.io.scan import scan
 from medview.viewer.mpr import View
 from tests.conftest import DEMO_CT, write_ct
 from tests.ui.conftest import wait_for_volume
@@ -203,3 +204,48 @@ def test_preferences_presets_and_recent(qtbot, window) -> None:
     labels = [a.text() for a in window.recent_menu.actions()]
     assert len(labels) == 1 and "CT chest" in labels[0]
     assert "Demo" not in str(window.settings.value("recent_studies"))  # UIDs only
+
+
+def test_side_by_side_scrolls_together(qtbot, window, tmp_path: Path) -> None:
+    """Two series of one frame of reference (different spacing) stay at the same position."""
+    import pydicom
+
+    write_ct(
+        tmp_path / "thin",
+        n=20,
+        rows=32,
+        cols=32,
+        spacing=(1.0, 1.0, 1.0),
+        seed="thin",
+        origin=(0, 0, 0),
+    )
+    write_ct(
+        tmp_path / "thick",
+        n=5,
+        rows=32,
+        cols=32,
+        spacing=(1.0, 1.0, 4.0),
+        seed="thick",
+        origin=(0, 0, 0),
+        series_number=2,
+    )
+    for_uid = pydicom.dcmread(next((tmp_path / "thin").glob("*.dcm"))).FrameOfReferenceUID
+    for f in (tmp_path / "thick").glob("*.dcm"):  # same patient frame of reference
+        ds = pydicom.dcmread(f)
+        ds.FrameOfReferenceUID = for_uid
+        ds.save_as(f)
+    drop(window, [tmp_path / "thin"])
+    wait_for_volume(qtbot, window)
+    thick = scan([tmp_path / "thick"]).series[0]
+    window.open_compare(thick)
+    qtbot.waitUntil(
+        lambda: window.compare_controller.state is not None and not window.runner.running,
+        timeout=10000,
+    )
+    assert window.compare_viewer.isVisible() and window.sync.linked()
+    window.controller.go_to(View.AXIAL, 12)  # z = 12 mm in the thin series
+    assert window.compare_controller.state.slice_index(View.AXIAL) == 3  # 12 mm / 4 mm
+    window.compare_controller.go_to(View.AXIAL, 1)  # and back the other way
+    assert window.controller.state.slice_index(View.AXIAL) == 4
+    window.close_compare()
+    assert not window.compare_viewer.isVisible()
