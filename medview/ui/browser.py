@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
@@ -11,6 +14,31 @@ from medview.core.records import SeriesRecord
 from medview.io.database import StudyDatabase
 
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
+SERIES_MIME = "application/x-medview-series"  # JSON {"uid": ..., "key": ...}
+
+
+def series_mime(series: SeriesRecord) -> QMimeData:
+    mime = QMimeData()
+    mime.setData(SERIES_MIME, json.dumps({"uid": series.series_uid, "key": series.key}).encode())
+    return mime
+
+
+def series_from_mime(mime: QMimeData) -> dict[str, str] | None:
+    if not mime.hasFormat(SERIES_MIME):
+        return None
+    try:
+        data = json.loads(bytes(mime.data(SERIES_MIME).data()).decode())
+        return {"uid": str(data["uid"]), "key": str(data["key"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class _SeriesTree(QTreeWidget):
+    """Series rows can be dragged into a viewport."""
+
+    def mimeData(self, items: Sequence[QTreeWidgetItem]) -> QMimeData:
+        series = items[0].data(0, SERIES_ROLE) if items else None
+        return series_mime(series) if series is not None else QMimeData()
 
 
 class StudyBrowserPanel(QWidget):
@@ -24,7 +52,9 @@ class StudyBrowserPanel(QWidget):
         self.db = db
         self.search = QLineEdit(placeholderText="Search patient, ID, description, accession")
         self.search.setClearButtonEnabled(True)
-        self.tree = QTreeWidget()
+        self.tree = _SeriesTree()
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
         self.tree.setHeaderLabels(["Patient / study / series", "Mod", "Date", "Images", "Notes"])
         self.tree.setColumnWidth(0, 230)
         self.tree.setIconSize(QSize(48, 48))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -59,6 +60,12 @@ class ViewerController(QObject):
     def move_point(self, mid: str, index: int, point: tuple[float, float, float]) -> None:
         self.measurements.move_point(mid, index, point)
         self._measurements_edited()
+
+    def set_text(self, mid: str, text: str) -> None:
+        m = self.measurements.get(mid)
+        if m is not None and m.text != text:
+            self.measurements.update(replace(m, text=text))
+            self._measurements_edited()
 
     def select(self, mid: str | None) -> None:
         self.selected = mid

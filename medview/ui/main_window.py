@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Sequence
 
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -78,6 +79,7 @@ class MainWindow(QMainWindow):
         self.measure_dock.setObjectName("measurements")
         self.measure_dock.setWidget(self.measure_list)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.measure_dock)
+        self.measure_list.itemDoubleClicked.connect(self._edit_measurement_text)
         self.measure_list.itemActivated.connect(self._measurement_activated)
         self.measure_list.itemClicked.connect(self._measurement_activated)
         self.controller.measurements_changed.connect(self._measurements_changed)
@@ -104,6 +106,10 @@ class MainWindow(QMainWindow):
         self.browser.thumbnails_wanted.connect(self._make_thumbnails)
         for view in [*self.viewer.views.values(), *self.compare_viewer.views.values()]:
             view.hovered.connect(self.hover_label.setText)
+        for view in self.viewer.views.values():
+            view.series_dropped.connect(lambda d: self._dropped_series(d, compare=False))
+        for view in self.compare_viewer.views.values():
+            view.series_dropped.connect(lambda d: self._dropped_series(d, compare=True))
         self.runner.task_started.connect(lambda t: self._set_busy(True, t))
         self.runner.task_ended.connect(lambda t: self._set_busy(bool(self.runner.running)))
         self._build_actions()
@@ -217,6 +223,12 @@ class MainWindow(QMainWindow):
         t.addSeparator()
         self._action(t, "Copy view to clipboard", self.copy_view, "Ctrl+C")
         self._action(t, "Save view as PNG…", self.save_view_dialog, "Ctrl+S")
+        self._action(
+            t,
+            "Save view as PNG without annotations…",
+            lambda: self.save_view_dialog(annotations=False),
+            "Ctrl+Shift+S",
+        )
         h = mb.addMenu("&Help")
         self._action(h, "Keyboard shortcuts", self.show_shortcuts, "F1")
         self._action(h, "About MedView", self.show_about)
@@ -305,6 +317,15 @@ class MainWindow(QMainWindow):
             slot="compare",
         )
 
+    def _dropped_series(self, data: dict[str, str], compare: bool) -> None:
+        stacks = [s for s in self.db.series(data["uid"]) if s.key == data["key"]]
+        if not stacks:
+            self.notify("That series is no longer in the database.")
+        elif compare:
+            self.open_compare(stacks[0])
+        else:
+            self.open_series(stacks[0])
+
     def close_compare(self) -> None:
         self.compare_viewer.hide()
         self.compare_controller.state = None
@@ -391,6 +412,16 @@ class MainWindow(QMainWindow):
         self.controller.go_to(m.view, slice_of(m, state))
         self.controller.select(m.id)
 
+    def _edit_measurement_text(self, item: QListWidgetItem) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        m = self.controller.measurements.get(item.data(Qt.ItemDataRole.UserRole))
+        if m is None:
+            return
+        text, ok = QInputDialog.getText(self, "Label", "Text for this measurement:", text=m.text)
+        if ok:
+            self.controller.set_text(m.id, text)
+
     def view_image(self, annotations: bool = True) -> QPixmap:
         """The active viewport as a QPixmap, with or without overlays and annotations."""
         view = self.controller.active_view or self.viewer.views[View.AXIAL]
@@ -411,10 +442,10 @@ class MainWindow(QMainWindow):
             ok = bool(self.view_image(annotations).save(tmp, "PNG"))
         return ok
 
-    def save_view_dialog(self) -> None:
+    def save_view_dialog(self, annotations: bool = True) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", "view.png", "PNG (*.png)")
         if path:
-            self.save_view(path)
+            self.save_view(path, annotations)
 
     def _make_thumbnails(self, series: list[SeriesRecord]) -> None:
         from medview.viewer.thumbnail import thumbnails
@@ -447,13 +478,22 @@ class MainWindow(QMainWindow):
     def import_paths(self, paths: Sequence[str], open_first: bool = True) -> Task:
         """Index ``paths`` into the database off the GUI thread, then show the first series."""
         self._open_after_import = open_first
+        self._last_live_refresh = 0.0
+
+        def progress(done: int, total: int, message: str) -> None:
+            self._progress(done, total, message)
+            now = time.monotonic()
+            if done and now - self._last_live_refresh > 0.25:  # the database fills by batches
+                self._last_live_refresh = now
+                self.browser.refresh()
+
         return self.runner.submit(
             "Importing",
             self.db.import_paths,
             list(paths),
             on_done=self._imported,
             on_error=self.notify,
-            on_progress=self._progress,
+            on_progress=progress,
             slot="import",
         )
 

@@ -7,9 +7,20 @@ from dataclasses import replace
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPen, QWheelEvent
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QFont,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import QWidget
 
+from medview.ui.browser import series_from_mime
 from medview.ui.controller import ViewerController
 from medview.viewer.annotations import Kind, Measurement, describe, screen_points
 from medview.viewer.mpr import View
@@ -30,6 +41,7 @@ class SliceView(QWidget):
 
     hovered = Signal(str)
     activated = Signal(object)
+    series_dropped = Signal(object)  # {"uid": ..., "key": ...} from the study browser
 
     def __init__(
         self, controller: ViewerController, view: View, parent: QWidget | None = None
@@ -47,7 +59,7 @@ class SliceView(QWidget):
         self.setMouseTracking(True)
         self.setMinimumSize(120, 120)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self.setAcceptDrops(False)
+        self.setAcceptDrops(True)  # series dragged from the browser; files go to the window
         controller.changed.connect(self.update)
 
     # -- geometry -----------------------------------------------------------------------------
@@ -299,6 +311,20 @@ class SliceView(QWidget):
         )
 
     # -- input ----------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if series_from_mime(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()  # file drops are handled by the main window
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        data = series_from_mime(event.mimeData())
+        if data is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.series_dropped.emit(data)
+
     def wheelEvent(self, event: QWheelEvent) -> None:
         if self.controller.state is None:
             return

@@ -249,3 +249,53 @@ def test_side_by_side_scrolls_together(qtbot, window, tmp_path: Path) -> None:
     assert window.controller.state.slice_index(View.AXIAL) == 4
     window.close_compare()
     assert not window.compare_viewer.isVisible()
+
+
+def test_drag_series_from_browser_into_viewport(qtbot, window, tmp_path: Path) -> None:
+    from medview.ui.browser import series_mime
+
+    write_ct(tmp_path / "a", n=4, rows=16, cols=16, seed="dragA", patient_id="PA")
+    write_ct(tmp_path / "b", n=6, rows=16, cols=16, seed="dragB", patient_id="PB")
+    drop(window, [tmp_path / "a", tmp_path / "b"])
+    wait_for_volume(qtbot, window)
+    items = window.browser.series_items()
+    target = next(
+        i
+        for i in items
+        if i.data(0, Qt.ItemDataRole.UserRole + 1).first.patient_id
+        != window.current_series.first.patient_id
+    )
+    series = target.data(0, Qt.ItemDataRole.UserRole + 1)
+    mime = window.browser.tree.mimeData([target])
+    assert mime.hasFormat("application/x-medview-series")
+    axial = window.viewer.views[View.AXIAL]
+    payload = series_mime(series)  # QDropEvent does not own its mime data: keep it alive
+    event = QDropEvent(
+        QPointF(20, 20),
+        Qt.DropAction.CopyAction,
+        payload,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    axial.dropEvent(event)
+    qtbot.waitUntil(
+        lambda: (
+            window.controller.state.volume.shape[0] == len(series.slices)
+            and not window.runner.running
+        ),
+        timeout=10000,
+    )
+    assert window.current_series.key == series.key
+
+
+def test_browser_fills_during_import(qtbot, window, tmp_path: Path) -> None:
+    for i in range(8):
+        write_ct(tmp_path / f"s{i}", n=500, rows=8, cols=8, seed=f"live{i}", patient_id=f"L{i}")
+    seen: list[int] = []
+    window.browser.tree.model().rowsInserted.connect(
+        lambda *a: seen.append(window.runner.running != [])
+    )
+    window.import_paths([str(tmp_path)], open_first=False)
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=30000)
+    assert any(seen)  # rows appeared while the import was still running
+    assert window.browser.tree.topLevelItemCount() == 8

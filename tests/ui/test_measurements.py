@@ -119,3 +119,15 @@ def test_save_view_png(qtbot, window, series_dir: Path, tmp_path: Path) -> None:
     assert window.save_view(str(out), annotations=False)
     image = QImage(str(out))
     assert not image.isNull() and image.width() > 100
+
+
+def test_label_text_is_edited_and_kept(qtbot, window, series_dir: Path) -> None:
+    _open(qtbot, window, series_dir)
+    qtbot.keyClick(window, Qt.Key.Key_W)  # arrow
+    _drag(qtbot, window.viewer.views[View.AXIAL], (10, 10), (25, 35))
+    arrow = window.controller.measurements.items[-1]
+    window.controller.set_text(arrow.id, "nodule")
+    assert "nodule" in window.measure_list.item(0).text()
+    assert window.db.load_measurements(window.current_series.key)[0]["text"] == "nodule"
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert window.controller.measurements.items[-1].text == ""
