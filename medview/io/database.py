@@ -24,7 +24,7 @@ from medview.core.records import InstanceRecord, SeriesRecord, SkippedFile
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.assemble import assemble_series
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -83,6 +83,20 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (series_key, id)
     );
     """,
+    4: """
+    CREATE TABLE stacks (
+        key TEXT PRIMARY KEY,
+        series_uid TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        slices INTEGER NOT NULL,
+        shape TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        description TEXT NOT NULL,
+        modality TEXT NOT NULL,
+        series_number INTEGER
+    );
+    CREATE INDEX stacks_series ON stacks(series_uid);
+    """,
 }
 
 
@@ -98,6 +112,21 @@ class StudyRow:
     series_count: int
     instance_count: int
     missing_count: int
+
+
+@dataclass(frozen=True)
+class StackRow:
+    """Summary of one assembled stack, read without parsing instance records (browser)."""
+
+    key: str
+    series_uid: str
+    slices: int
+    shape: tuple[int, int, int]
+    kind: str
+    description: str
+    modality: str
+    series_number: int | None
+    warnings: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -168,6 +197,10 @@ class StudyDatabase:
                 c.executescript(
                     "BEGIN;" + _MIGRATIONS[version] + f"PRAGMA user_version={version}; COMMIT;"
                 )
+        if 0 < current < 4:  # stack summaries arrived in v4: build them for existing series
+            self._refresh_warnings(
+                [r[0] for r in self._conn.execute("SELECT series_uid FROM series")]
+            )
 
     # -- writing ------------------------------------------------------------------------------
     def add_records(self, records: Iterable[InstanceRecord]) -> int:
@@ -243,6 +276,8 @@ class StudyDatabase:
         return ImportResult(count, skipped, list(series))
 
     def _refresh_warnings(self, series_uids: Iterable[str]) -> None:
+        """Re-assemble the given series and store their stack summaries and warnings, so that
+        browsing needs no instance records (this runs in the importing worker)."""
         for uid in series_uids:
             stacks = self.series(uid)
             with self._tx() as c:
@@ -251,6 +286,59 @@ class StudyDatabase:
                     "INSERT INTO series_warnings VALUES (?,?,?)",
                     [(s.key, uid, w) for s in stacks for w in s.warnings],
                 )
+                c.execute("DELETE FROM stacks WHERE series_uid=?", (uid,))
+                c.executemany(
+                    "INSERT INTO stacks VALUES (?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            s.key,
+                            uid,
+                            i,
+                            len(s.slices),
+                            json.dumps(list(s.shape)),
+                            s.kind,
+                            s.description,
+                            s.modality,
+                            s.series_number,
+                        )
+                        for i, s in enumerate(stacks)
+                    ],
+                )
+
+    def stack_rows(self, study_uid: str) -> list[StackRow]:
+        """The stacks of a study, in series order, from the summary table (fast)."""
+        rows = self._conn.execute(
+            "SELECT k.key, k.series_uid, k.slices, k.shape, k.kind, k.description, k.modality,"
+            " k.series_number FROM stacks k JOIN series s ON k.series_uid=s.series_uid"
+            " WHERE s.study_uid=? ORDER BY COALESCE(k.series_number, 1 << 30), k.series_uid,"
+            " k.position",
+            (study_uid,),
+        ).fetchall()
+        warnings: dict[str, list[str]] = {}
+        for key, w in self._conn.execute(
+            "SELECT w.series_key, w.warning FROM series_warnings w JOIN series s"
+            " ON w.series_uid=s.series_uid WHERE s.study_uid=?",
+            (study_uid,),
+        ):
+            warnings.setdefault(key, []).append(w)
+        return [
+            StackRow(
+                r[0],
+                r[1],
+                r[2],
+                tuple(json.loads(r[3])),
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                tuple(warnings.get(r[0], ())),
+            )
+            for r in rows
+        ]
+
+    def stack(self, series_uid: str, key: str) -> SeriesRecord | None:
+        """One assembled stack by its key (parses the instance records: call off the GUI)."""
+        return next((s for s in self.series(series_uid) if s.key == key), None)
 
     def rescan(self) -> RescanReport:
         """Check every indexed file still exists unchanged; mark missing/changed ones."""
@@ -276,6 +364,16 @@ class StudyDatabase:
                 "UPDATE instances SET status='changed' WHERE path=?", [(p,) for p in changed]
             )
             c.executemany("UPDATE instances SET status='ok' WHERE path=?", [(p,) for p in restored])
+        affected = missing + changed + restored
+        if affected:
+            marks = ",".join("?" * len(affected))
+            uids = [
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT DISTINCT series_uid FROM instances WHERE path IN ({marks})", affected
+                )
+            ]
+            self._refresh_warnings(uids)
         return RescanReport(len(rows), missing, changed, restored)
 
     def forget_missing(self) -> int:

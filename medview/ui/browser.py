@@ -11,13 +11,13 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medview.core.records import SeriesRecord
-from medview.io.database import StudyDatabase
+from medview.io.database import StackRow, StudyDatabase
 
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
 SERIES_MIME = "application/x-medview-series"  # JSON {"uid": ..., "key": ...}
 
 
-def series_mime(series: SeriesRecord) -> QMimeData:
+def series_mime(series: SeriesRecord | StackRow) -> QMimeData:
     mime = QMimeData()
     mime.setData(SERIES_MIME, json.dumps({"uid": series.series_uid, "key": series.key}).encode())
     return mime
@@ -44,8 +44,8 @@ class _SeriesTree(QTreeWidget):
 class StudyBrowserPanel(QWidget):
     """Double-click a series to show it (``series_activated``)."""
 
-    series_activated = Signal(object)  # SeriesRecord
-    thumbnails_wanted = Signal(object)  # list[SeriesRecord] without a thumbnail yet
+    series_activated = Signal(object)  # StackRow
+    thumbnails_wanted = Signal(object)  # list[StackRow] without a thumbnail yet
 
     def __init__(self, db: StudyDatabase, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +68,8 @@ class StudyBrowserPanel(QWidget):
         self.tree.itemDoubleClicked.connect(self._activated)
 
     def refresh(self) -> None:
+        """Rebuild the tree from the database summaries (no instance records are parsed, so
+        this stays cheap on the GUI thread)."""
         self.tree.clear()
         self._series_items: list[QTreeWidgetItem] = []
         patients: dict[tuple[str, str], QTreeWidgetItem] = {}
@@ -88,8 +90,8 @@ class StudyBrowserPanel(QWidget):
                 ]
             )
             pitem.addChild(sitem)
-            for series in self.db.study_series(row.study_uid):
-                self._add_series(sitem, series)
+            for stack in self.db.stack_rows(row.study_uid):
+                self._add_series(sitem, stack)
         self.tree.expandAll()
         missing = [
             i.data(0, SERIES_ROLE)
@@ -111,16 +113,16 @@ class StudyBrowserPanel(QWidget):
             if icon is not None:
                 item.setIcon(0, icon)
 
-    def _add_series(self, parent: QTreeWidgetItem, s: SeriesRecord) -> None:
+    def _add_series(self, parent: QTreeWidgetItem, s: StackRow) -> None:
         shape = "x".join(str(v) for v in s.shape)
         notes = f"⚠ {len(s.warnings)}" if s.warnings else ""
+        number = s.series_number if s.series_number is not None else "-"
         item = QTreeWidgetItem(
             [
-                f"{s.series_number if s.series_number is not None else '-'}  "
-                f"{s.description or '(no description)'}",
+                f"{number}  {s.description or '(no description)'}",
                 s.modality,
                 "",
-                f"{len(s.slices)}",
+                f"{s.slices}",
                 notes,
             ]
         )
@@ -128,6 +130,9 @@ class StudyBrowserPanel(QWidget):
         if s.warnings:
             item.setToolTip(4, "\n".join(s.warnings))
         item.setData(0, SERIES_ROLE, s)
+        icon = self._icons.get(s.key)
+        if icon is not None:
+            item.setIcon(0, icon)
         parent.addChild(item)
         self._series_items.append(item)
 

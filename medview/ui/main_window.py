@@ -26,9 +26,11 @@ from PySide6.QtWidgets import (
 )
 
 from medview import __version__
+from medview.core.errors import SeriesAssemblyError
 from medview.core.records import SeriesRecord
+from medview.core.tasks import CancelToken, Progress
 from medview.core.volume import Volume
-from medview.io.database import ImportResult, StudyDatabase
+from medview.io.database import ImportResult, StackRow, StudyDatabase
 from medview.io.loader import load_series
 from medview.ui.bridge import Task, TaskRunner
 from medview.ui.browser import SERIES_ROLE, StudyBrowserPanel
@@ -102,7 +104,7 @@ class MainWindow(QMainWindow):
         self.cine_fps = QSpinBox(minimum=1, maximum=60, value=10, suffix=" fps")
         self.cine_fps.valueChanged.connect(lambda v: self.cine.setInterval(int(1000 / v)))
 
-        self.browser.series_activated.connect(self.open_series)
+        self.browser.series_activated.connect(lambda row: self.open_stack(row.series_uid, row.key))
         self.browser.thumbnails_wanted.connect(self._make_thumbnails)
         for view in [*self.viewer.views.values(), *self.compare_viewer.views.values()]:
             view.hovered.connect(self.hover_label.setText)
@@ -288,25 +290,25 @@ class MainWindow(QMainWindow):
     # -- comparison -----------------------------------------------------------------------------
     def compare_selected(self) -> None:
         item = self.browser.tree.currentItem()
-        series = item.data(0, SERIES_ROLE) if item is not None else None
-        if series is None:
+        row = item.data(0, SERIES_ROLE) if item is not None else None
+        if row is None:
             self.statusBar().showMessage("Select a series in the browser to compare", 3000)
             return
-        self.open_compare(series)
+        self.open_stack(row.series_uid, row.key, compare=True)
+
+    def _show_compare(self, volume: Volume) -> None:
+        self.compare_controller.set_volume(volume, {"modality": volume.modality})
+        self.compare_viewer.set_layout(self.viewer.layout_name)
+        self.compare_viewer.show()
+        # the comparison starts where the main viewer is (same frame of reference)
+        self.controller.changed.emit()
+        if not self.sync.linked():
+            self.notify(
+                "The compared series has another frame of reference: scrolling is not synchronised."
+            )
 
     def open_compare(self, series: SeriesRecord) -> Task:
-        def show(volume: Volume) -> None:
-            self.compare_controller.set_volume(volume, {"modality": volume.modality})
-            self.compare_viewer.set_layout(self.viewer.layout_name)
-            self.compare_viewer.show()
-            # the comparison starts where the main viewer is (same frame of reference)
-            self.controller.changed.emit()
-            if not self.sync.linked():
-                self.notify(
-                    "The compared series has another frame of reference: "
-                    "scrolling is not synchronised."
-                )
-
+        show = self._show_compare
         return self.runner.submit(
             "Loading comparison",
             load_series,
@@ -318,13 +320,7 @@ class MainWindow(QMainWindow):
         )
 
     def _dropped_series(self, data: dict[str, str], compare: bool) -> None:
-        stacks = [s for s in self.db.series(data["uid"]) if s.key == data["key"]]
-        if not stacks:
-            self.notify("That series is no longer in the database.")
-        elif compare:
-            self.open_compare(stacks[0])
-        else:
-            self.open_series(stacks[0])
+        self.open_stack(data["uid"], data["key"], compare=compare)
 
     def close_compare(self) -> None:
         self.compare_viewer.hide()
@@ -358,9 +354,9 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self.recent_menu.actions()))
 
     def open_study(self, study_uid: str) -> None:
-        series = self.db.study_series(study_uid)
-        if series:
-            self.open_series(series[0])
+        rows = self.db.stack_rows(study_uid)
+        if rows:
+            self.open_stack(rows[0].series_uid, rows[0].key)
 
     def show_preferences(self) -> None:
         from medview.ui.preferences import PreferencesDialog
@@ -447,11 +443,15 @@ class MainWindow(QMainWindow):
         if path:
             self.save_view(path, annotations)
 
-    def _make_thumbnails(self, series: list[SeriesRecord]) -> None:
-        from medview.viewer.thumbnail import thumbnails
+    def _make_thumbnails(self, rows: list[StackRow]) -> None:
+        def work(*, cancel: CancelToken, progress: Progress) -> dict[str, object]:
+            from medview.viewer.thumbnail import thumbnails
+
+            stacks = [s for r in rows if (s := self.db.stack(r.series_uid, r.key)) is not None]
+            return thumbnails(stacks, cancel=cancel, progress=progress)  # type: ignore[return-value]
 
         self.runner.submit(
-            "Thumbnails", thumbnails, series, on_done=self.browser.set_thumbnails, slot="thumbnails"
+            "Thumbnails", work, on_done=self.browser.set_thumbnails, slot="thumbnails"
         )
 
     # -- opening --------------------------------------------------------------------------------
@@ -507,9 +507,35 @@ class MainWindow(QMainWindow):
             self.notify("No images found in what was opened.")
             return
         if self._open_after_import:
-            stacks = self.db.series(result.series_uids[0])
-            if stacks:
-                self.open_series(stacks[0])
+            self.open_stack(result.series_uids[0])
+
+    def open_stack(self, series_uid: str, key: str | None = None, compare: bool = False) -> Task:
+        """Open a stack by UID and key (None: the first stack of the series). The instance
+        records are read and the pixels decoded in the worker."""
+
+        def work(*, cancel: CancelToken, progress: Progress) -> tuple[SeriesRecord, Volume]:
+            stacks = self.db.series(series_uid)
+            chosen = next((s for s in stacks if key is None or s.key == key), None)
+            if chosen is None:
+                raise SeriesAssemblyError("that series is no longer in the database")
+            return chosen, load_series(chosen, cancel=cancel, progress=progress)
+
+        def done(result: tuple[SeriesRecord, Volume]) -> None:
+            series, volume = result
+            if compare:
+                self._show_compare(volume)
+            else:
+                self.current_series = series
+                self._show_volume(volume)
+
+        return self.runner.submit(
+            "Loading",
+            work,
+            on_done=done,
+            on_error=self.notify,
+            on_progress=self._progress,
+            slot="compare" if compare else "load",
+        )
 
     def open_series(self, series: SeriesRecord) -> Task:
         self.current_series = series

@@ -135,3 +135,21 @@ def test_records_round_trip_exactly(tmp_path: Path) -> None:
             direct.instances, key=lambda r: r.path
         )
         assert np.array_equal(load_series(stored).array, load_series(direct).array)
+
+
+def test_stack_summaries_match_assembly(tmp_path: Path) -> None:
+    files = write_ct(tmp_path / "ct", n=6)
+    files[3].unlink()  # a warning to carry
+    with StudyDatabase(tmp_path / "db.sqlite") as db:
+        db.import_paths([tmp_path / "ct", DEMO / "lung2"])
+        for study in db.search():
+            rows = db.stack_rows(study.study_uid)
+            stacks = db.study_series(study.study_uid)
+            assert [r.key for r in rows] == [s.key for s in stacks]
+            for r, s in zip(rows, stacks, strict=True):
+                assert (r.slices, r.shape, r.warnings) == (len(s.slices), s.shape, s.warnings)
+                assert db.stack(r.series_uid, r.key) == s
+        files[0].unlink()
+        db.rescan()
+        uid = db.search("synthetic")[0].study_uid
+        assert db.stack_rows(uid)[0].slices == 4  # summary follows the rescan

@@ -260,12 +260,9 @@ def test_drag_series_from_browser_into_viewport(qtbot, window, tmp_path: Path) -
     wait_for_volume(qtbot, window)
     items = window.browser.series_items()
     target = next(
-        i
-        for i in items
-        if i.data(0, Qt.ItemDataRole.UserRole + 1).first.patient_id
-        != window.current_series.first.patient_id
+        i for i in items if i.data(0, Qt.ItemDataRole.UserRole + 1).key != window.current_series.key
     )
-    series = target.data(0, Qt.ItemDataRole.UserRole + 1)
+    series = target.data(0, Qt.ItemDataRole.UserRole + 1)  # a StackRow summary
     mime = window.browser.tree.mimeData([target])
     assert mime.hasFormat("application/x-medview-series")
     axial = window.viewer.views[View.AXIAL]
@@ -280,8 +277,7 @@ def test_drag_series_from_browser_into_viewport(qtbot, window, tmp_path: Path) -
     axial.dropEvent(event)
     qtbot.waitUntil(
         lambda: (
-            window.controller.state.volume.shape[0] == len(series.slices)
-            and not window.runner.running
+            window.controller.state.volume.shape[0] == series.slices and not window.runner.running
         ),
         timeout=10000,
     )
