@@ -11,7 +11,9 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
+    QComboBox,
     QDockWidget,
+    QDoubleSpinBox,
     QFileDialog,
     QLabel,
     QListWidget,
@@ -137,6 +139,11 @@ class MainWindow(QMainWindow):
         return act
 
     def _build_actions(self) -> None:
+        self.slab_mode = QComboBox()
+        self.slab_mode.addItems(["Slab off", "MIP", "MinIP"])
+        self.slab_mm = QDoubleSpinBox(
+            minimum=1.0, maximum=200.0, value=10.0, suffix=" mm", singleStep=2.0, decimals=1
+        )
         mb = self.menuBar()
         f = mb.addMenu("&File")
         self._action(f, "Open file…", self._open_files, "Ctrl+O")
@@ -177,17 +184,17 @@ class MainWindow(QMainWindow):
         self._action(v, "Corner annotations", self.controller.toggle_annotations, "Ctrl+T")
         v.addSeparator()
         self.cine_action = self._action(v, "Cine", self.toggle_cine, "C", checkable=True)
-        slab = v.addMenu("Thick slab")
-        for label, mm, mode in (
-            ("Off", 0.0, "mip"),
-            ("MIP 10 mm", 10.0, "mip"),
-            ("MIP 20 mm", 20.0, "mip"),
-            ("MinIP 10 mm", 10.0, "minip"),
-        ):
-            self._action(slab, label, lambda _=False, a=mm, b=mode: self.controller.set_slab(a, b))
+        slab = v.addMenu("Thick slab (thickness in the toolbar)")
+        for index, label in enumerate(("Off", "MIP", "MinIP")):
+            self._action(slab, label, lambda _=False, i=index: self.slab_mode.setCurrentIndex(i))
         tb.addSeparator()
         tb.addAction(self.cine_action)
         tb.addWidget(self.cine_fps)
+        tb.addSeparator()
+        self.slab_mode.currentIndexChanged.connect(self._slab_changed)
+        self.slab_mm.valueChanged.connect(self._slab_changed)
+        tb.addWidget(self.slab_mode)
+        tb.addWidget(self.slab_mm)
         nav = mb.addMenu("&Navigate")
         for text, keys, delta in (
             ("Next slice", ("Down", "Right"), 1),
@@ -271,6 +278,12 @@ class MainWindow(QMainWindow):
     def fit_views(self) -> None:
         for v in self.viewer.views.values():
             v.reset()
+
+    def _slab_changed(self) -> None:
+        """Thick-slab projection for every MPR view: MIP or MinIP over the given thickness."""
+        mode = self.slab_mode.currentIndex()
+        mm = self.slab_mm.value() if mode else 0.0
+        self.controller.set_slab(mm, "minip" if mode == 2 else "mip")
 
     def toggle_cine(self) -> None:
         if self.cine.isActive():

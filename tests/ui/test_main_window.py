@@ -295,3 +295,17 @@ def test_browser_fills_during_import(qtbot, window, tmp_path: Path) -> None:
     qtbot.waitUntil(lambda: not window.runner.running, timeout=30000)
     assert any(seen)  # rows appeared while the import was still running
     assert window.browser.tree.topLevelItemCount() == 8
+
+
+def test_slab_thickness_from_toolbar(qtbot, window) -> None:
+    _open_demo(qtbot, window)
+    state = window.controller.state
+    window.controller.go_to(View.CORONAL, 300)
+    plain = state.plane(View.CORONAL).copy()
+    window.slab_mm.setValue(20.0)
+    window.slab_mode.setCurrentIndex(1)  # MIP
+    assert state.slab_mm == 20.0 and state.slab_mode == "mip"
+    mip = state.plane(View.CORONAL)
+    assert (mip >= plain).all() and (mip > plain).any()
+    window.slab_mode.setCurrentIndex(0)
+    assert state.slab_mm == 0.0
