@@ -121,9 +121,9 @@ class ViewerController(QObject):
             self.state.invert = not self.state.invert
             self.changed.emit()
 
-    def set_slab(self, mm: float, mode: str = "mip") -> None:
+    def set_slab(self, view: View, mm: float, mode: str = "mip") -> None:
         if self.state is not None:
-            self.state.slab_mm, self.state.slab_mode = mm, mode
+            self.state.set_slab(view, mm, mode)
             self.changed.emit()
 
     def toggle_annotations(self) -> None:

@@ -108,6 +108,8 @@ class MainWindow(QMainWindow):
 
         self.browser.series_activated.connect(lambda row: self.open_stack(row.series_uid, row.key))
         self.browser.thumbnails_wanted.connect(self._make_thumbnails)
+        for view in self.viewer.views.values():
+            view.activated.connect(lambda _v: self._show_active_slab())
         for view in [*self.viewer.views.values(), *self.compare_viewer.views.values()]:
             view.hovered.connect(self.hover_label.setText)
         for view in self.viewer.views.values():
@@ -191,6 +193,7 @@ class MainWindow(QMainWindow):
         tb.addAction(self.cine_action)
         tb.addWidget(self.cine_fps)
         tb.addSeparator()
+        self._syncing_slab = False
         self.slab_mode.currentIndexChanged.connect(self._slab_changed)
         self.slab_mm.valueChanged.connect(self._slab_changed)
         tb.addWidget(self.slab_mode)
@@ -280,10 +283,25 @@ class MainWindow(QMainWindow):
             v.reset()
 
     def _slab_changed(self) -> None:
-        """Thick-slab projection for every MPR view: MIP or MinIP over the given thickness."""
+        """Thick-slab MIP or MinIP over the given thickness, for the active view (each MPR
+        view has its own slab)."""
+        if self._syncing_slab:
+            return
         mode = self.slab_mode.currentIndex()
         mm = self.slab_mm.value() if mode else 0.0
-        self.controller.set_slab(mm, "minip" if mode == 2 else "mip")
+        self.controller.set_slab(self.active_view(), mm, "minip" if mode == 2 else "mip")
+
+    def _show_active_slab(self) -> None:
+        """The toolbar shows the slab of whichever view is active."""
+        state = self.controller.state
+        mm, mode = state.slab(self.active_view()) if state is not None else (0.0, "mip")
+        self._syncing_slab = True
+        try:
+            self.slab_mode.setCurrentIndex(0 if mm <= 0 else (2 if mode == "minip" else 1))
+            if mm > 0:
+                self.slab_mm.setValue(mm)
+        finally:
+            self._syncing_slab = False
 
     def toggle_cine(self) -> None:
         if self.cine.isActive():

@@ -268,7 +268,8 @@ class SliceView(QWidget):
                 ],
             )
         )
-        slab = f"  slab {state.slab_mode.upper()} {state.slab_mm:g} mm" if state.slab_mm else ""
+        slab_mm, slab_mode = state.slab(self.view)
+        slab = f"  slab {slab_mode.upper()} {slab_mm:g} mm" if slab_mm else ""
         pos_mm = float(np.dot(state.volume.geometry.index_to_lps(state.crosshair), m.normal))
         bottom_left = f"Im {k + 1}/{m.shape[0]}  {pos_mm:.1f} mm\nthk {m.spacing[0]:.2g} mm{slab}"
         bottom_right = (

@@ -22,8 +22,8 @@ class ViewerState:
     presets: tuple[Preset, ...] = field(init=False)
     invert: bool = field(init=False)
     crosshair: np.ndarray = field(init=False)
-    slab_mm: float = 0.0
-    slab_mode: str = "mip"
+    # thick slab per view: (thickness mm, "mip" | "minip"); absent means a plain slice
+    slabs: dict[View, tuple[float, str]] = field(default_factory=dict)
     _mappings: dict[View, PlaneMapping] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,9 +46,19 @@ class ViewerState:
     def plane(self, view: View) -> np.ndarray:
         m = self.mapping(view)
         k = self.slice_index(view)
-        if self.slab_mm > 0 and view is not View.NATIVE:
-            return m.slab(self.volume.array, k, self.slab_mm, self.slab_mode)
+        mm, mode = self.slab(view)
+        if mm > 0 and view is not View.NATIVE:
+            return m.slab(self.volume.array, k, mm, mode)
         return m.plane(self.volume.array, k)
+
+    def slab(self, view: View) -> tuple[float, str]:
+        return self.slabs.get(view, (0.0, "mip"))
+
+    def set_slab(self, view: View, mm: float, mode: str = "mip") -> None:
+        if mm > 0:
+            self.slabs[view] = (mm, mode)
+        else:
+            self.slabs.pop(view, None)
 
     def step(self, view: View, delta: int) -> None:
         """Move ``delta`` slices along ``view``'s slice axis (clamped)."""

@@ -302,10 +302,18 @@ def test_slab_thickness_from_toolbar(qtbot, window) -> None:
     state = window.controller.state
     window.controller.go_to(View.CORONAL, 300)
     plain = state.plane(View.CORONAL).copy()
+    coronal = window.viewer.views[View.CORONAL]
+    qtbot.mouseClick(coronal, Qt.MouseButton.LeftButton, pos=coronal.rect().center())
+    window.controller.go_to(View.CORONAL, 300)
     window.slab_mm.setValue(20.0)
-    window.slab_mode.setCurrentIndex(1)  # MIP
-    assert state.slab_mm == 20.0 and state.slab_mode == "mip"
+    window.slab_mode.setCurrentIndex(1)  # MIP on the active (coronal) view only
+    assert state.slab(View.CORONAL) == (20.0, "mip")
+    assert state.slab(View.AXIAL) == (0.0, "mip")
     mip = state.plane(View.CORONAL)
     assert (mip >= plain).all() and (mip > plain).any()
-    window.slab_mode.setCurrentIndex(0)
-    assert state.slab_mm == 0.0
+    axial = window.viewer.views[View.AXIAL]
+    qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=axial.rect().center())
+    assert window.slab_mode.currentIndex() == 0  # the toolbar follows the active view
+    window.slab_mode.setCurrentIndex(2)
+    window.slab_mm.setValue(5.0)
+    assert state.slab(View.AXIAL) == (5.0, "minip") and state.slab(View.CORONAL)[0] == 20.0

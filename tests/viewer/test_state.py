@@ -37,6 +37,7 @@ def test_value_and_position_under_cursor() -> None:
 def test_ct_defaults_and_slab() -> None:
     s = _state()
     assert s.presets[3].name == "Lung" and s.window.center == 40
-    s.slab_mm = 6.0
+    s.set_slab(View.AXIAL, 6.0, "mip")
     s.go_to(View.AXIAL, 1)
+    assert s.slab(View.CORONAL) == (0.0, "mip")  # other views keep plain slices
     assert np.array_equal(s.plane(View.AXIAL), s.volume.array[0:3].max(axis=0))
