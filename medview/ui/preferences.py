@@ -11,15 +11,18 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from medview.core.paths import data_dir
+from medview.core.paths import choose_data_dir, data_dir
 from medview.viewer.windowing import CT_PRESETS, Preset, Window
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -56,7 +59,14 @@ class PreferencesDialog(QDialog):
         self.setWindowTitle("Preferences")
         self.settings = settings
         form = QFormLayout()
-        form.addRow("Data folder", QLabel(f"{data_dir()}  (set MEDVIEW_HOME to move it)"))
+        self.data_label = QLabel(str(data_dir()))
+        self.new_data_dir: str | None = None
+        change = QPushButton("Change…")
+        change.clicked.connect(self._choose_folder)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.data_label, 1)
+        folder_row.addWidget(change)
+        form.addRow("Data folder", folder_row)
         self.layout_box = QComboBox()
         self.layout_box.addItems(LAYOUT_NAMES)
         self.layout_box.setCurrentText(str(settings.value("default_layout", "1x3")))
@@ -92,6 +102,16 @@ class PreferencesDialog(QDialog):
         layout.addWidget(self.table)
         layout.addWidget(buttons)
 
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Data folder for MedView", str(data_dir()))
+        if folder:
+            self.set_data_folder(folder)
+
+    def set_data_folder(self, folder: str) -> None:
+        """Use ``folder`` from the next start (the database in use stays open until then)."""
+        self.new_data_dir = folder
+        self.data_label.setText(f"{folder}  (from the next start)")
+
     def _cell(self, row: int, col: int) -> QTableWidgetItem:
         item = self.table.item(row, col)
         if item is None:
@@ -124,4 +144,6 @@ class PreferencesDialog(QDialog):
         s.setValue("compute_device", self.device_box.currentText())
         s.setValue("theme", self.theme_box.currentText())
         save_ct_presets(s, self.presets())
+        if self.new_data_dir:
+            choose_data_dir(self.new_data_dir)
         super().accept()

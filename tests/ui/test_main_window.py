@@ -317,3 +317,14 @@ def test_slab_thickness_from_toolbar(qtbot, window) -> None:
     window.slab_mode.setCurrentIndex(2)
     window.slab_mm.setValue(5.0)
     assert state.slab(View.AXIAL) == (5.0, "minip") and state.slab(View.CORONAL)[0] == 20.0
+
+
+def test_preferences_choose_data_folder(qtbot, window, tmp_path: Path, monkeypatch) -> None:
+    from medview.core.paths import chosen_data_dir
+    from medview.ui.preferences import PreferencesDialog
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    dialog = PreferencesDialog(window.settings, window)
+    dialog.set_data_folder(str(tmp_path / "new-home"))
+    dialog.accept()
+    assert chosen_data_dir() == tmp_path / "new-home"
