@@ -96,9 +96,7 @@ def test_bench_drop_to_first_image(qtbot, tmp_path: Path) -> None:
     )
 
     # scrolling: wheel event + synchronous repaint of the 1x3 views, through all 300 slices
-    from PySide6.QtCore import QPoint, QPointF, Qt
-    from PySide6.QtGui import QWheelEvent
-    from PySide6.QtWidgets import QApplication
+    from tests.ui.conftest import scroll
 
     db = StudyDatabase(tmp_path / "scroll.sqlite")
     w = MainWindow(db, QSettings(str(tmp_path / "scroll.ini"), QSettings.Format.IniFormat))
@@ -112,17 +110,7 @@ def test_bench_drop_to_first_image(qtbot, tmp_path: Path) -> None:
     frame_times = []
     for _ in range(299):
         t = time.perf_counter()
-        ev = QWheelEvent(
-            QPointF(50, 50),
-            QPointF(50, 50),
-            QPoint(0, 0),
-            QPoint(0, -120),
-            Qt.MouseButton.NoButton,
-            Qt.KeyboardModifier.NoModifier,
-            Qt.ScrollPhase.NoScrollPhase,
-            False,
-        )
-        QApplication.sendEvent(axial, ev)
+        scroll(axial)
         for v in w.viewer.visible_views():
             v.repaint()
         frame_times.append(time.perf_counter() - t)

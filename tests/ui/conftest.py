@@ -29,3 +29,22 @@ def wait_for_volume(qtbot, window, timeout: int = 20000) -> None:  # type: ignor
     qtbot.waitUntil(
         lambda: window.controller.state is not None and not window.runner.running, timeout=timeout
     )
+
+
+def scroll(view, steps: int = 1) -> None:  # type: ignore[no-untyped-def]
+    """Send a mouse-wheel event of ``steps`` notches towards the user (next slice)."""
+    from PySide6.QtCore import QPoint, QPointF, Qt
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    event = QWheelEvent(
+        QPointF(50, 50),
+        view.mapToGlobal(QPointF(50, 50)),
+        QPoint(0, 0),
+        QPoint(0, -120 * steps),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view, event)

@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDropEvent, QWheelEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtGui import QDropEvent
 
 from medview.io.scan import scan
 from medview.viewer.mpr import View
 from tests.conftest import DEMO_CT, write_ct
-from tests.ui.conftest import wait_for_volume
+from tests.ui.conftest import scroll, wait_for_volume
 
 
 def drop(window, paths: list[Path]) -> None:  # type: ignore[no-untyped-def]
@@ -63,17 +62,7 @@ def test_scroll_and_keys_change_slice(qtbot, window) -> None:
     axial = window.viewer.views[View.AXIAL]
     state = window.controller.state
     k0 = state.slice_index(View.AXIAL)
-    wheel = QWheelEvent(
-        QPointF(100, 100),
-        axial.mapToGlobal(QPointF(100, 100)),
-        QPoint(0, 0),
-        QPoint(0, -120),
-        Qt.MouseButton.NoButton,
-        Qt.KeyboardModifier.NoModifier,
-        Qt.ScrollPhase.NoScrollPhase,
-        False,
-    )
-    QApplication.sendEvent(axial, wheel)
+    scroll(axial)
     assert state.slice_index(View.AXIAL) == k0 + 1
     window.controller.set_active(axial)
     qtbot.keyClick(window, Qt.Key.Key_End)
