@@ -58,3 +58,11 @@ class CancelledError(MedviewError):
 
     def __init__(self, message: str = "cancelled") -> None:
         super().__init__(message)
+
+
+class ModelError(MedviewError):
+    """A model package or bundle is invalid or refused (the message says why)."""
+
+
+class InferenceError(MedviewError):
+    """Running a model failed (the message says what happened)."""

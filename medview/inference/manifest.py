@@ -1,0 +1,259 @@
+"""Model packages are data: a manifest (JSON), weights (safetensors or a weights-only torch
+file) with their SHA-256, and a model card. Nothing in a package is ever executed.
+
+``models/<id>/manifest.json``::
+
+    {"id": "lung-seg", "name": "...", "version": "1.0.0", "task": "segmentation",
+     "modality": "CT", "body_part": "CHEST", "dimensions": 3,
+     "network": {"class": "UNet", "args": {"spatial_dims": 3, ...}},
+     "preprocessing": {"orientation": "RAS", "spacing": [1.5, 1.5, 2.0],
+                       "intensity": {"kind": "window", "a_min": -1000, "a_max": 400,
+                                     "b_min": 0.0, "b_max": 1.0, "clip": true}},
+     "inference": {"roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 2},
+     "labels": [{"value": 1, "name": "lung", "color": [80, 160, 255],
+                 "snomed": {"code": "39607008", "meaning": "Lung"}}],
+     "weights": {"file": "weights.safetensors", "sha256": "..."},
+     "card": "MODEL_CARD.md"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medview.core.errors import ModelError
+
+# monai.networks.nets classes a package may name; anything else is refused
+ALLOWED_NETWORKS = frozenset(
+    {
+        "UNet",
+        "BasicUNet",
+        "SegResNet",
+        "AttentionUnet",
+        "UNETR",
+        "SwinUNETR",
+        "DynUNet",
+        "DenseNet121",
+        "DenseNet169",
+        "DenseNet201",
+        "ResNet",
+        "EfficientNetBN",
+        "Classifier",
+        "Regressor",
+    }
+)
+TASKS = ("segmentation", "classification")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_EXPRESSION = re.compile(r"^[$@%]")  # MONAI bundle expression / reference syntax
+
+
+def check_literal(value: Any, where: str) -> Any:
+    """``value`` if it is plain JSON data (no expressions); else `ModelError`."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        if _EXPRESSION.match(value):
+            raise ModelError(f"{where}: expressions are not allowed ({value[:40]!r})")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [check_literal(v, where) for v in value]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or k.startswith("_"):
+                raise ModelError(f"{where}: key {k!r} is not a plain argument name")
+            out[k] = check_literal(v, f"{where}.{k}")
+        return out
+    raise ModelError(f"{where}: {type(value).__name__} is not plain data")
+
+
+@dataclass(frozen=True)
+class Label:
+    value: int
+    name: str
+    color: tuple[int, int, int]
+    snomed_code: str = ""
+    snomed_meaning: str = ""
+
+
+@dataclass(frozen=True)
+class Intensity:
+    kind: str = "none"  # "window" | "normalize" | "none"
+    a_min: float = 0.0
+    a_max: float = 1.0
+    b_min: float = 0.0
+    b_max: float = 1.0
+    clip: bool = True
+
+
+@dataclass(frozen=True)
+class ModelManifest:
+    id: str
+    name: str
+    version: str
+    task: str
+    network_class: str
+    network_args: dict[str, Any]
+    weights_file: str
+    weights_sha256: str
+    folder: Path
+    modality: str = ""
+    body_part: str = ""
+    dimensions: int = 3
+    orientation: str = "RAS"
+    spacing: tuple[float, ...] | None = None
+    intensity: Intensity = field(default_factory=Intensity)
+    roi_size: tuple[int, ...] = (96, 96, 96)
+    overlap: float = 0.25
+    sw_batch_size: int = 1
+    labels: tuple[Label, ...] = ()
+    classes: tuple[str, ...] = ()
+    card: str = ""
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / self.weights_file
+
+    @property
+    def card_text(self) -> str:
+        try:
+            return (self.folder / self.card).read_text() if self.card else ""
+        except OSError:
+            return ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "task": self.task,
+            "modality": self.modality,
+            "body_part": self.body_part,
+            "dimensions": self.dimensions,
+            "network": {"class": self.network_class, "args": self.network_args},
+            "preprocessing": {
+                "orientation": self.orientation,
+                "spacing": list(self.spacing) if self.spacing else None,
+                "intensity": self.intensity.__dict__,
+            },
+            "inference": {
+                "roi_size": list(self.roi_size),
+                "overlap": self.overlap,
+                "sw_batch_size": self.sw_batch_size,
+            },
+            "labels": [
+                {
+                    "value": lb.value,
+                    "name": lb.name,
+                    "color": list(lb.color),
+                    "snomed": {"code": lb.snomed_code, "meaning": lb.snomed_meaning},
+                }
+                for lb in self.labels
+            ],
+            "classes": list(self.classes),
+            "weights": {"file": self.weights_file, "sha256": self.weights_sha256},
+            "card": self.card,
+        }
+
+
+_INTENSITY_FIELDS = frozenset(Intensity.__dataclass_fields__)
+
+
+def _req(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in d:
+        raise ModelError(f"{where}: missing {key!r}")
+    if not isinstance(d[key], kind):
+        raise ModelError(f"{where}: {key!r} must be {kind.__name__}")
+    return d[key]
+
+
+def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
+    """Validate a manifest's content; every refusal says what is wrong."""
+    where = f"manifest in {folder.name}"
+    if not isinstance(data, dict):
+        raise ModelError(f"{where}: not a JSON object")
+    mid = _req(data, "id", str, where)
+    if not _ID.match(mid):
+        raise ModelError(f"{where}: id {mid!r} must be letters, digits, '.', '_' or '-'")
+    task = _req(data, "task", str, where)
+    if task not in TASKS:
+        raise ModelError(f"{where}: task must be one of {TASKS}")
+    net = _req(data, "network", dict, where)
+    cls = _req(net, "class", str, f"{where}.network")
+    if cls not in ALLOWED_NETWORKS:
+        raise ModelError(
+            f"{where}: network class {cls!r} is not allowed "
+            f"(allowed: {', '.join(sorted(ALLOWED_NETWORKS))})"
+        )
+    args = check_literal(net.get("args", {}), f"{where}.network.args")
+    weights = _req(data, "weights", dict, where)
+    wfile = _req(weights, "file", str, f"{where}.weights")
+    if os.path.basename(wfile) != wfile or wfile in ("", ".", ".."):
+        raise ModelError(f"{where}: weights file must be a plain file name in the package")
+    sha = _req(weights, "sha256", str, f"{where}.weights").lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", sha):
+        raise ModelError(f"{where}: weights sha256 must be 64 hex digits")
+    pre = check_literal(data.get("preprocessing", {}), f"{where}.preprocessing") or {}
+    inten = pre.get("intensity") or {}
+    inf = check_literal(data.get("inference", {}), f"{where}.inference") or {}
+    labels = []
+    for i, lb in enumerate(check_literal(data.get("labels", []), f"{where}.labels")):
+        snomed = lb.get("snomed") or {}
+        color = tuple(int(c) for c in lb.get("color", (255, 0, 0)))[:3]
+        labels.append(
+            Label(
+                int(lb["value"]) if "value" in lb else i + 1,
+                str(lb.get("name", f"label {i + 1}")),
+                (color[0], color[1], color[2]),
+                str(snomed.get("code", "")),
+                str(snomed.get("meaning", "")),
+            )
+        )
+    card = str(data.get("card", ""))
+    if card and os.path.basename(card) != card:
+        raise ModelError(f"{where}: card must be a plain file name in the package")
+    try:
+        return ModelManifest(
+            id=mid,
+            name=str(data.get("name", mid)),
+            version=str(data.get("version", "0")),
+            task=task,
+            network_class=cls,
+            network_args=args,
+            weights_file=wfile,
+            weights_sha256=sha,
+            folder=folder,
+            modality=str(data.get("modality", "")),
+            body_part=str(data.get("body_part", "")),
+            dimensions=int(data.get("dimensions", 3)),
+            orientation=str(pre.get("orientation", "RAS")),
+            spacing=tuple(float(v) for v in pre["spacing"]) if pre.get("spacing") else None,
+            intensity=Intensity(
+                **{k: inten[k] for k in inten if k in Intensity.__dataclass_fields__}
+            ),
+            roi_size=tuple(int(v) for v in inf.get("roi_size", (96, 96, 96))),
+            overlap=float(inf.get("overlap", 0.25)),
+            sw_batch_size=int(inf.get("sw_batch_size", 1)),
+            labels=tuple(labels),
+            classes=tuple(
+                str(c) for c in check_literal(data.get("classes", []), f"{where}.classes")
+            ),
+            card=card,
+        )
+    except (TypeError, ValueError, KeyError) as e:
+        raise ModelError(f"{where}: {type(e).__name__}: {e}") from e
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> ModelManifest:
+    folder = Path(folder)
+    try:
+        data = json.loads((folder / "manifest.json").read_text())
+    except OSError as e:
+        raise ModelError(f"no readable manifest.json in {folder}: {e}") from e
+    except ValueError as e:
+        raise ModelError(f"manifest.json in {folder} is not valid JSON: {e}") from e
+    return parse_manifest(data, folder)
