@@ -128,7 +128,7 @@ def _inference(config: dict[str, Any]) -> dict[str, Any]:
 
 def _labels_and_task(meta: dict[str, Any]) -> tuple[str, list[dict[str, Any]], list[str]]:
     outputs = (meta.get("network_data_format") or {}).get("outputs") or {}
-    pred = outputs.get("pred") or next(iter(outputs.values()), {}) or {}
+    pred: dict[str, Any] = outputs.get("pred") or next(iter(outputs.values()), {}) or {}
     channel_def = pred.get("channel_def") or {}
     names = [str(channel_def[k]) for k in sorted(channel_def, key=lambda k: int(k))]
     if str(pred.get("type", "image")).lower() == "image":
