@@ -1,0 +1,133 @@
+"""Segmentation runs on the source grid, reports progress, cancels, and survives OOM."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from medview.core.errors import CancelledError
+from medview.core.geometry import Geometry
+from medview.core.tasks import CancelToken
+from medview.core.volume import Volume
+from medview.inference import runner
+from medview.inference.manifest import ModelManifest
+from medview.inference.runner import fallback_plan, segment, window_count
+
+
+def _phantom(direction: np.ndarray | None = None) -> tuple[Volume, np.ndarray]:
+    """A 300 HU sphere in 40 HU tissue, on an oblique, flipped grid."""
+    shape = (24, 48, 40)
+    z, y, x = np.mgrid[: shape[0], : shape[1], : shape[2]]
+    spacing = (0.9, 0.8, 2.5)
+    r = np.sqrt(
+        ((x - 22) * spacing[0]) ** 2 + ((y - 20) * spacing[1]) ** 2 + ((z - 11) * spacing[2]) ** 2
+    )
+    sphere = r < 12
+    arr = np.where(sphere, 300, 40).astype(np.int16)
+    if direction is None:
+        t = np.radians(15)
+        direction = np.array([[-np.cos(t), 0, np.sin(t)], [0, 1, 0], [np.sin(t), 0, np.cos(t)]])
+    g = Geometry(shape=shape, origin=(5, -3, 20), spacing=spacing, direction=direction)
+    return Volume(arr, g, "1.2.3", "1.2.3.4", "CT", units="HU"), sphere
+
+
+class IntensityNet:
+    """Logits that follow the input: class 2 where it is bright. The manifest's window maps
+    40 HU to 0.74 and 300 HU to 0.93; the threshold sits between them."""
+
+    def __call__(self, x):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.cat([torch.zeros_like(x), torch.full_like(x, -1.0), (x - 0.83) * 400], dim=1)
+
+    def to(self, device):  # type: ignore[no-untyped-def]
+        return self
+
+
+def test_labels_land_on_the_source_grid(seg_package: ModelManifest) -> None:
+    vol, sphere = _phantom()
+    res = segment(vol, seg_package, device="cpu", network=IntensityNet())
+    assert res.labels.geometry is vol.geometry and res.labels.shape == vol.shape
+    found = res.labels.array == 2
+    dice = 2 * (found & sphere).sum() / (found.sum() + sphere.sum())
+    assert dice > 0.9, dice  # resampled to 2 mm and back, oblique and flipped: still aligned
+    stats = {s.name: s for s in res.stats}
+    voxel_ml = np.prod(vol.geometry.spacing) / 1000
+    assert stats["bright"].voxels == int(found.sum())
+    assert stats["bright"].volume_ml == pytest.approx(found.sum() * voxel_ml)
+    assert stats["bright"].mean == pytest.approx(300, abs=15)
+    assert res.research_use == "Research use only, not for diagnosis."
+    assert res.device == "cpu" and res.weights_sha256 == seg_package.weights_sha256
+
+
+def test_real_network_runs_with_uncertainty(seg_package: ModelManifest) -> None:
+    vol, _ = _phantom(np.eye(3))
+    res = segment(vol, seg_package, device="cpu", uncertainty=True)
+    assert res.labels.array.dtype == np.uint8 and set(np.unique(res.labels.array)) <= {0, 1, 2}
+    assert res.uncertainty is not None and res.uncertainty.shape == vol.shape
+    assert 0 <= float(res.uncertainty.array.min()) <= float(res.uncertainty.array.max()) <= 1
+
+
+@pytest.fixture
+def small_roi_package(tmp_path):  # type: ignore[no-untyped-def]
+    """The same network with 16^3 windows, so the phantom needs 12 of them."""
+    from medview.inference.package import save_package
+    from tests.inference.conftest import SEG_NET, random_state, seg_manifest
+
+    return save_package(
+        tmp_path / "m16",
+        seg_manifest(
+            "tiny-seg-16", inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 2}
+        ),
+        random_state(SEG_NET),
+        "# test",
+    )
+
+
+def test_progress_counts_windows_and_cancel_stops(small_roi_package: ModelManifest) -> None:
+    seg_package = small_roi_package
+    vol, _ = _phantom(np.eye(3))
+    seen: list[tuple[int, int]] = []
+    segment(vol, seg_package, device="cpu", progress=lambda d, t, m="": seen.append((d, t)))
+    total = seen[-1][1]
+    assert (
+        total == 12 and seen[-1][0] == total and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    )
+    cancel = CancelToken()
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        if done >= 2:
+            cancel.cancel()
+
+    t0 = time.perf_counter()
+    with pytest.raises(CancelledError):
+        segment(vol, seg_package, device="cpu", cancel=cancel, progress=progress)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_window_count_matches_monai() -> None:
+    assert window_count((64, 64, 64), (32, 32, 32), 0.25) == 27  # ceil(32/24)+1 = 3 per axis
+    assert window_count((20, 64, 32), (32, 32, 32), 0.5) == 3
+
+
+def test_out_of_memory_falls_back(
+    small_roi_package: ModelManifest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    seg_package = small_roi_package
+    real = runner._forward
+
+    def flaky(net, batch):  # type: ignore[no-untyped-def]
+        if batch.shape[0] > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return real(net, batch)
+
+    monkeypatch.setattr(runner, "_forward", flaky)
+    vol, _ = _phantom(np.eye(3))
+    res = segment(vol, seg_package, device="cpu")
+    assert any("out of memory" in n for n in res.notes)
+    assert any("batch of 1" in n for n in res.notes)
+    assert fallback_plan("cuda", 4) == [("cuda", 4), ("cuda", 1), ("cpu", 1)]
