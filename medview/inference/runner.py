@@ -105,7 +105,9 @@ def preprocess(image: Any, m: ModelManifest) -> Any:
     from monai.transforms import NormalizeIntensity, Orientation, ScaleIntensityRange, Spacing
 
     # our MetaTensors carry RAS affines: name the axis letters, do not rely on MONAI's default
-    out = Orientation(axcodes=m.orientation, labels=(("L", "R"), ("P", "A"), ("I", "S")))(image)
+    out: Any = Orientation(axcodes=m.orientation, labels=(("L", "R"), ("P", "A"), ("I", "S")))(
+        image
+    )
     if m.spacing:
         out = Spacing(pixdim=m.spacing, mode="bilinear")(out)
     it = m.intensity
@@ -154,7 +156,7 @@ def segment(
     notes: list[str] = []
     first = resolve_device(device)
     logits = None
-    used = first
+    used, used_batch = first, manifest.sw_batch_size
     for dev, batch in fallback_plan(first, manifest.sw_batch_size):
         done = 0
 
@@ -180,7 +182,7 @@ def segment(
                     sw_device=dev,
                     device="cpu",
                 )
-            used = dev
+            used, used_batch = dev, batch
             break
         except CancelledError:
             raise
@@ -198,10 +200,7 @@ def segment(
             f"window at a time; {'; '.join(notes)}"
         )
     if notes:
-        notes.append(
-            f"finished on {used} with a batch of "
-            f"{[b for d, b in fallback_plan(first, manifest.sw_batch_size) if d == used][-1]}"
-        )
+        notes.append(f"finished on {used} with a batch of {used_batch}")
     t_inf = time.perf_counter()
     assert logits is not None
     probs = torch.softmax(logits[0].float(), dim=0)
