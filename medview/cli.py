@@ -175,6 +175,125 @@ def cmd_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from medview.inference.registry import list_packages, user_models_dir
+
+    if args.models_command == "import":
+        from medview.inference.bundle import import_bundle
+
+        try:
+            m = import_bundle(args.path, user_models_dir())
+        except MedviewError as e:
+            sys.stderr.write(f"medview models import: refused: {e.message}\n")
+            return 1
+        sys.stdout.write(f"imported {m.id} ({m.task}, {m.name} {m.version}) into {m.folder}\n")
+        return 0
+    entries = list_packages()
+    rows = [
+        {
+            "folder": str(e.folder),
+            "id": e.manifest.id if e.manifest else None,
+            "name": e.manifest.name if e.manifest else None,
+            "version": e.manifest.version if e.manifest else None,
+            "task": e.manifest.task if e.manifest else None,
+            "modality": e.manifest.modality if e.manifest else None,
+            "refused": e.error,
+        }
+        for e in entries
+    ]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for r in rows:
+            if r["refused"]:
+                sys.stdout.write(f"REFUSED {r['folder']}: {r['refused']}\n")
+            else:
+                sys.stdout.write(
+                    f"{r['id']:<28} {r['task']:<15} {r['modality'] or '-':<4} "
+                    f"{r['name']} {r['version']}\n"
+                )
+        sys.stdout.write(f"{len(rows)} model package(s)\n")
+    return 0
+
+
+def cmd_run_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medview.export.nifti import write_nifti
+    from medview.inference.registry import find_model
+    from medview.inference.runner import segment
+    from medview.io.loader import load_series
+
+    try:
+        manifest = find_model(args.model_id)
+    except MedviewError as e:
+        sys.stderr.write(f"medview run-model: {e.message}\n")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
+        series = scan([args.path], extract_dir=tmp).series
+        chosen = _pick(series, args.series)
+        if chosen is None:
+            sys.stderr.write(
+                "medview run-model: choose one series with --series (see `medview info`)\n"
+            )
+            return 2
+        try:
+            volume = load_series(chosen)
+            if manifest.task != "segmentation":
+                sys.stderr.write(
+                    "medview run-model: classification models are not wired "
+                    "into the command line yet\n"
+                )
+                return 1
+            result = segment(volume, manifest, device=args.device, uncertainty=args.uncertainty)
+        except MedviewError as e:
+            sys.stderr.write(f"medview run-model: {e}\n")
+            return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_nifti(result.labels, out / "labels.nii.gz")
+    if result.uncertainty is not None:
+        write_nifti(result.uncertainty, out / "uncertainty.nii.gz")
+    summary = {
+        "research_use": result.research_use,
+        "model": {
+            "id": result.model_id,
+            "name": result.model_name,
+            "version": result.model_version,
+            "weights_sha256": result.weights_sha256,
+        },
+        "device": result.device,
+        "seconds": round(result.seconds, 3),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "notes": list(result.notes),
+        "series_uid": chosen.series_uid,
+        "shape": list(volume.shape),
+        "spacing": [float(v) for v in volume.geometry.spacing],
+        "labels": [
+            {
+                "value": s.value,
+                "name": s.name,
+                "voxels": s.voxels,
+                "volume_ml": round(s.volume_ml, 3),
+                "mean": s.mean,
+                "sd": s.sd,
+            }
+            for s in result.stats
+        ],
+    }
+    from medview.export.atomic import atomic_path
+
+    with atomic_path(out / "summary.json", ".json") as tmp_path, open(tmp_path, "w") as f:
+        json.dump(summary, f, indent=2)
+    sys.stdout.write(
+        f"{result.model_name}: {len(result.stats)} label(s) in "
+        f"{result.seconds:.1f} s on {result.device}; wrote {out}\n"
+        f"{result.research_use}\n"
+    )
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="medview", description="MedView radiology workstation")
     ap.add_argument("--version", action="version", version=f"medview {__version__}")
@@ -195,10 +314,25 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--series", help="series key or Series Instance UID (see `info`)")
     p.add_argument("--out", required=True, metavar="FILE.nii.gz")
     p.set_defaults(func=cmd_load)
+    p = sub.add_parser("models", help="list or import model packages")
+    msub = p.add_subparsers(dest="models_command")
+    lp = msub.add_parser("list", help="installed model packages (refused ones with the reason)")
+    lp.add_argument("--json", action="store_true")
+    ip = msub.add_parser("import", help="import a MONAI bundle folder or zip")
+    ip.add_argument("path")
+    p.set_defaults(func=cmd_models, json=False, models_command="list")
+    p = sub.add_parser("run-model", help="run a model on a series")
+    p.add_argument("model_id")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--series", help="series key or Series Instance UID")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--uncertainty", action="store_true", help="also write the entropy map")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_run_model)
     return ap
 
 
-COMMANDS = ("info", "load")
+COMMANDS = ("info", "load", "models", "run-model")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
