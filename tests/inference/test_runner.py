@@ -131,3 +131,49 @@ def test_out_of_memory_falls_back(
     assert any("out of memory" in n for n in res.notes)
     assert any("batch of 1" in n for n in res.notes)
     assert fallback_plan("cuda", 4) == [("cuda", 4), ("cuda", 1), ("cpu", 1)]
+
+
+@pytest.mark.parametrize(
+    "direction",
+    [np.eye(3), np.diag([-1.0, 1.0, -1.0]), np.array([[0, 0, 1], [1, 0, 0], [0, 1, 0.0]])],
+)
+def test_separable_inversion_matches_resample_to_match(direction: np.ndarray) -> None:
+    """The fast inversion equals MONAI's ResampleToMatch on axis-aligned grids."""
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import ResampleToMatch
+
+    from medview.inference.manifest import ModelManifest
+    from medview.inference.runner import _axis_map, preprocess, to_metatensor, to_source_grid
+
+    vol, _ = _phantom(direction)
+    m = ModelManifest(
+        "x",
+        "x",
+        "1",
+        "segmentation",
+        "UNet",
+        {},
+        "w.safetensors",
+        "0" * 64,
+        folder=__import__("pathlib").Path("."),
+        spacing=(2.0, 1.7, 3.1),
+    )
+    image = to_metatensor(vol)
+    pre = preprocess(image, m)
+    assert _axis_map(np.asarray(pre.affine), np.asarray(image.affine)) is not None
+    rng = torch.Generator().manual_seed(0)
+    probs = torch.rand((3, *pre.shape[1:]), generator=rng)
+    fast = to_source_grid(probs, pre.affine, image.affine, tuple(image.shape[1:]))
+    ref = ResampleToMatch(mode="bilinear")(MetaTensor(probs, affine=pre.affine), img_dst=image)
+    assert fast.shape == ref.shape[0:1] + ref.shape[1:]
+    assert float((fast - ref.as_tensor()).abs().max()) < 1e-4
+
+
+def test_channel_argmax_equals_argmax() -> None:
+    import torch
+
+    from medview.inference.runner import channel_argmax
+
+    x = torch.rand((4, 5, 6, 7), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(channel_argmax(x[1:], x[0]), x.argmax(dim=0).to(torch.uint8))
