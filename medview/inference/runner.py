@@ -268,8 +268,7 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[L
     for lb in m.labels:
         n = int(counts[lb.value]) if lb.value < counts.size else 0
         if not n:
-            out.append(LabelStats(lb.value, lb.name, lb.color, 0, 0.0, float("nan"),
-                                  float("nan")))
+            out.append(LabelStats(lb.value, lb.name, lb.color, 0, 0.0, float("nan"), float("nan")))
             continue
         mask = flat == lb.value
         total = float(values.sum(where=mask, dtype=np.float64))

@@ -126,6 +126,11 @@ class ViewerController(QObject):
             self.state.set_slab(view, mm, mode)
             self.changed.emit()
 
+    def set_overlay(self, overlay: object) -> None:
+        if self.state is not None:
+            self.state.overlay = overlay  # type: ignore[assignment]
+            self.changed.emit()
+
     def toggle_annotations(self) -> None:
         self.show_annotations = not self.show_annotations
         self.changed.emit()

@@ -115,8 +115,13 @@ class SliceView(QWidget):
             return None
         plane = state.plane(self.view)
         if state.volume.is_color:
-            return render_rgb(plane)
-        return render_grey(plane, state.window, state.invert, self._lut)
+            argb = render_rgb(plane)
+        else:
+            argb = render_grey(plane, state.window, state.invert, self._lut)
+        labels = state.overlay_plane(self.view)
+        if labels is not None and state.overlay is not None:
+            argb = state.overlay.blend(np.array(argb, copy=True), labels)
+        return argb
 
     def paintEvent(self, event: object) -> None:
         p = QPainter(self)

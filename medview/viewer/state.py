@@ -12,6 +12,7 @@ import numpy as np
 
 from medview.core.volume import Volume
 from medview.viewer.mpr import PlaneMapping, View, plane_mapping
+from medview.viewer.overlay import LabelOverlay
 from medview.viewer.windowing import Preset, Window, initial_window, presets_for
 
 
@@ -24,6 +25,7 @@ class ViewerState:
     crosshair: np.ndarray = field(init=False)
     # thick slab per view: (thickness mm, "mip" | "minip"); absent means a plain slice
     slabs: dict[View, tuple[float, str]] = field(default_factory=dict)
+    overlay: LabelOverlay | None = None
     _mappings: dict[View, PlaneMapping] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,12 @@ class ViewerState:
         if mm > 0 and view is not View.NATIVE:
             return m.slab(self.volume.array, k, mm, mode)
         return m.plane(self.volume.array, k)
+
+    def overlay_plane(self, view: View) -> np.ndarray | None:
+        """The overlay's labels on ``view``'s current slice (same grid: no resampling)."""
+        if self.overlay is None:
+            return None
+        return self.mapping(view).plane(self.overlay.labels.array, self.slice_index(view))
 
     def slab(self, view: View) -> tuple[float, str]:
         return self.slabs.get(view, (0.0, "mip"))
