@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 
+import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
@@ -39,6 +40,7 @@ from medview.ui.browser import SERIES_ROLE, StudyBrowserPanel
 from medview.ui.compare import CrosshairSync
 from medview.ui.controller import ViewerController
 from medview.ui.help import about_text, shortcut_sheet
+from medview.ui.models_panel import ModelsPanel
 from medview.ui.viewer_panel import ViewerPanel
 from medview.viewer.annotations import Kind, Measurement, describe, slice_of
 from medview.viewer.mpr import View
@@ -88,6 +90,21 @@ class MainWindow(QMainWindow):
         self.measure_list.itemClicked.connect(self._measurement_activated)
         self.controller.measurements_changed.connect(self._measurements_changed)
 
+        # AI: one queue (a single worker) so inference requests run in order
+        self.inference = TaskRunner(workers=1, parent=self)
+        self.models_panel = ModelsPanel()
+        self.models_dock = QDockWidget("Models", self)
+        self.models_dock.setObjectName("models")
+        self.models_dock.setWidget(self.models_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
+        self.tabifyDockWidget(self.measure_dock, self.models_dock)
+        self.models_panel.run_requested.connect(self.run_model)
+        self.models_panel.overlay_changed.connect(self._overlay_look_changed)
+        self.models_panel.label_activated.connect(self._jump_to_label)
+        self.inference.task_started.connect(lambda t: self._set_busy(True, t))
+        self.inference.task_ended.connect(lambda t: self._set_busy(self._busy()))
+        self.models_panel.refresh(None)
+
         self.hover_label = QLabel()
         self.task_label = QLabel()
         self.progress = QProgressBar()
@@ -99,7 +116,7 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
         self._set_busy(False)
-        self.cancel_button.clicked.connect(self.runner.cancel_all)
+        self.cancel_button.clicked.connect(self.cancel_all)
 
         self.cine = QTimer(self)
         self.cine.timeout.connect(self._cine_step)
@@ -117,7 +134,7 @@ class MainWindow(QMainWindow):
         for view in self.compare_viewer.views.values():
             view.series_dropped.connect(lambda d: self._dropped_series(d, compare=True))
         self.runner.task_started.connect(lambda t: self._set_busy(True, t))
-        self.runner.task_ended.connect(lambda t: self._set_busy(bool(self.runner.running)))
+        self.runner.task_ended.connect(lambda t: self._set_busy(self._busy()))
         self._build_actions()
         self.browser.refresh()
         self._restore()
@@ -317,6 +334,89 @@ class MainWindow(QMainWindow):
         view = self.active_view()
         k = state.slice_index(view) + 1
         self.controller.go_to(view, 0 if k >= state.mapping(view).shape[0] else k)
+
+    # -- AI -------------------------------------------------------------------------------------
+    def _busy(self) -> bool:
+        inference = getattr(self, "inference", None)
+        return bool(self.runner.running or (inference is not None and inference.running))
+
+    def cancel_all(self) -> None:
+        self.runner.cancel_all()
+        self.inference.cancel_all()
+
+    def run_model(self, manifest: object, device: str = "auto") -> Task | None:
+        """Queue a model run on the shown series; the overlay appears when it finishes."""
+        from medview.inference.manifest import ModelManifest
+        from medview.inference.runner import segment
+
+        assert isinstance(manifest, ModelManifest)
+        state = self.controller.state
+        if state is None:
+            self.notify("Open a series before running a model.")
+            return None
+        if manifest.task != "segmentation":
+            self.notify(f"{manifest.name}: classification is not available in the window yet.")
+            return None
+        volume = state.volume
+
+        def work(*, cancel: CancelToken, progress: Progress) -> object:
+            return segment(volume, manifest, device=device, cancel=cancel, progress=progress)
+
+        return self.inference.submit(
+            f"Running {manifest.name}",
+            work,
+            on_done=lambda r: self._show_segmentation(volume, r),
+            on_error=self.notify,
+            on_progress=self._progress,
+        )
+
+    def _show_segmentation(self, volume: Volume, result: object) -> None:
+        from medview.inference.runner import SegmentationResult
+        from medview.viewer.overlay import LabelOverlay
+
+        assert isinstance(result, SegmentationResult)
+        state = self.controller.state
+        if state is None or state.volume is not volume:
+            self.notify(f"{result.model_name}: finished for a series that is no longer shown.")
+            return
+        caption = (
+            f"{result.model_name} {result.model_version} · {result.device} · "
+            f"{result.seconds:.1f} s · {result.research_use}"
+        )
+        overlay = LabelOverlay(
+            result.labels,
+            {s.value: s.color for s in result.stats},
+            {s.value: s.name for s in result.stats},
+            caption=caption,
+        )
+        self.controller.set_overlay(overlay)
+        self._overlay_look_changed()
+        self.models_panel.show_result(
+            [(s.value, s.name, s.color, s.volume_ml, s.mean) for s in result.stats],
+            caption + ("\n" + "; ".join(result.notes) if result.notes else ""),
+            volume.units,
+        )
+        for note in result.notes:
+            self.notify(f"{result.model_name}: {note}")
+        self.models_dock.raise_()
+
+    def _overlay_look_changed(self) -> None:
+        state = self.controller.state
+        if state is None or state.overlay is None:
+            return
+        state.overlay.opacity = self.models_panel.opacity.value() / 100
+        state.overlay.outline = self.models_panel.outline.isChecked()
+        state.overlay.hidden = self.models_panel.hidden_labels()
+        self.controller.changed.emit()
+
+    def _jump_to_label(self, value: int) -> None:
+        state = self.controller.state
+        if state is None or state.overlay is None:
+            return
+        where = state.overlay.largest_section(value)
+        if where is not None:
+            state.crosshair = np.array(where, dtype=np.float64)
+            self.controller.changed.emit()
 
     # -- comparison -----------------------------------------------------------------------------
     def compare_selected(self) -> None:
@@ -593,6 +693,7 @@ class MainWindow(QMainWindow):
             self._remember(s.study_uid)
         stored = self.db.load_measurements(s.key) if s is not None else []
         self.controller.set_volume(volume, info, [Measurement.from_dict(d) for d in stored])
+        self.models_panel.refresh(volume)
         self._refresh_measure_list()
         self.viewer.set_layout(self.viewer.layout_name)
         for v in self.viewer.views.values():
@@ -651,6 +752,7 @@ class MainWindow(QMainWindow):
         self.controller.ct_presets = ct_presets(self.settings)
 
     def closeEvent(self, event: object) -> None:
+        self.inference.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("splitter", self.splitter.saveState())

@@ -1,0 +1,84 @@
+"""Running a model from the window: queue, progress, cancel, overlay on the source grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from medview.inference.registry import user_models_dir
+from medview.viewer.mpr import View
+from tests.conftest import write_ct
+from tests.ui.conftest import wait_for_volume
+
+
+@pytest.fixture
+def installed_model():  # type: ignore[no-untyped-def]
+    from medview.inference.package import save_package
+    from tests.inference.conftest import SEG_NET, random_state, seg_manifest
+
+    return save_package(
+        user_models_dir(),
+        seg_manifest(
+            "ui-seg", inference={"roi_size": [16, 16, 16], "overlap": 0.25, "sw_batch_size": 1}
+        ),
+        random_state(SEG_NET),
+        "# UI test model\nRandom weights.",
+    )
+
+
+def _open(qtbot, window, tmp_path: Path, n: int = 12, size: int = 48) -> None:  # type: ignore[no-untyped-def]
+    write_ct(tmp_path / "ct", n=n, rows=size, cols=size)
+    window.import_paths([str(tmp_path / "ct")])
+    wait_for_volume(qtbot, window)
+
+
+def test_run_model_shows_overlay_and_legend(qtbot, window, tmp_path: Path, installed_model) -> None:  # type: ignore[no-untyped-def]
+    _open(qtbot, window, tmp_path)
+    panel = window.models_panel
+    panel.select("ui-seg")
+    assert panel.selected().id == "ui-seg" and "UI test model" in panel.card.toPlainText()
+    assert panel.models.item(0).text().startswith("✓")  # suits the open CT
+    panel.device.setCurrentText("cpu")
+    panel.run_button.click()
+    qtbot.waitUntil(
+        lambda: window.controller.state.overlay is not None and not window.inference.running,
+        timeout=30000,
+    )
+    overlay = window.controller.state.overlay
+    assert overlay.labels.geometry is window.controller.state.volume.geometry
+    assert panel.legend.rowCount() == 2
+    assert "Research use only, not for diagnosis." in panel.provenance.text()
+    assert "cpu" in panel.provenance.text()
+    axial = window.viewer.views[View.AXIAL]
+    window.controller.go_to(View.AXIAL, 6)
+    with_overlay = axial.rendered().copy()
+    for r in range(panel.legend.rowCount()):
+        panel.legend.item(r, 0).setCheckState(Qt.CheckState.Unchecked)
+    assert overlay.hidden == {1, 2}
+    plain = axial.rendered()
+    labels_here = window.controller.state.overlay_plane(View.AXIAL)
+    if labels_here.any():
+        assert not np.array_equal(with_overlay, plain)
+    panel.outline.setChecked(True)
+    assert overlay.outline
+    # a legend row jumps to that label's largest cross-section
+    for r in range(panel.legend.rowCount()):
+        value = int(panel.legend.item(r, 0).data(Qt.ItemDataRole.UserRole))
+        where = overlay.largest_section(value)
+        if where is not None:
+            panel.legend.cellClicked.emit(r, 1)
+            assert window.controller.state.slice_index(View.AXIAL) == where[0]
+
+
+def test_cancel_inference(qtbot, window, tmp_path: Path, installed_model) -> None:  # type: ignore[no-untyped-def]
+    _open(qtbot, window, tmp_path, n=60, size=128)
+    window.models_panel.select("ui-seg")
+    window.models_panel.device.setCurrentText("cpu")
+    task = window.run_model(window.models_panel.selected(), "cpu")
+    qtbot.waitUntil(lambda: window.cancel_button.isVisible(), timeout=5000)
+    window.cancel_button.click()
+    qtbot.waitUntil(lambda: not window.inference.running, timeout=10000)
+    assert task.cancel.cancelled and window.controller.state.overlay is None
