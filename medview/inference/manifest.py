@@ -112,6 +112,7 @@ class ModelManifest:
     sw_batch_size: int = 1
     labels: tuple[Label, ...] = ()
     classes: tuple[str, ...] = ()
+    gradcam_layer: str = ""  # a module name in the network, e.g. "layer4" for ResNet
     card: str = ""
 
     @property
@@ -155,6 +156,7 @@ class ModelManifest:
                 for lb in self.labels
             ],
             "classes": list(self.classes),
+            "gradcam_layer": self.gradcam_layer,
             "weights": {"file": self.weights_file, "sha256": self.weights_sha256},
             "card": self.card,
         }
@@ -242,6 +244,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
             classes=tuple(
                 str(c) for c in check_literal(data.get("classes", []), f"{where}.classes")
             ),
+            gradcam_layer=str(data.get("gradcam_layer", "")),
             card=card,
         )
     except (TypeError, ValueError, KeyError) as e:

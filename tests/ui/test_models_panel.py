@@ -84,8 +84,9 @@ def test_cancel_inference(qtbot, window, tmp_path: Path, installed_model) -> Non
     assert task.cancel.cancelled and window.controller.state.overlay is None
 
 
-def test_gui_stays_responsive_during_inference(qtbot, window, tmp_path: Path,
-                                               installed_model) -> None:  # type: ignore[no-untyped-def]
+def test_gui_stays_responsive_during_inference(
+    qtbot, window, tmp_path: Path, installed_model
+) -> None:  # type: ignore[no-untyped-def]
     import time
 
     from PySide6.QtCore import QTimer
@@ -103,8 +104,10 @@ def test_gui_stays_responsive_during_inference(qtbot, window, tmp_path: Path,
     probe.timeout.connect(tick)
     probe.start(10)
     window.run_model(window.models_panel.selected() or installed_model, "cpu")
-    qtbot.waitUntil(lambda: window.controller.state.overlay is not None
-                    and not window.inference.running, timeout=60000)
+    qtbot.waitUntil(
+        lambda: window.controller.state.overlay is not None and not window.inference.running,
+        timeout=60000,
+    )
     probe.stop()
     worst = max(gaps[1:]) * 1000
     print(f"\nworst GUI-thread stall during inference: {worst:.0f} ms over {len(gaps)} ticks")

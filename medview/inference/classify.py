@@ -1,0 +1,177 @@
+"""Classification with Grad-CAM heat maps on the source grid.
+
+2-D models (``dimensions: 2``) classify every slice of the series (axial planes as stored);
+the series probability of each class is the **maximum over slices** of that class's
+probability, which suits "does this series contain X" questions (a lesion visible on any
+slice). 3-D models see the whole volume resized to their input size. Grad-CAM
+(``monai.visualize.GradCAM``) runs for the series' most probable non-background class at the
+manifest's ``gradcam_layer`` and is resized back onto the source grid.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medview.core.errors import CancelledError, InferenceError
+from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
+from medview.core.volume import Volume
+from medview.inference.manifest import ModelManifest
+from medview.inference.runner import RESEARCH_USE, resolve_device
+
+AGGREGATION = "maximum over slices"
+
+
+@dataclass(frozen=True)
+class ClassificationResult:
+    probabilities: dict[str, float]  # per class, for the series
+    per_slice: np.ndarray | None  # (slices, classes) for 2-D models
+    heatmap: Volume | None  # Grad-CAM, 0..1, on the source grid
+    target_class: str
+    aggregation: str
+    model_id: str
+    model_name: str
+    model_version: str
+    weights_sha256: str
+    device: str
+    seconds: float
+    research_use: str = RESEARCH_USE
+
+
+def _intensity(x: Any, m: ModelManifest) -> Any:
+    it = m.intensity
+    if it.kind == "window":
+        x = (x - it.a_min) / max(it.a_max - it.a_min, 1e-6) * (it.b_max - it.b_min) + it.b_min
+        return x.clamp(min(it.b_min, it.b_max), max(it.b_min, it.b_max)) if it.clip else x
+    if it.kind == "normalize":
+        return (x - x.mean()) / x.std().clamp_min(1e-6)
+    return x
+
+
+def classify(
+    volume: Volume,
+    manifest: ModelManifest,
+    *,
+    device: str = "auto",
+    heatmap: bool = True,
+    cancel: CancelToken = NEVER_CANCELLED,
+    progress: Progress = no_progress,
+    network: Any = None,
+) -> ClassificationResult:
+    import torch
+    import torch.nn.functional as F
+
+    from medview.inference.loading import load_model
+
+    if manifest.task != "classification":
+        raise InferenceError(f"model {manifest.id} is not a classification model")
+    t0 = time.perf_counter()
+    dev = resolve_device(device)
+    net = (network if network is not None else load_model(manifest)).to(dev).eval()
+    classes = list(manifest.classes) or [str(i) for i in range(2)]
+    vol = torch.from_numpy(np.asarray(volume.array, dtype=np.float32))
+    size = tuple(manifest.roi_size)
+    if manifest.dimensions == 2:
+        slices = vol.shape[0]
+        probs = []
+        batch = max(1, manifest.sw_batch_size)
+        for start in range(0, slices, batch):
+            if cancel.cancelled:
+                raise CancelledError()
+            x = _intensity(vol[start : start + batch, None], manifest)
+            x = F.interpolate(x, size=size[:2], mode="bilinear", align_corners=False)
+            with torch.inference_mode():
+                probs.append(torch.softmax(net(x.to(dev)).float(), dim=1).cpu())
+            progress(min(start + batch, slices), slices, "classifying slices")
+        per_slice = torch.cat(probs).numpy()
+        series = per_slice.max(axis=0)
+    else:
+        x = _intensity(vol[None, None], manifest)
+        x = F.interpolate(x, size=size[:3], mode="trilinear", align_corners=False)
+        with torch.inference_mode():
+            series = torch.softmax(net(x.to(dev)).float(), dim=1).cpu().numpy()[0]
+        per_slice = None
+        progress(1, 1, "classifying")
+    target = int(np.argmax(series[1:]) + 1) if len(series) > 1 else 0
+    heat = (
+        _gradcam(net, vol, manifest, target, dev, cancel)
+        if heatmap and manifest.gradcam_layer
+        else None
+    )
+    heat_volume = (
+        None
+        if heat is None
+        else Volume(
+            heat,
+            volume.geometry,
+            volume.frame_of_reference_uid,
+            volume.series_uid,
+            "",
+            f"Grad-CAM {classes[target] if target < len(classes) else target}",
+            units="",
+        )
+    )
+    return ClassificationResult(
+        probabilities={
+            classes[i] if i < len(classes) else str(i): float(p) for i, p in enumerate(series)
+        },
+        per_slice=per_slice,
+        heatmap=heat_volume,
+        target_class=classes[target] if target < len(classes) else str(target),
+        aggregation=AGGREGATION if manifest.dimensions == 2 else "whole volume",
+        model_id=manifest.id,
+        model_name=manifest.name,
+        model_version=manifest.version,
+        weights_sha256=manifest.weights_sha256,
+        device=dev,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _gradcam(
+    net: Any, vol: Any, m: ModelManifest, target: int, dev: str, cancel: CancelToken
+) -> np.ndarray:
+    """Grad-CAM for ``target`` on the source grid (z, y, x), scaled 0..1."""
+    import torch
+    import torch.nn.functional as F
+    from monai.visualize import GradCAM
+
+    try:
+        cam = GradCAM(nn_module=net, target_layers=m.gradcam_layer)
+    except Exception as e:  # a wrong layer name in a manifest is reported, not fatal
+        raise InferenceError(f"Grad-CAM layer {m.gradcam_layer!r}: {e}") from e
+    size = tuple(m.roi_size)
+    if m.dimensions == 2:
+        out = np.zeros(tuple(vol.shape), dtype=np.float32)
+        for z in range(vol.shape[0]):
+            if cancel.cancelled:
+                raise CancelledError()
+            x = F.interpolate(
+                _intensity(vol[z][None, None], m),
+                size=size[:2],
+                mode="bilinear",
+                align_corners=False,
+            ).to(dev)
+            with torch.enable_grad():
+                c = cam(x=x.requires_grad_(True), class_idx=target)
+            back = F.interpolate(
+                c.detach().float().cpu(),
+                size=tuple(vol.shape[1:]),
+                mode="bilinear",
+                align_corners=False,
+            )
+            out[z] = back[0, 0].numpy()
+    else:
+        x = F.interpolate(
+            _intensity(vol[None, None], m), size=size[:3], mode="trilinear", align_corners=False
+        ).to(dev)
+        with torch.enable_grad():
+            c = cam(x=x.requires_grad_(True), class_idx=target)
+        out = F.interpolate(
+            c.detach().float().cpu(), size=tuple(vol.shape), mode="trilinear", align_corners=False
+        )[0, 0].numpy()
+    lo, hi = float(out.min()), float(out.max())
+    return ((out - lo) / (hi - lo)).astype(np.float32) if hi > lo else np.zeros_like(out)
