@@ -240,12 +240,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             return 2
         try:
             volume = load_series(chosen)
-            if manifest.task != "segmentation":
-                sys.stderr.write(
-                    "medview run-model: classification models are not wired "
-                    "into the command line yet\n"
-                )
-                return 1
+            if manifest.task == "classification":
+                return _write_classification(volume, manifest, args, chosen.series_uid)
             result = segment(volume, manifest, device=args.device, uncertainty=args.uncertainty)
         except MedviewError as e:
             sys.stderr.write(f"medview run-model: {e}\n")
@@ -290,6 +286,46 @@ def cmd_run_model(args: argparse.Namespace) -> int:
         f"{result.model_name}: {len(result.stats)} label(s) in "
         f"{result.seconds:.1f} s on {result.device}; wrote {out}\n"
         f"{result.research_use}\n"
+    )
+    return 0
+
+
+def _write_classification(
+    volume: Any, manifest: Any, args: argparse.Namespace, series_uid: str
+) -> int:
+    from pathlib import Path
+
+    from medview.export.atomic import atomic_path
+    from medview.export.nifti import write_nifti
+    from medview.inference.classify import classify
+
+    result = classify(volume, manifest, device=args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.heatmap is not None:
+        write_nifti(result.heatmap, out / "heatmap.nii.gz")
+    summary = {
+        "research_use": result.research_use,
+        "model": {
+            "id": result.model_id,
+            "name": result.model_name,
+            "version": result.model_version,
+            "weights_sha256": result.weights_sha256,
+        },
+        "device": result.device,
+        "seconds": round(result.seconds, 3),
+        "series_uid": series_uid,
+        "probabilities": result.probabilities,
+        "aggregation": result.aggregation,
+        "heatmap_class": result.target_class,
+        "per_slice": result.per_slice.round(5).tolist() if result.per_slice is not None else None,
+    }
+    with atomic_path(out / "summary.json", ".json") as tmp, open(tmp, "w") as f:
+        json.dump(summary, f, indent=2)
+    best = max(result.probabilities, key=lambda k: result.probabilities[k])
+    sys.stdout.write(
+        f"{result.model_name}: {best} {result.probabilities[best]:.3f} "
+        f"({result.aggregation}); wrote {out}\n{result.research_use}\n"
     )
     return 0
 

@@ -69,3 +69,38 @@ def test_refusals_exit_non_zero(tmp_path: Path) -> None:
     assert r.returncode == 1 and "refused" in r.stderr
     r = medview(home, "run-model", "no-such-model", str(tmp_path), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "no model package" in r.stderr
+
+
+def test_run_classifier(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from medview.inference.package import save_package
+    from tests.inference.conftest import random_state, seg_manifest
+    from tests.inference.test_classify import NET2D
+
+    home = tmp_path / "home"
+    save_package(
+        home / "models",
+        seg_manifest(
+            "cli-cls",
+            task="classification",
+            dimensions=2,
+            network=NET2D,
+            classes=["no lesion", "lesion"],
+            gradcam_layer="layer4",
+            labels=[],
+            inference={"roi_size": [64, 64], "overlap": 0, "sw_batch_size": 8},
+        ),
+        random_state(NET2D),
+        "# classifier",
+    )
+    write_ct(tmp_path / "ct", n=6, rows=40, cols=40)
+    out = tmp_path / "out"
+    r = medview(
+        home, "run-model", "cli-cls", str(tmp_path / "ct"), "--device", "cpu", "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["probabilities"]) == {"no lesion", "lesion"}
+    assert len(summary["per_slice"]) == 6 and summary["aggregation"] == "maximum over slices"
+    assert nib.load(str(out / "heatmap.nii.gz")).shape == (40, 40, 6)
