@@ -354,10 +354,20 @@ class MainWindow(QMainWindow):
         if state is None:
             self.notify("Open a series before running a model.")
             return None
-        if manifest.task != "segmentation":
-            self.notify(f"{manifest.name}: classification is not available in the window yet.")
-            return None
         volume = state.volume
+        if manifest.task == "classification":
+            from medview.inference.classify import classify
+
+            def classify_work(*, cancel: CancelToken, progress: Progress) -> object:
+                return classify(volume, manifest, device=device, cancel=cancel, progress=progress)
+
+            return self.inference.submit(
+                f"Running {manifest.name}",
+                classify_work,
+                on_done=lambda r: self._show_classification(volume, r),
+                on_error=self.notify,
+                on_progress=self._progress,
+            )
 
         def work(*, cancel: CancelToken, progress: Progress) -> object:
             return segment(volume, manifest, device=device, cancel=cancel, progress=progress)
@@ -369,6 +379,28 @@ class MainWindow(QMainWindow):
             on_error=self.notify,
             on_progress=self._progress,
         )
+
+    def _show_classification(self, volume: Volume, result: object) -> None:
+        from medview.inference.classify import ClassificationResult
+        from medview.viewer.overlay import HeatmapOverlay
+
+        assert isinstance(result, ClassificationResult)
+        state = self.controller.state
+        if state is None or state.volume is not volume:
+            self.notify(f"{result.model_name}: finished for a series that is no longer shown.")
+            return
+        caption = (
+            f"{result.model_name} {result.model_version} · {result.device} · "
+            f"{result.seconds:.1f} s · probabilities: {result.aggregation}; heat map: "
+            f"Grad-CAM for '{result.target_class}' · {result.research_use}"
+        )
+        state.heatmap = (
+            HeatmapOverlay(result.heatmap, caption=caption) if result.heatmap is not None else None
+        )
+        self.models_panel.show_probabilities(result.probabilities, caption)
+        self._overlay_look_changed()
+        self.controller.changed.emit()
+        self.models_dock.raise_()
 
     def _show_segmentation(self, volume: Volume, result: object) -> None:
         from medview.inference.runner import SegmentationResult
@@ -402,11 +434,14 @@ class MainWindow(QMainWindow):
 
     def _overlay_look_changed(self) -> None:
         state = self.controller.state
-        if state is None or state.overlay is None:
+        if state is None:
             return
-        state.overlay.opacity = self.models_panel.opacity.value() / 100
-        state.overlay.outline = self.models_panel.outline.isChecked()
-        state.overlay.hidden = self.models_panel.hidden_labels()
+        if state.heatmap is not None:
+            state.heatmap.opacity = self.models_panel.heat_opacity.value() / 100
+        if state.overlay is not None:
+            state.overlay.opacity = self.models_panel.opacity.value() / 100
+            state.overlay.outline = self.models_panel.outline.isChecked()
+            state.overlay.hidden = self.models_panel.hidden_labels()
         self.controller.changed.emit()
 
     def _jump_to_label(self, value: int) -> None:

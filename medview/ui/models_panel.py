@@ -48,6 +48,20 @@ class ModelsPanel(QWidget):
         self.legend = QTableWidget(0, 4)
         self.legend.setHorizontalHeaderLabels(["Show", "Label", "Volume (mL)", "Mean"])
         self.legend.verticalHeader().setVisible(False)
+        self.probabilities = QTableWidget(0, 2)
+        self.probabilities.setHorizontalHeaderLabels(["Class", "Probability"])
+        self.probabilities.verticalHeader().setVisible(False)
+        self.probabilities.hide()
+        self.heat_opacity = QSlider(Qt.Orientation.Horizontal)
+        self.heat_opacity.setRange(0, 100)
+        self.heat_opacity.setValue(50)
+        self.heat_opacity.valueChanged.connect(lambda _v: self.overlay_changed.emit())
+        self.heat_row = QWidget()
+        heat_layout = QHBoxLayout(self.heat_row)
+        heat_layout.setContentsMargins(0, 0, 0, 0)
+        heat_layout.addWidget(QLabel("Heat map opacity"))
+        heat_layout.addWidget(self.heat_opacity)
+        self.heat_row.hide()
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(40)
@@ -68,6 +82,8 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.provenance)
         layout.addWidget(self.legend)
         layout.addLayout(look)
+        layout.addWidget(self.probabilities)
+        layout.addWidget(self.heat_row)
         self._manifests: dict[str, ModelManifest] = {}
         self._updating_legend = False
         self.models.currentItemChanged.connect(self._show_card)
@@ -138,6 +154,15 @@ class ModelsPanel(QWidget):
             self.legend.setItem(r, 2, QTableWidgetItem(f"{ml:.1f}"))
             self.legend.setItem(r, 3, QTableWidgetItem(f"{mean:.0f} {unit}" if ml else "-"))
         self._updating_legend = False
+        self.provenance.setText(provenance)
+
+    def show_probabilities(self, probabilities: dict[str, float], provenance: str) -> None:
+        self.probabilities.setRowCount(len(probabilities))
+        for r, (name, p) in enumerate(sorted(probabilities.items(), key=lambda kv: -kv[1])):
+            self.probabilities.setItem(r, 0, QTableWidgetItem(name))
+            self.probabilities.setItem(r, 1, QTableWidgetItem(f"{p:.3f}"))
+        self.probabilities.show()
+        self.heat_row.show()
         self.provenance.setText(provenance)
 
     def hidden_labels(self) -> set[int]:

@@ -121,6 +121,9 @@ class SliceView(QWidget):
         labels = state.overlay_plane(self.view)
         if labels is not None and state.overlay is not None:
             argb = state.overlay.blend(np.array(argb, copy=True), labels)
+        heat = state.heatmap_plane(self.view)
+        if heat is not None and state.heatmap is not None:
+            argb = state.heatmap.blend(np.array(argb, copy=True), heat)
         return argb
 
     def paintEvent(self, event: object) -> None:

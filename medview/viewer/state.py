@@ -12,7 +12,7 @@ import numpy as np
 
 from medview.core.volume import Volume
 from medview.viewer.mpr import PlaneMapping, View, plane_mapping
-from medview.viewer.overlay import LabelOverlay
+from medview.viewer.overlay import HeatmapOverlay, LabelOverlay
 from medview.viewer.windowing import Preset, Window, initial_window, presets_for
 
 
@@ -26,6 +26,7 @@ class ViewerState:
     # thick slab per view: (thickness mm, "mip" | "minip"); absent means a plain slice
     slabs: dict[View, tuple[float, str]] = field(default_factory=dict)
     overlay: LabelOverlay | None = None
+    heatmap: HeatmapOverlay | None = None
     _mappings: dict[View, PlaneMapping] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -58,6 +59,11 @@ class ViewerState:
         if self.overlay is None:
             return None
         return self.mapping(view).plane(self.overlay.labels.array, self.slice_index(view))
+
+    def heatmap_plane(self, view: View) -> np.ndarray | None:
+        if self.heatmap is None:
+            return None
+        return self.mapping(view).plane(self.heatmap.heat.array, self.slice_index(view))
 
     def slab(self, view: View) -> tuple[float, str]:
         return self.slabs.get(view, (0.0, "mip"))

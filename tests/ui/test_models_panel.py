@@ -112,3 +112,41 @@ def test_gui_stays_responsive_during_inference(
     worst = max(gaps[1:]) * 1000
     print(f"\nworst GUI-thread stall during inference: {worst:.0f} ms over {len(gaps)} ticks")
     assert worst < 250  # CI ceiling; the figure is reported in the notes
+
+
+def test_classifier_shows_probabilities_and_heatmap(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from medview.inference.package import save_package
+    from tests.inference.conftest import random_state, seg_manifest
+    from tests.inference.test_classify import NET2D
+
+    save_package(
+        user_models_dir(),
+        seg_manifest(
+            "ui-cls",
+            task="classification",
+            dimensions=2,
+            network=NET2D,
+            classes=["no lesion", "lesion"],
+            gradcam_layer="layer4",
+            labels=[],
+            inference={"roi_size": [64, 64], "overlap": 0, "sw_batch_size": 8},
+        ),
+        random_state(NET2D),
+        "# classifier",
+    )
+    _open(qtbot, window, tmp_path)
+    window.models_panel.refresh(window.controller.state.volume)
+    window.models_panel.select("ui-cls")
+    window.run_model(window.models_panel.selected(), "cpu")
+    qtbot.waitUntil(
+        lambda: window.controller.state.heatmap is not None and not window.inference.running,
+        timeout=30000,
+    )
+    panel = window.models_panel
+    assert panel.probabilities.rowCount() == 2 and panel.probabilities.isVisible()
+    assert "maximum over slices" in panel.provenance.text()
+    assert "Research use only" in panel.provenance.text()
+    heat = window.controller.state.heatmap
+    assert heat.heat.geometry is window.controller.state.volume.geometry
+    panel.heat_opacity.setValue(80)
+    assert heat.opacity == 0.8

@@ -43,3 +43,17 @@ def test_outline_and_largest_section() -> None:
     assert ring[5, 10] == 1 and ring[10, 10] == 0  # edge kept, interior cleared
     assert s.overlay.largest_section(1) == (2, 10, 10)
     assert s.overlay.largest_section(7) is None
+
+
+def test_heatmap_blend_threshold_and_colours() -> None:
+    from medview.viewer.overlay import HeatmapOverlay, heat_colors
+
+    g = Geometry(shape=(1, 2, 2), origin=(0, 0, 0), spacing=(1, 1, 1))
+    heat = Volume(np.array([[[0.0, 0.1], [0.6, 1.0]]], np.float32), g)
+    h = HeatmapOverlay(heat, opacity=1.0, threshold=0.2)
+    grey = np.full((2, 2), 0xFF808080, np.uint32)
+    out = h.blend(grey.copy(), heat.array[0])
+    assert out[0, 0] == grey[0, 0] and out[0, 1] == grey[0, 1]  # below threshold: untouched
+    assert out[1, 1] != grey[1, 1] and (out[1, 1] >> 16) & 0xFF > (out[1, 1] & 0xFF)  # hot=red
+    table = heat_colors()
+    assert table.shape == (256,) and (table[0] & 0xFF) > ((table[0] >> 16) & 0xFF)  # cold=blue
