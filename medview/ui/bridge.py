@@ -132,3 +132,38 @@ class TaskRunner(QObject):
         task = self._finish(task_id)
         if task and task.on_error and not cancelled:
             task.on_error(message)
+
+
+class DeviceQueues(QObject):
+    """One single-worker `TaskRunner` per device: runs on one device queue in request order,
+    different devices run side by side. ``running`` covers all of them."""
+
+    task_started = Signal(object)
+    task_ended = Signal(object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._queues: dict[str, TaskRunner] = {}
+
+    def queue(self, device: str) -> TaskRunner:
+        if device not in self._queues:
+            q = TaskRunner(workers=1, parent=self)
+            q.task_started.connect(self.task_started)
+            q.task_ended.connect(self.task_ended)
+            self._queues[device] = q
+        return self._queues[device]
+
+    @property
+    def running(self) -> list[Task]:
+        return [t for q in self._queues.values() for t in q.running]
+
+    def submit(self, device: str, name: str, fn: Callable[..., Any], **kw: Any) -> Task:
+        return self.queue(device).submit(name, fn, **kw)
+
+    def cancel_all(self) -> None:
+        for q in self._queues.values():
+            q.cancel_all()
+
+    def shutdown(self) -> None:
+        for q in self._queues.values():
+            q.shutdown()

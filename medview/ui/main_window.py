@@ -35,7 +35,7 @@ from medview.core.tasks import CancelToken, Progress
 from medview.core.volume import Volume
 from medview.io.database import ImportResult, StackRow, StudyDatabase
 from medview.io.loader import load_series
-from medview.ui.bridge import Task, TaskRunner
+from medview.ui.bridge import DeviceQueues, Task, TaskRunner
 from medview.ui.browser import SERIES_ROLE, StudyBrowserPanel
 from medview.ui.compare import CrosshairSync
 from medview.ui.controller import ViewerController
@@ -91,7 +91,7 @@ class MainWindow(QMainWindow):
         self.controller.measurements_changed.connect(self._measurements_changed)
 
         # AI: one queue (a single worker) so inference requests run in order
-        self.inference = TaskRunner(workers=1, parent=self)
+        self.inference = DeviceQueues(self)
         self.models_panel = ModelsPanel()
         self.models_dock = QDockWidget("Models", self)
         self.models_dock.setObjectName("models")
@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self.inference.task_started.connect(lambda t: self._set_busy(True, t))
         self.inference.task_ended.connect(lambda t: self._set_busy(self._busy()))
         self.models_panel.refresh(None)
+        self.models_panel.device.setCurrentText(str(self.settings.value("compute_device", "auto")))
 
         self.hover_label = QLabel()
         self.task_label = QLabel()
@@ -362,6 +363,7 @@ class MainWindow(QMainWindow):
                 return classify(volume, manifest, device=device, cancel=cancel, progress=progress)
 
             return self.inference.submit(
+                device,
                 f"Running {manifest.name}",
                 classify_work,
                 on_done=lambda r: self._show_classification(volume, r),
@@ -373,6 +375,7 @@ class MainWindow(QMainWindow):
             return segment(volume, manifest, device=device, cancel=cancel, progress=progress)
 
         return self.inference.submit(
+            device,
             f"Running {manifest.name}",
             work,
             on_done=lambda r: self._show_segmentation(volume, r),
@@ -540,6 +543,7 @@ class MainWindow(QMainWindow):
         if state is not None and state.volume.modality == "CT":
             state.presets = self.controller.ct_presets
         apply_theme(QApplication.instance(), str(self.settings.value("theme", "dark")))
+        self.models_panel.device.setCurrentText(str(self.settings.value("compute_device", "auto")))
 
     # -- measurements ---------------------------------------------------------------------------
     def set_tool(self, kind: Kind | None) -> None:

@@ -150,3 +150,23 @@ def test_classifier_shows_probabilities_and_heatmap(qtbot, window, tmp_path: Pat
     assert heat.heat.geometry is window.controller.state.volume.geometry
     panel.heat_opacity.setValue(80)
     assert heat.opacity == 0.8
+
+
+def test_requests_queue_in_order_per_device(qtbot, window, tmp_path: Path, installed_model) -> None:  # type: ignore[no-untyped-def]
+    _open(qtbot, window, tmp_path)
+    order: list[str] = []
+    q = window.inference.queue("cpu")
+    q.task_started.connect(lambda t: order.append(f"start {t.id}"))
+    q.task_ended.connect(lambda t: order.append(f"end {t.id}"))
+    first = window.run_model(installed_model, "cpu")
+    second = window.run_model(installed_model, "cpu")
+    qtbot.waitUntil(lambda: not window.inference.running, timeout=60000)
+    assert window.inference.queue("cpu") is q
+    ends = [e for e in order if e.startswith("end")]
+    assert ends == [f"end {first.id}", f"end {second.id}"]  # one device: in request order
+
+
+def test_compute_device_preference_is_the_default(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    window.settings.setValue("compute_device", "cpu")
+    window.apply_preferences()
+    assert window.models_panel.device.currentText() == "cpu"
