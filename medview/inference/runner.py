@@ -107,15 +107,44 @@ def to_metatensor(volume: Volume) -> Any:
     return MetaTensor(torch.from_numpy(view)[None].float(), affine=torch.as_tensor(affine))
 
 
-def preprocess(image: Any, m: ModelManifest) -> Any:
-    from monai.transforms import NormalizeIntensity, Orientation, ScaleIntensityRange, Spacing
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
+
+
+def spatial_plan(image: Any, m: ModelManifest) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The model grid (affine, shape) that MONAI's Orientation and Spacing would produce,
+    planned lazily (nothing is resampled)."""
+    from monai.transforms import Orientation, Spacing
 
     # our MetaTensors carry RAS affines: name the axis letters, do not rely on MONAI's default
-    out: Any = Orientation(axcodes=m.orientation, labels=(("L", "R"), ("P", "A"), ("I", "S")))(
-        image
-    )
+    lazy: Any = Orientation(axcodes=m.orientation, labels=RAS_LABELS, lazy=True)(image)
     if m.spacing:
-        out = Spacing(pixdim=m.spacing, mode="bilinear")(out)
+        lazy = Spacing(pixdim=m.spacing, mode="bilinear", lazy=True)(lazy)
+    affine = np.asarray(lazy.peek_pending_affine(), dtype=np.float64)
+    shape = tuple(int(v) for v in lazy.peek_pending_shape())
+    return affine, (shape[0], shape[1], shape[2])
+
+
+def preprocess(image: Any, m: ModelManifest) -> Any:
+    """Orientation, spacing and intensity as the manifest says.
+
+    The grid comes from MONAI's transforms (planned lazily); for axis-aligned grids the image
+    is resampled onto it by separable interpolation, else by MONAI itself. Measured reason:
+    Orientation + Spacing took 1.7 s for a 300 x 512 x 512 CT.
+    """
+    import torch
+    from monai.data import MetaTensor
+    from monai.transforms import NormalizeIntensity, Orientation, ScaleIntensityRange, Spacing
+
+    affine, shape = spatial_plan(image, m)
+    source_affine = np.asarray(image.affine, dtype=np.float64)
+    out: Any
+    if _axis_map(source_affine, affine) is not None:
+        data = resample_grid(image.as_tensor(), source_affine, affine, shape)
+        out = MetaTensor(data, affine=torch.as_tensor(affine))
+    else:
+        out = Orientation(axcodes=m.orientation, labels=RAS_LABELS)(image)
+        if m.spacing:
+            out = Spacing(pixdim=m.spacing, mode="bilinear")(out)
     it = m.intensity
     if it.kind == "window":
         out = ScaleIntensityRange(
@@ -350,7 +379,15 @@ def _lerp_axis(x: Any, dim: int, positions: np.ndarray) -> Any:
 def to_source_grid(
     values: Any, model_affine: Any, source_affine: Any, source_shape: tuple[int, int, int]
 ) -> Any:
-    """Channel-first values on the model grid -> the source grid (x, y, z), trilinear.
+    """Channel-first values on the model grid -> the source grid (x, y, z), trilinear."""
+    return resample_grid(values, model_affine, source_affine, source_shape)
+
+
+def resample_grid(
+    values: Any, model_affine: Any, source_affine: Any, source_shape: tuple[int, int, int]
+) -> Any:
+    """Channel-first ``values`` on the grid of ``model_affine`` resampled onto the grid of
+    ``source_affine`` and ``source_shape`` (trilinear, border clamped).
 
     Hand-written with a measured reason: for the usual axis-aligned case the model grid is a
     scaled permutation of the source grid, and three 1-D interpolations replace MONAI's dense
