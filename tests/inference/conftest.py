@@ -71,3 +71,30 @@ def seg_package(tmp_path: Path):  # type: ignore[no-untyped-def]
         random_state(SEG_NET),
         "# Tiny segmenter\nRandom weights for tests.",
     )
+
+
+NET2D = {
+    "class": "ResNet",
+    "args": {
+        "block": "basic",
+        "layers": [1, 1, 1, 1],
+        "block_inplanes": [8, 16, 32, 64],
+        "spatial_dims": 2,
+        "n_input_channels": 1,
+        "num_classes": 2,
+    },
+}
+
+
+def cls_manifest(mid: str) -> dict[str, Any]:
+    """A 2-D slice classifier (lesion / no lesion) with Grad-CAM at ``layer4``."""
+    return seg_manifest(
+        mid,
+        task="classification",
+        dimensions=2,
+        network=NET2D,
+        classes=["no lesion", "lesion"],
+        gradcam_layer="layer4",
+        labels=[],
+        inference={"roi_size": [64, 64], "overlap": 0, "sw_batch_size": 8},
+    )

@@ -13,36 +13,15 @@ from medview.core.tasks import CancelToken
 from medview.core.volume import Volume
 from medview.inference.classify import classify
 
-NET2D = {
-    "class": "ResNet",
-    "args": {
-        "block": "basic",
-        "layers": [1, 1, 1, 1],
-        "block_inplanes": [8, 16, 32, 64],
-        "spatial_dims": 2,
-        "n_input_channels": 1,
-        "num_classes": 2,
-    },
-}
-
 
 @pytest.fixture
 def cls_package(tmp_path: Path):  # type: ignore[no-untyped-def]
     from medview.inference.package import save_package
-    from tests.inference.conftest import random_state, seg_manifest
+    from tests.inference.conftest import NET2D, cls_manifest, random_state
 
     return save_package(
         tmp_path / "m",
-        seg_manifest(
-            "tiny-cls",
-            task="classification",
-            dimensions=2,
-            network=NET2D,
-            classes=["no lesion", "lesion"],
-            gradcam_layer="layer4",
-            labels=[],
-            inference={"roi_size": [64, 64], "overlap": 0, "sw_batch_size": 8},
-        ),
+        cls_manifest("tiny-cls"),
         random_state(NET2D),
         "# Tiny classifier",
     )

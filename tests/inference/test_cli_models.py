@@ -75,22 +75,12 @@ def test_run_classifier(tmp_path: Path) -> None:
     import nibabel as nib
 
     from medview.inference.package import save_package
-    from tests.inference.conftest import random_state, seg_manifest
-    from tests.inference.test_classify import NET2D
+    from tests.inference.conftest import NET2D, cls_manifest, random_state
 
     home = tmp_path / "home"
     save_package(
         home / "models",
-        seg_manifest(
-            "cli-cls",
-            task="classification",
-            dimensions=2,
-            network=NET2D,
-            classes=["no lesion", "lesion"],
-            gradcam_layer="layer4",
-            labels=[],
-            inference={"roi_size": [64, 64], "overlap": 0, "sw_batch_size": 8},
-        ),
+        cls_manifest("cli-cls"),
         random_state(NET2D),
         "# classifier",
     )

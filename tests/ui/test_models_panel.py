@@ -116,21 +116,11 @@ def test_gui_stays_responsive_during_inference(
 
 def test_classifier_shows_probabilities_and_heatmap(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from medview.inference.package import save_package
-    from tests.inference.conftest import random_state, seg_manifest
-    from tests.inference.test_classify import NET2D
+    from tests.inference.conftest import NET2D, cls_manifest, random_state
 
     save_package(
         user_models_dir(),
-        seg_manifest(
-            "ui-cls",
-            task="classification",
-            dimensions=2,
-            network=NET2D,
-            classes=["no lesion", "lesion"],
-            gradcam_layer="layer4",
-            labels=[],
-            inference={"roi_size": [64, 64], "overlap": 0, "sw_batch_size": 8},
-        ),
+        cls_manifest("ui-cls"),
         random_state(NET2D),
         "# classifier",
     )
