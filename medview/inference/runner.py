@@ -104,7 +104,7 @@ def to_metatensor(volume: Volume) -> Any:
     if not view.flags.writeable:  # torch wants a writeable buffer; the copy keeps the dtype
         view = np.array(view, copy=True)
     affine = LPS_TO_RAS @ volume.geometry.affine
-    return MetaTensor(torch.from_numpy(view)[None].float(), affine=torch.as_tensor(affine))
+    return MetaTensor(torch.from_numpy(view)[None], affine=torch.as_tensor(affine))
 
 
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
@@ -240,13 +240,14 @@ def segment(
     probs = torch.softmax(logits[0].float(), dim=0)
     # probabilities sum to one and interpolation is linear: resample K-1 channels, derive one
     rest = to_source_grid(probs[1:], pre.affine, image.affine, tuple(image.shape[1:]))
-    first_channel = 1.0 - rest.sum(dim=0)
-    labels = np.ascontiguousarray(
-        channel_argmax(rest, first_channel).numpy().transpose(2, 1, 0)
-    )  # (z, y, x)
+    if rest.shape[0] == 1:  # two classes: p1 > p0 exactly when p1 > 0.5
+        best = (rest[0] > 0.5).to(torch.uint8)
+    else:
+        best = channel_argmax(rest, 1.0 - rest.sum(dim=0))
+    labels = np.ascontiguousarray(best.numpy().transpose(2, 1, 0))  # (z, y, x)
     unc = None
     if uncertainty:
-        ent = _entropy(first_channel, rest)
+        ent = _entropy(1.0 - rest.sum(dim=0), rest)
         unc = Volume(
             np.ascontiguousarray(ent.numpy().transpose(2, 1, 0)),
             volume.geometry,
@@ -356,13 +357,34 @@ def _axis_map(
     return out
 
 
+CHUNK_ELEMENTS = 1 << 24  # 16 M values (64 MB of float32) per slab of a large resample
+
+
 def _lerp_axis(x: Any, dim: int, positions: np.ndarray) -> Any:
     """Linear interpolation of ``x`` along ``dim`` at fractional ``positions`` (clamped to the
-    border, as grid sampling with border padding does)."""
+    border, as grid sampling with border padding does); float32 result."""
+    import torch
+
+    out_elements = x.numel() // x.shape[dim] * len(positions)
+    other = next((d for d in range(x.dim() - 1, 0, -1) if d != dim), None)
+    if out_elements <= CHUNK_ELEMENTS or other is None or x.shape[other] < 2:
+        return _lerp_whole(x, dim, positions)
+    # large outputs in slabs along another spatial axis: the gathered temporaries stay small
+    shape = list(x.shape)
+    shape[dim] = len(positions)
+    out = torch.empty(shape, dtype=torch.float32)
+    step = max(1, x.shape[other] * CHUNK_ELEMENTS // out_elements)
+    for start in range(0, x.shape[other], step):
+        part = x.narrow(other, start, min(step, x.shape[other] - start))
+        out.narrow(other, start, part.shape[other]).copy_(_lerp_whole(part, dim, positions))
+    return out
+
+
+def _lerp_whole(x: Any, dim: int, positions: np.ndarray) -> Any:
     import torch
 
     if dim == x.dim() - 1:  # gathers along the last axis are slow: bring it to the front
-        return _lerp_axis(x.movedim(dim, 1), 1, positions).movedim(1, dim)
+        return _lerp_whole(x.movedim(dim, 1), 1, positions).movedim(1, dim)
     n = x.shape[dim]
     pos = np.clip(positions, 0, n - 1)
     i0 = np.floor(pos).astype(np.int64)
@@ -371,8 +393,8 @@ def _lerp_axis(x: Any, dim: int, positions: np.ndarray) -> Any:
     shape = [1] * x.dim()
     shape[dim] = -1
     w = w.view(shape)
-    a = x.index_select(dim, torch.from_numpy(i0))
-    b = x.index_select(dim, torch.from_numpy(i1))
+    a = x.index_select(dim, torch.from_numpy(i0)).float()
+    b = x.index_select(dim, torch.from_numpy(i1)).float()
     return torch.lerp(a, b, w)
 
 
@@ -408,7 +430,7 @@ def resample_grid(
             MetaTensor(values, affine=torch.as_tensor(ma)), img_dst=dst
         )
         return torch.as_tensor(out).float()
-    x = values.float()
+    x = values  # any dtype: each pass gathers, then interpolates in float32
     # model axis a samples source axis b at scale * i + offset, i over the source axis
     # last axis first, while the tensor is small (gathers along it are the slowest)
     for a in reversed(range(3)):
