@@ -252,15 +252,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     if result.uncertainty is not None:
         write_nifti(result.uncertainty, out / "uncertainty.nii.gz")
     summary = {
-        "research_use": result.research_use,
-        "model": {
-            "id": result.model_id,
-            "name": result.model_name,
-            "version": result.model_version,
-            "weights_sha256": result.weights_sha256,
-        },
-        "device": result.device,
-        "seconds": round(result.seconds, 3),
+        **_provenance(result),
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "notes": list(result.notes),
         "series_uid": chosen.series_uid,
@@ -278,10 +270,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             for s in result.stats
         ],
     }
-    from medview.export.atomic import atomic_path
-
-    with atomic_path(out / "summary.json", ".json") as tmp_path, open(tmp_path, "w") as f:
-        json.dump(summary, f, indent=2)
+    _write_summary(out, summary)
     sys.stdout.write(
         f"{result.model_name}: {len(result.stats)} label(s) in "
         f"{result.seconds:.1f} s on {result.device}; wrote {out}\n"
@@ -290,21 +279,9 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_classification(
-    volume: Any, manifest: Any, args: argparse.Namespace, series_uid: str
-) -> int:
-    from pathlib import Path
-
-    from medview.export.atomic import atomic_path
-    from medview.export.nifti import write_nifti
-    from medview.inference.classify import classify
-
-    result = classify(volume, manifest, device=args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if result.heatmap is not None:
-        write_nifti(result.heatmap, out / "heatmap.nii.gz")
-    summary = {
+def _provenance(result: Any) -> dict[str, Any]:
+    """What every AI summary records: the notice, the model and where and how long it ran."""
+    return {
         "research_use": result.research_use,
         "model": {
             "id": result.model_id,
@@ -314,14 +291,38 @@ def _write_classification(
         },
         "device": result.device,
         "seconds": round(result.seconds, 3),
+    }
+
+
+def _write_summary(out: Any, summary: dict[str, Any]) -> None:
+    from medview.export.atomic import atomic_path
+
+    with atomic_path(out / "summary.json", ".json") as tmp, open(tmp, "w") as f:
+        json.dump(summary, f, indent=2)
+
+
+def _write_classification(
+    volume: Any, manifest: Any, args: argparse.Namespace, series_uid: str
+) -> int:
+    from pathlib import Path
+
+    from medview.export.nifti import write_nifti
+    from medview.inference.classify import classify
+
+    result = classify(volume, manifest, device=args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.heatmap is not None:
+        write_nifti(result.heatmap, out / "heatmap.nii.gz")
+    summary = {
+        **_provenance(result),
         "series_uid": series_uid,
         "probabilities": result.probabilities,
         "aggregation": result.aggregation,
         "heatmap_class": result.target_class,
         "per_slice": result.per_slice.round(5).tolist() if result.per_slice is not None else None,
     }
-    with atomic_path(out / "summary.json", ".json") as tmp, open(tmp, "w") as f:
-        json.dump(summary, f, indent=2)
+    _write_summary(out, summary)
     best = max(result.probabilities, key=lambda k: result.probabilities[k])
     sys.stdout.write(
         f"{result.model_name}: {best} {result.probabilities[best]:.3f} "

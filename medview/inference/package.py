@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from medview.core.errors import ModelError
+from medview.core.notices import RESEARCH_USE
 from medview.export.atomic import atomic_path
 from medview.inference.loading import sha256_file
 from medview.inference.manifest import ModelManifest, read_manifest
-
-RESEARCH_USE = "Research use only, not for diagnosis."
 
 
 def save_package(

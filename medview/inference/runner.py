@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from medview.core.errors import CancelledError, InferenceError
+from medview.core.notices import RESEARCH_USE
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
 from medview.inference.manifest import ModelManifest
 
-RESEARCH_USE = "Research use only, not for diagnosis."
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -239,7 +239,7 @@ def segment(
     assert logits is not None
     probs = torch.softmax(logits[0].float(), dim=0)
     # probabilities sum to one and interpolation is linear: resample K-1 channels, derive one
-    rest = to_source_grid(probs[1:], pre.affine, image.affine, tuple(image.shape[1:]))
+    rest = resample_grid(probs[1:], pre.affine, image.affine, tuple(image.shape[1:]))
     if rest.shape[0] == 1:  # two classes: p1 > p0 exactly when p1 > 0.5
         best = (rest[0] > 0.5).to(torch.uint8)
     else:
@@ -396,13 +396,6 @@ def _lerp_whole(x: Any, dim: int, positions: np.ndarray) -> Any:
     a = x.index_select(dim, torch.from_numpy(i0)).float()
     b = x.index_select(dim, torch.from_numpy(i1)).float()
     return torch.lerp(a, b, w)
-
-
-def to_source_grid(
-    values: Any, model_affine: Any, source_affine: Any, source_shape: tuple[int, int, int]
-) -> Any:
-    """Channel-first values on the model grid -> the source grid (x, y, z), trilinear."""
-    return resample_grid(values, model_affine, source_affine, source_shape)
 
 
 def resample_grid(

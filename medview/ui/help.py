@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from medview import __version__
-
-RESEARCH_NOTICE = "Research use only, not for diagnosis."
+from medview.core.notices import RESEARCH_USE
 
 SHORTCUTS = (
     ("Mouse wheel", "next / previous slice"),
@@ -40,7 +39,7 @@ def about_text() -> str:
     return (
         f"<h3>MedView {__version__}</h3>"
         "<p>An open-source radiology workstation. Licence: Apache-2.0.</p>"
-        f"<p><b>{RESEARCH_NOTICE}</b></p>"
+        f"<p><b>{RESEARCH_USE}</b></p>"
         "<p>Bundled demo data: chest CT <i>lung2</i> from pyradiomics (BSD-3-Clause); Colin27 T1 "
         "head MR from Debian's mricron-data (BSD-3-Clause). See resources/DEMO_SOURCES.md.</p>"
         "<p>Built on PySide6 (LGPL-3.0), pydicom (MIT), numpy (BSD), SimpleITK (Apache-2.0) "

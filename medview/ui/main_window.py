@@ -6,6 +6,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, QTimer
@@ -44,6 +45,7 @@ from medview.ui.models_panel import ModelsPanel
 from medview.ui.viewer_panel import ViewerPanel
 from medview.viewer.annotations import Kind, Measurement, describe, slice_of
 from medview.viewer.mpr import View
+from medview.viewer.state import ViewerState
 
 log = logging.getLogger(__name__)
 
@@ -383,18 +385,30 @@ class MainWindow(QMainWindow):
             on_progress=self._progress,
         )
 
+    def _still_shown(self, volume: Volume, result: Any) -> ViewerState | None:
+        """The view state if ``volume`` is still the one shown, else a notice and None."""
+        state = self.controller.state
+        if state is None or state.volume is not volume:
+            self.notify(f"{result.model_name}: finished for a series that is no longer shown.")
+            return None
+        return state
+
+    @staticmethod
+    def _run_line(result: Any) -> str:
+        return (
+            f"{result.model_name} {result.model_version} · {result.device} · {result.seconds:.1f} s"
+        )
+
     def _show_classification(self, volume: Volume, result: object) -> None:
         from medview.inference.classify import ClassificationResult
         from medview.viewer.overlay import HeatmapOverlay
 
         assert isinstance(result, ClassificationResult)
-        state = self.controller.state
-        if state is None or state.volume is not volume:
-            self.notify(f"{result.model_name}: finished for a series that is no longer shown.")
+        state = self._still_shown(volume, result)
+        if state is None:
             return
         caption = (
-            f"{result.model_name} {result.model_version} · {result.device} · "
-            f"{result.seconds:.1f} s · probabilities: {result.aggregation}; heat map: "
+            f"{self._run_line(result)} · probabilities: {result.aggregation}; heat map: "
             f"Grad-CAM for '{result.target_class}' · {result.research_use}"
         )
         state.heatmap = (
@@ -410,14 +424,10 @@ class MainWindow(QMainWindow):
         from medview.viewer.overlay import LabelOverlay
 
         assert isinstance(result, SegmentationResult)
-        state = self.controller.state
-        if state is None or state.volume is not volume:
-            self.notify(f"{result.model_name}: finished for a series that is no longer shown.")
+        state = self._still_shown(volume, result)
+        if state is None:
             return
-        caption = (
-            f"{result.model_name} {result.model_version} · {result.device} · "
-            f"{result.seconds:.1f} s · {result.research_use}"
-        )
+        caption = f"{self._run_line(result)} · {result.research_use}"
         overlay = LabelOverlay(
             result.labels,
             {s.value: s.color for s in result.stats},

@@ -21,11 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medview.core.notices import RESEARCH_USE
 from medview.core.volume import Volume
 from medview.inference.manifest import ModelManifest
 from medview.inference.registry import compatible, ordered_for
-
-RESEARCH_USE = "Research use only, not for diagnosis."
 
 
 class ModelsPanel(QWidget):

@@ -33,6 +33,25 @@ def _phantom(direction: np.ndarray | None = None) -> tuple[Volume, np.ndarray]:
     return Volume(arr, g, "1.2.3", "1.2.3.4", "CT", units="HU"), sphere
 
 
+def _grid_manifest(**over: object) -> ModelManifest:
+    """A manifest that only sets the model grid (2.0 x 1.7 x 3.1 mm), for resampling tests."""
+    from pathlib import Path
+
+    return ModelManifest(
+        "x",
+        "x",
+        "1",
+        "segmentation",
+        "UNet",
+        {},
+        "w.safetensors",
+        "0" * 64,
+        folder=Path("."),
+        spacing=(2.0, 1.7, 3.1),
+        **over,
+    )  # type: ignore[arg-type]
+
+
 class IntensityNet:
     """Logits that follow the input: class 2 where it is bright. The manifest's window maps
     40 HU to 0.74 and 300 HU to 0.93; the threshold sits between them."""
@@ -143,28 +162,16 @@ def test_separable_inversion_matches_resample_to_match(direction: np.ndarray) ->
     from monai.data import MetaTensor
     from monai.transforms import ResampleToMatch
 
-    from medview.inference.manifest import ModelManifest
-    from medview.inference.runner import _axis_map, preprocess, to_metatensor, to_source_grid
+    from medview.inference.runner import _axis_map, preprocess, resample_grid, to_metatensor
 
     vol, _ = _phantom(direction)
-    m = ModelManifest(
-        "x",
-        "x",
-        "1",
-        "segmentation",
-        "UNet",
-        {},
-        "w.safetensors",
-        "0" * 64,
-        folder=__import__("pathlib").Path("."),
-        spacing=(2.0, 1.7, 3.1),
-    )
+    m = _grid_manifest()
     image = to_metatensor(vol)
     pre = preprocess(image, m)
     assert _axis_map(np.asarray(pre.affine), np.asarray(image.affine)) is not None
     rng = torch.Generator().manual_seed(0)
     probs = torch.rand((3, *pre.shape[1:]), generator=rng)
-    fast = to_source_grid(probs, pre.affine, image.affine, tuple(image.shape[1:]))
+    fast = resample_grid(probs, pre.affine, image.affine, tuple(image.shape[1:]))
     ref = ResampleToMatch(mode="bilinear")(MetaTensor(probs, affine=pre.affine), img_dst=image)
     assert fast.shape == ref.shape[0:1] + ref.shape[1:]
     assert float((fast - ref.as_tensor()).abs().max()) < 1e-4
@@ -187,23 +194,11 @@ def test_fast_preprocessing_matches_monai(direction: np.ndarray) -> None:
     """The separable resample onto MONAI's planned grid equals MONAI's own transforms."""
     from monai.transforms import Orientation, Spacing
 
-    from medview.inference.manifest import Intensity, ModelManifest
+    from medview.inference.manifest import Intensity
     from medview.inference.runner import RAS_LABELS, preprocess, to_metatensor
 
     vol, _ = _phantom(direction)
-    m = ModelManifest(
-        "x",
-        "x",
-        "1",
-        "segmentation",
-        "UNet",
-        {},
-        "w.safetensors",
-        "0" * 64,
-        folder=__import__("pathlib").Path("."),
-        spacing=(2.0, 1.7, 3.1),
-        intensity=Intensity("none"),
-    )
+    m = _grid_manifest(intensity=Intensity("none"))
     image = to_metatensor(vol)
     fast = preprocess(image, m)
     ref = Spacing(pixdim=m.spacing, mode="bilinear")(
@@ -222,24 +217,13 @@ def test_chunked_resampling_equals_unchunked(monkeypatch: pytest.MonkeyPatch) ->
     from medview.inference import runner as r
 
     vol, _ = _phantom(np.diag([-1.0, 1.0, -1.0]))
-    m = ModelManifest(
-        "x",
-        "x",
-        "1",
-        "segmentation",
-        "UNet",
-        {},
-        "w.safetensors",
-        "0" * 64,
-        folder=__import__("pathlib").Path("."),
-        spacing=(2.0, 1.7, 3.1),
-    )
+    m = _grid_manifest()
     image = r.to_metatensor(vol)
     pre = r.preprocess(image, m)
     probs = torch.rand((2, *pre.shape[1:]), generator=torch.Generator().manual_seed(2))
-    whole = r.to_source_grid(probs, pre.affine, image.affine, tuple(image.shape[1:]))
+    whole = r.resample_grid(probs, pre.affine, image.affine, tuple(image.shape[1:]))
     monkeypatch.setattr(r, "CHUNK_ELEMENTS", 500)  # forces many slabs
-    chunked = r.to_source_grid(probs, pre.affine, image.affine, tuple(image.shape[1:]))
+    chunked = r.resample_grid(probs, pre.affine, image.affine, tuple(image.shape[1:]))
     assert torch.allclose(whole, chunked, atol=1e-6)
     pre_chunked = r.preprocess(image, m)
     assert torch.allclose(pre.as_tensor(), pre_chunked.as_tensor(), atol=1e-4)

@@ -48,3 +48,35 @@ def scroll(view, steps: int = 1) -> None:  # type: ignore[no-untyped-def]
         False,
     )
     QApplication.sendEvent(view, event)
+
+
+class StallProbe:
+    """Measures the longest gap between ticks of a 10 ms timer on the GUI thread."""
+
+    def __init__(self) -> None:
+        import time
+
+        from PySide6.QtCore import QTimer
+
+        self._clock = time.perf_counter
+        self.gaps: list[float] = []
+        self._last = self._clock()
+        self._timer = QTimer()
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = self._clock()
+        self.gaps.append(now - self._last)
+        self._last = now
+
+    def __enter__(self) -> StallProbe:
+        self._last = self._clock()
+        self._timer.start(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.stop()
+
+    @property
+    def worst_ms(self) -> float:
+        return max(self.gaps[1:], default=0.0) * 1000
