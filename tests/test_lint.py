@@ -10,7 +10,7 @@ from tests.conftest import REPO
 
 def test_ruff_clean() -> None:
     r = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "medview", "tests", "resources"],
+        [sys.executable, "-m", "ruff", "check", "medview", "tests", "resources", "models"],
         cwd=REPO,
         capture_output=True,
         text=True,

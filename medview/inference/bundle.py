@@ -106,6 +106,13 @@ def _preprocessing(config: dict[str, Any]) -> dict[str, Any]:
                 "kind": "window",
                 **{k: args[k] for k in ("a_min", "a_max", "b_min", "b_max", "clip") if k in args},
             }
+        elif name == "ScaleIntensityRangePercentilesd":
+            out["intensity"] = {
+                "kind": "percentiles",
+                "a_min": args.get("lower", 0.0),
+                "a_max": args.get("upper", 100.0),
+                **{k: args[k] for k in ("b_min", "b_max", "clip") if k in args},
+            }
         elif name == "NormalizeIntensityd":
             out["intensity"] = {"kind": "normalize"}
         else:

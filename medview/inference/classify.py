@@ -42,9 +42,19 @@ class ClassificationResult:
 
 
 def _intensity(x: Any, m: ModelManifest) -> Any:
+    import torch
+
     it = m.intensity
     if it.kind == "window":
         x = (x - it.a_min) / max(it.a_max - it.a_min, 1e-6) * (it.b_max - it.b_min) + it.b_min
+        return x.clamp(min(it.b_min, it.b_max), max(it.b_min, it.b_max)) if it.clip else x
+    if it.kind == "percentiles":
+        flat = x.reshape(-1).float()
+        sample = flat[:: max(1, flat.numel() // 1_000_000)]  # torch.quantile caps its input
+        lo, hi = (
+            float(v) for v in torch.quantile(sample, torch.tensor([it.a_min, it.a_max]) / 100)
+        )
+        x = (x - lo) / max(hi - lo, 1e-6) * (it.b_max - it.b_min) + it.b_min
         return x.clamp(min(it.b_min, it.b_max), max(it.b_min, it.b_max)) if it.clip else x
     if it.kind == "normalize":
         return (x - x.mean()) / x.std().clamp_min(1e-6)

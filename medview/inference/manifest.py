@@ -82,7 +82,7 @@ class Label:
 
 @dataclass(frozen=True)
 class Intensity:
-    kind: str = "none"  # "window" | "normalize" | "none"
+    kind: str = "none"  # "window" | "percentiles" (a_min/a_max are percentiles) | "normalize"
     a_min: float = 0.0
     a_max: float = 1.0
     b_min: float = 0.0
@@ -113,6 +113,7 @@ class ModelManifest:
     labels: tuple[Label, ...] = ()
     classes: tuple[str, ...] = ()
     gradcam_layer: str = ""  # a module name in the network, e.g. "layer4" for ResNet
+    largest_component: tuple[int, ...] = ()  # labels kept only in their largest 3-D component
     card: str = ""
 
     @property
@@ -157,12 +158,14 @@ class ModelManifest:
             ],
             "classes": list(self.classes),
             "gradcam_layer": self.gradcam_layer,
+            "postprocessing": {"largest_component": list(self.largest_component)},
             "weights": {"file": self.weights_file, "sha256": self.weights_sha256},
             "card": self.card,
         }
 
 
 _INTENSITY_FIELDS = frozenset(Intensity.__dataclass_fields__)
+INTENSITY_KINDS = frozenset({"none", "window", "percentiles", "normalize"})
 
 
 def _req(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
@@ -201,7 +204,13 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
         raise ModelError(f"{where}: weights sha256 must be 64 hex digits")
     pre = check_literal(data.get("preprocessing", {}), f"{where}.preprocessing") or {}
     inten = pre.get("intensity") or {}
+    if inten.get("kind", "none") not in INTENSITY_KINDS:
+        raise ModelError(
+            f"{where}: intensity kind {inten.get('kind')!r} is not one of "
+            f"{', '.join(sorted(INTENSITY_KINDS))}"
+        )
     inf = check_literal(data.get("inference", {}), f"{where}.inference") or {}
+    post = check_literal(data.get("postprocessing", {}), f"{where}.postprocessing") or {}
     labels = []
     for i, lb in enumerate(check_literal(data.get("labels", []), f"{where}.labels")):
         snomed = lb.get("snomed") or {}
@@ -245,6 +254,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
                 str(c) for c in check_literal(data.get("classes", []), f"{where}.classes")
             ),
             gradcam_layer=str(data.get("gradcam_layer", "")),
+            largest_component=tuple(int(v) for v in post.get("largest_component", ())),
             card=card,
         )
     except (TypeError, ValueError, KeyError) as e:

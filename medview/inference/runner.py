@@ -132,7 +132,13 @@ def preprocess(image: Any, m: ModelManifest) -> Any:
     """
     import torch
     from monai.data import MetaTensor
-    from monai.transforms import NormalizeIntensity, Orientation, ScaleIntensityRange, Spacing
+    from monai.transforms import (
+        NormalizeIntensity,
+        Orientation,
+        ScaleIntensityRange,
+        ScaleIntensityRangePercentiles,
+        Spacing,
+    )
 
     affine, shape = spatial_plan(image, m)
     source_affine = np.asarray(image.affine, dtype=np.float64)
@@ -148,6 +154,10 @@ def preprocess(image: Any, m: ModelManifest) -> Any:
     if it.kind == "window":
         out = ScaleIntensityRange(
             a_min=it.a_min, a_max=it.a_max, b_min=it.b_min, b_max=it.b_max, clip=it.clip
+        )(out)
+    elif it.kind == "percentiles":
+        out = ScaleIntensityRangePercentiles(
+            lower=it.a_min, upper=it.a_max, b_min=it.b_min, b_max=it.b_max, clip=it.clip
         )(out)
     elif it.kind == "normalize":
         out = NormalizeIntensity()(out)
@@ -252,6 +262,8 @@ def segment(
     )
     del probs
     labels = maps.labels
+    for value in manifest.largest_component:
+        keep_largest_component(labels, value)
     unc = None
     if maps.entropy is not None:
         unc = Volume(
@@ -324,7 +336,10 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[L
                 n = torch.bincount(lab, minlength=256).numpy()
                 counts += n
                 present = [int(v) for v in np.flatnonzero(n) if int(v) in wanted]
-            vals = _as_tensor(arr[z0 : z0 + slab]).reshape(-1)
+            part = arr[z0 : z0 + slab]
+            if part.dtype.kind == "u" and part.dtype.itemsize > 1:  # torch cannot promote these
+                part = part.astype(np.int32 if part.dtype.itemsize == 2 else np.float64)
+            vals = _as_tensor(part).reshape(-1)
             if len(present) > 8:  # many labels: one weighted bincount beats a pass per label
                 lab64, w = lab.long(), vals.double()
                 sums += torch.bincount(lab64, weights=w, minlength=256).numpy()
@@ -351,6 +366,19 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[L
         sd = float(np.sqrt(max(float(squares[lb.value]) / n_ - mean * mean, 0.0)))
         out.append(LabelStats(lb.value, lb.name, lb.color, n_, n_ * voxel_ml, mean, sd))
     return tuple(out)
+
+
+def keep_largest_component(labels: np.ndarray, value: int) -> None:
+    """Relabel to 0, in place, every voxel of ``value`` outside its largest 26-connected
+    component (SimpleITK's connected components; the label map stays on the source grid)."""
+    import SimpleITK as sitk
+
+    mask = labels == value
+    if not mask.any():
+        return
+    comps = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)), True)
+    largest = sitk.GetArrayViewFromImage(sitk.RelabelComponent(comps, sortByObjectSize=True)) == 1
+    labels[mask & ~largest] = 0
 
 
 def _as_tensor(a: np.ndarray) -> Any:

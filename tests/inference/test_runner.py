@@ -174,3 +174,17 @@ def test_fast_preprocessing_matches_monai(direction: np.ndarray) -> None:
     assert np.allclose(np.asarray(fast.affine), np.asarray(ref.affine), atol=1e-6)
     diff = (fast.as_tensor() - ref.as_tensor()).abs().max()
     assert float(diff) < 1e-2  # HU values; float rounding only
+
+
+def test_largest_component_postprocessing() -> None:
+    """Only the largest 3-D component of a listed label survives; other labels are untouched."""
+    labels = np.zeros((20, 30, 30), dtype=np.uint8)
+    labels[2:12, 5:20, 5:20] = 1  # the big one
+    labels[15:18, 25:28, 25:28] = 1  # a stray island
+    labels[15:18, 2:5, 2:5] = 2  # another label, also small
+    runner.keep_largest_component(labels, 1)
+    assert (labels[2:12, 5:20, 5:20] == 1).all()
+    assert (labels[15:18, 25:28, 25:28] == 0).all()
+    assert (labels[15:18, 2:5, 2:5] == 2).all()
+    runner.keep_largest_component(labels, 7)  # absent: nothing happens
+    assert int((labels == 1).sum()) == 10 * 15 * 15
