@@ -6,6 +6,7 @@ import os
 import shutil
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pydicom
@@ -33,9 +34,15 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path:
         return path
+    missing_outside_ci(f"{name} not installed")
+
+
+def missing_outside_ci(what: str) -> NoReturn:
+    """Something a test needs is absent: skip on a laptop, fail in CI (``.ci/run`` sets
+    ``MEDVIEW_REQUIRE_TOOLS=1`` after installing tools and fetching data)."""
     if os.environ.get("MEDVIEW_REQUIRE_TOOLS") == "1" or os.environ.get("CI"):
-        pytest.fail(f"{name} is required in CI but is not installed")
-    pytest.skip(f"{name} not installed")
+        pytest.fail(f"required in CI: {what}")
+    pytest.skip(what)
 
 
 @pytest.fixture(autouse=True)

@@ -317,44 +317,38 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[L
     arr = volume.array
     slab = max(1, (1 << 21) // max(1, arr[0].size))
 
-    def work(slabs: range) -> np.ndarray:
-        acc = np.zeros((3, 256), dtype=np.float64)  # counts, sums, sums of squares
-        counts, sums, squares = acc
-        for i in slabs:
-            z0 = i * slab
-            lab = torch.from_numpy(labels[z0 : z0 + slab]).reshape(-1)
-            top = int(lab.max())
-            if top == 0:
-                counts[0] += lab.numel()
-                continue
-            if top == 1:
-                ones = int(lab.count_nonzero())
-                counts[0] += lab.numel() - ones
-                counts[1] += ones
-                present = [1] if 1 in wanted else []
-            else:
-                n = torch.bincount(lab, minlength=256).numpy()
-                counts += n
-                present = [int(v) for v in np.flatnonzero(n) if int(v) in wanted]
-            part = arr[z0 : z0 + slab]
-            if part.dtype.kind == "u" and part.dtype.itemsize > 1:  # torch cannot promote these
-                part = part.astype(np.int32 if part.dtype.itemsize == 2 else np.float64)
-            vals = _as_tensor(part).reshape(-1)
-            if len(present) > 8:  # many labels: one weighted bincount beats a pass per label
-                lab64, w = lab.long(), vals.double()
-                sums += torch.bincount(lab64, weights=w, minlength=256).numpy()
-                squares += torch.bincount(lab64, weights=w * w, minlength=256).numpy()
-                continue
-            for v in present:
-                inside = (vals * (lab if top == 1 else lab == v)).double()  # zero outside
-                sums[v] += float(inside.sum())
-                squares[v] += float(torch.dot(inside, inside))
-        return acc
-
     # one thread: torch's own threads serve these slab-sized operations best (measured)
-    acc = work(range(-(-arr.shape[0] // slab)))
-    counts = np.rint(acc[0]).astype(np.int64)
-    sums, squares = acc[1], acc[2]
+    counts = np.zeros(256, dtype=np.int64)
+    sums = np.zeros(256, dtype=np.float64)
+    squares = np.zeros(256, dtype=np.float64)
+    for z0 in range(0, arr.shape[0], slab):
+        lab = torch.from_numpy(labels[z0 : z0 + slab]).reshape(-1)
+        top = int(lab.max())
+        if top == 0:
+            counts[0] += lab.numel()
+            continue
+        if top == 1:
+            ones = int(lab.count_nonzero())
+            counts[0] += lab.numel() - ones
+            counts[1] += ones
+            present = [1] if 1 in wanted else []
+        else:
+            n = torch.bincount(lab, minlength=256).numpy()
+            counts += n
+            present = [int(v) for v in np.flatnonzero(n) if int(v) in wanted]
+        part = arr[z0 : z0 + slab]
+        if part.dtype.kind == "u" and part.dtype.itemsize > 1:  # torch cannot promote these
+            part = part.astype(np.int32 if part.dtype.itemsize == 2 else np.float64)
+        vals = _as_tensor(part).reshape(-1)
+        if len(present) > 8:  # many labels: one weighted bincount beats a pass per label
+            lab64, w = lab.long(), vals.double()
+            sums += torch.bincount(lab64, weights=w, minlength=256).numpy()
+            squares += torch.bincount(lab64, weights=w * w, minlength=256).numpy()
+            continue
+        for v in present:
+            inside = (vals * (lab if top == 1 else lab == v)).double()  # zero outside
+            sums[v] += float(inside.sum())
+            squares[v] += float(torch.dot(inside, inside))
     voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
     out = []
     for lb in m.labels:

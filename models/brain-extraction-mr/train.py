@@ -132,7 +132,6 @@ def train(manifest_dict: dict[str, Any], steps: int, roi: tuple[int, int, int], 
     from medview.inference.loading import build_network
 
     mt.set_seeds(SEED)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     paths = mt.fetch(["ch2.nii.gz", "ch2bet.nii.gz"])
     m = _manifest_object(manifest_dict)
     image, label = training_pair(m, paths["ch2.nii.gz"], paths["ch2bet.nii.gz"])

@@ -4,7 +4,6 @@ the held-out data, and a smoke run of each ``train.py``."""
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 from medview.inference.loading import sha256_file
 from medview.inference.manifest import read_manifest
-from tests.conftest import REPO
+from tests.conftest import REPO, missing_outside_ci
 
 MODELS = REPO / "models"
 SHIPPED = sorted(p for p in MODELS.iterdir() if (p / "manifest.json").is_file())
@@ -38,11 +37,7 @@ def _data(*names: str) -> dict[str, Path]:
     found = {n: mt.cached(n) for n in names}
     missing = [n for n, p in found.items() if p is None]
     if missing:
-        if os.environ.get("MEDVIEW_REQUIRE_TOOLS") == "1" or os.environ.get("CI"):
-            pytest.fail(f"training data {missing} must be fetched in CI (.ci/run)")
-        pytest.skip(
-            f"training data {missing} not fetched (python models/medview_training.py fetch)"
-        )
+        missing_outside_ci(f"training data {missing} (python models/medview_training.py fetch)")
     return found  # type: ignore[return-value]
 
 
