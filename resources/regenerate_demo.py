@@ -20,9 +20,7 @@ import argparse
 import glob
 import hashlib
 import os
-import subprocess
 import sys
-import tarfile
 import tempfile
 
 RESOURCES = os.path.dirname(os.path.abspath(__file__))
@@ -30,7 +28,6 @@ REPO = os.path.dirname(RESOURCES)
 HERE = os.path.join(RESOURCES, "demo")
 sys.path.insert(0, REPO)
 
-PYRADIOMICS = "pyradiomics-bhklab==3.1.4"
 SUMS = os.path.join(RESOURCES, "demo.sha256")
 
 
@@ -42,55 +39,17 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def fetch(cache: str) -> dict[str, str]:
-    """Download the registry packages into ``cache`` and return paths of the source files."""
-    os.makedirs(cache, exist_ok=True)
-    out: dict[str, str] = {}
-    sdists = glob.glob(os.path.join(cache, "pyradiomics*.tar.gz"))
-    if not sdists:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-                cache,
-                PYRADIOMICS,
-            ],
-            check=True,
-        )
-        sdists = glob.glob(os.path.join(cache, "pyradiomics*.tar.gz"))
-    with tarfile.open(sdists[0]) as tf:
-        for member in tf.getmembers():
-            name = os.path.basename(member.name)
-            if member.isfile() and name in ("lung2_image.nrrd", "lung2_label.nrrd"):
-                target = os.path.join(cache, name)
-                src = tf.extractfile(member)
-                assert src is not None
-                with open(target, "wb") as dst:
-                    dst.write(src.read())
-                out[name] = target
-    debs = glob.glob(os.path.join(cache, "mricron-data_*.deb"))
-    if not debs:
-        subprocess.run(["apt-get", "download", "mricron-data"], cwd=cache, check=True)
-        debs = glob.glob(os.path.join(cache, "mricron-data_*.deb"))
-    xdir = os.path.join(cache, "mricron-data")
-    subprocess.run(["dpkg-deb", "-x", debs[0], xdir], check=True)
-    out["ch2.nii.gz"] = os.path.join(xdir, "usr/share/mricron/templates/ch2.nii.gz")
-    return out
+def fetch() -> dict[str, str]:
+    """The source files from the registries, SHA-256 checked (``models/medview_training.py``
+    holds the registry fetch and the recorded checksums; files are cached in
+    ``$MEDVIEW_TRAINING_DATA`` or ``.cache/training-data``)."""
+    sys.path.insert(0, os.path.join(REPO, "models"))
+    import medview_training
 
-
-def verify_sources(paths: dict[str, str]) -> None:
-    for name, path in paths.items():
-        got = sha256(path)
-        want = EXPECTED_SOURCES[name]
-        if got != want:
-            raise SystemExit(f"{name}: SHA-256 {got} differs from the recorded {want}")
-        print(f"source ok  {name}  {got[:16]}...")
+    paths = medview_training.fetch(["lung2_image.nrrd", "lung2_label.nrrd", "ch2.nii.gz"])
+    for name in paths:
+        print(f"source ok  {name}  {medview_training.SOURCES[name][2][:16]}...")
+    return {name: str(path) for name, path in paths.items()}
 
 
 def build(paths: dict[str, str], out: str) -> None:
@@ -184,17 +143,9 @@ def check() -> int:
     return 1 if bad or missing else 0
 
 
-EXPECTED_SOURCES = {
-    "lung2_image.nrrd": "aa2b94eec79127ed786798ac8dc3c013010e1692d5787bebfae1a1e9685a4651",
-    "lung2_label.nrrd": "cef52738dc51aab69a48fe30639da956d2b911b1c2920439c091fab84727657a",
-    "ch2.nii.gz": "a009051127f64dc3dd554d5f5b589870ea72106d9642c21b4e7093e478cfc309",
-}
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only verify the committed files")
-    ap.add_argument("--cache", default=os.path.join(REPO, ".cache", "demo-sources"))
     ap.add_argument(
         "--write-sums",
         action="store_true",
@@ -203,8 +154,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.check:
         return check()
-    paths = fetch(args.cache)
-    verify_sources(paths)
+    paths = fetch()
     with tempfile.TemporaryDirectory(dir=HERE) as tmp:
         build(paths, tmp)
         for path in outputs(tmp):

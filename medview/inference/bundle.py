@@ -5,7 +5,8 @@ A bundle's ``inference.json`` may hold ``$`` Python expressions and arbitrary ``
 classes, which MONAI's ConfigParser would execute (MONAI advisory GHSA-873f-pvrv-4x83). Here the
 config is only *read*: the network ``_target_`` must be allow-listed with literal arguments
 (``@name`` references are followed one level to a literal), recognised transforms are mapped to
-the manifest's preprocessing, labels and spacing come from ``metadata.json``, and the weights
+the manifest's preprocessing (``KeepLargestConnectedComponentd`` to its post-processing),
+labels and modality come from ``metadata.json``, and the weights
 (``models/model.pt``) are read weights-only and stored as safetensors. Anything else is refused
 with the reason. ``model.ts`` (TorchScript, which is code) is refused.
 """
@@ -120,6 +121,35 @@ def _preprocessing(config: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# post-processing the engine does itself: activation, inversion onto the source grid, argmax,
+# saving
+_POST_DONE = {"Activationsd", "Activations", "Invertd", "AsDiscreted", "AsDiscrete", "SaveImaged"}
+
+
+def _postprocessing(config: dict[str, Any]) -> dict[str, Any]:
+    post = config.get("postprocessing") or {}
+    transforms = post.get("transforms", []) if isinstance(post, dict) else []
+    if not isinstance(transforms, list):
+        raise ModelError("postprocessing.transforms is not a list")
+    out: dict[str, Any] = {}
+    for i, t in enumerate(transforms):
+        if not isinstance(t, dict) or "_target_" not in t:
+            raise ModelError(f"postprocessing transform {i} has no _target_")
+        name = _short(t["_target_"])
+        if name in _IGNORED or name in _POST_DONE:
+            continue
+        where = f"postprocessing transform {i} ({name})"
+        args = {k: _resolve(v, config, where) for k, v in t.items() if k != "_target_"}
+        if name in ("KeepLargestConnectedComponentd", "KeepLargestConnectedComponent"):
+            labels = args.get("applied_labels")
+            if not isinstance(labels, list) or not all(isinstance(v, int) for v in labels):
+                raise ModelError(f"{where}: applied_labels must be a list of label values")
+            out["largest_component"] = labels
+        else:
+            raise ModelError(f"{where} is not a transform MedView can reproduce; refused")
+    return out
+
+
 def _inference(config: dict[str, Any]) -> dict[str, Any]:
     inferer = config.get("inferer") or {}
     if not isinstance(inferer, dict):
@@ -146,6 +176,14 @@ def _labels_and_task(meta: dict[str, Any]) -> tuple[str, list[dict[str, Any]], l
         ]
         return "segmentation", labels, []
     return "classification", [], names
+
+
+def _modality(meta: dict[str, Any]) -> str:
+    """The input image's modality from the metadata (``CT``, ``MR``, ...), or ''."""
+    inputs = (meta.get("network_data_format") or {}).get("inputs") or {}
+    image: Any = inputs.get("image") or next(iter(inputs.values()), {}) or {}
+    modality = str(image.get("modality", "")).upper() if isinstance(image, dict) else ""
+    return modality if re.fullmatch(r"[A-Z]{2,4}", modality) else ""
 
 
 def _bundle_root(folder: Path) -> Path:
@@ -211,11 +249,12 @@ def _import_folder(root: Path, dest_root: str | Path) -> ModelManifest:
         "name": raw_name,
         "version": str(meta.get("version", "0")),
         "task": task,
-        "modality": "",
+        "modality": _modality(meta),
         "dimensions": int(args.get("spatial_dims", 3)),
         "network": {"class": name, "args": args},
         "preprocessing": _preprocessing(config),
         "inference": _inference(config),
+        "postprocessing": _postprocessing(config),
         "labels": labels,
         "classes": classes,
     }

@@ -141,6 +141,10 @@ def classify(
     )
 
 
+def _identity(x: Any) -> Any:
+    return x
+
+
 def _gradcam(
     net: Any, vol: Any, m: ModelManifest, target: int, dev: str, cancel: CancelToken
 ) -> np.ndarray:
@@ -150,7 +154,9 @@ def _gradcam(
     from monai.visualize import GradCAM
 
     try:
-        cam = GradCAM(nn_module=net, target_layers=m.gradcam_layer)
+        # identity post-processing: MONAI's default normaliser maps (min, max) to (1, 0), which
+        # flips the map (the lesion became the coldest spot); the map is scaled below instead
+        cam = GradCAM(nn_module=net, target_layers=m.gradcam_layer, postprocessing=_identity)
     except Exception as e:  # a wrong layer name in a manifest is reported, not fatal
         raise InferenceError(f"Grad-CAM layer {m.gradcam_layer!r}: {e}") from e
     size = tuple(m.roi_size)

@@ -10,6 +10,10 @@ file) with their SHA-256, and a model card. Nothing in a package is ever execute
                        "intensity": {"kind": "window", "a_min": -1000, "a_max": 400,
                                      "b_min": 0.0, "b_max": 1.0, "clip": true}},
      "inference": {"roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 2},
+     "postprocessing": {"largest_component": [1],          # optional, on the source grid
+                        "min_component_ml": {"1": 0.2},    # smaller components given away
+                        "must_touch": {"1": [2]},          # components touching no label 2 too
+                        "must_not_touch": {"2": [0]}},     # and those lying against label 0
      "labels": [{"value": 1, "name": "lung", "color": [80, 160, 255],
                  "snomed": {"code": "39607008", "meaning": "Lung"}}],
      "weights": {"file": "weights.safetensors", "sha256": "..."},
@@ -114,6 +118,13 @@ class ModelManifest:
     classes: tuple[str, ...] = ()
     gradcam_layer: str = ""  # a module name in the network, e.g. "layer4" for ResNet
     largest_component: tuple[int, ...] = ()  # labels kept only in their largest 3-D component
+    # (label, mL): components of the label smaller than this are given to their surroundings
+    min_component_ml: tuple[tuple[int, float], ...] = ()
+    # (label, labels): components of the label touching none of those are given away too
+    must_touch: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    # (label, labels): components of the label lying against those (over 1 % of their voxels
+    # next to them) are given away, e.g. "lung" in the air around the patient
+    must_not_touch: tuple[tuple[int, tuple[int, ...]], ...] = ()
     card: str = ""
 
     @property
@@ -158,7 +169,12 @@ class ModelManifest:
             ],
             "classes": list(self.classes),
             "gradcam_layer": self.gradcam_layer,
-            "postprocessing": {"largest_component": list(self.largest_component)},
+            "postprocessing": {
+                "largest_component": list(self.largest_component),
+                "min_component_ml": {str(k): v for k, v in self.min_component_ml},
+                "must_touch": {str(k): list(v) for k, v in self.must_touch},
+                "must_not_touch": {str(k): list(v) for k, v in self.must_not_touch},
+            },
             "weights": {"file": self.weights_file, "sha256": self.weights_sha256},
             "card": self.card,
         }
@@ -255,6 +271,17 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
             ),
             gradcam_layer=str(data.get("gradcam_layer", "")),
             largest_component=tuple(int(v) for v in post.get("largest_component", ())),
+            min_component_ml=tuple(
+                (int(k), float(v)) for k, v in (post.get("min_component_ml") or {}).items()
+            ),
+            must_touch=tuple(
+                (int(k), tuple(int(x) for x in v))
+                for k, v in (post.get("must_touch") or {}).items()
+            ),
+            must_not_touch=tuple(
+                (int(k), tuple(int(x) for x in v))
+                for k, v in (post.get("must_not_touch") or {}).items()
+            ),
             card=card,
         )
     except (TypeError, ValueError, KeyError) as e:

@@ -264,6 +264,16 @@ def segment(
     labels = maps.labels
     for value in manifest.largest_component:
         keep_largest_component(labels, value)
+    touch, avoid = dict(manifest.must_touch), dict(manifest.must_not_touch)
+    for value in sorted(set(touch) | set(avoid) | {v for v, _ in manifest.min_component_ml}):
+        give_away_components(
+            labels,
+            value,
+            voxel_ml=float(np.prod(volume.geometry.spacing)) / 1000.0,
+            min_ml=dict(manifest.min_component_ml).get(value, 0.0),
+            must_touch=touch.get(value, ()),
+            must_not_touch=avoid.get(value, ()),
+        )
     unc = None
     if maps.entropy is not None:
         unc = Volume(
@@ -373,6 +383,72 @@ def keep_largest_component(labels: np.ndarray, value: int) -> None:
     comps = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)), True)
     largest = sitk.GetArrayViewFromImage(sitk.RelabelComponent(comps, sortByObjectSize=True)) == 1
     labels[mask & ~largest] = 0
+
+
+def _next_to(labels: np.ndarray, values: tuple[int, ...]) -> np.ndarray:
+    """Voxels within one voxel (26-neighbourhood) of any of ``values``."""
+    import SimpleITK as sitk
+
+    grown = sitk.BinaryDilate(
+        sitk.GetImageFromArray(np.isin(labels, values).view(np.uint8)), [1, 1, 1]
+    )
+    return sitk.GetArrayViewFromImage(grown).astype(bool)
+
+
+AGAINST_FRACTION = 0.01  # a component with more of its voxels next to a must_not_touch label goes
+
+
+def give_away_components(
+    labels: np.ndarray,
+    value: int,
+    *,
+    voxel_ml: float,
+    min_ml: float = 0.0,
+    must_touch: tuple[int, ...] = (),
+    must_not_touch: tuple[int, ...] = (),
+) -> int:
+    """Relabel, in place, each 26-connected component of ``value`` that is smaller than
+    ``min_ml``, touches none of the labels ``must_touch`` (when given), or lies against the
+    labels ``must_not_touch`` (more than 1 % of its voxels next to them) to the label most
+    common in the one-voxel shell around it (0 when the shell is all ``value``). Returns how
+    many components were given away."""
+    import SimpleITK as sitk
+
+    mask = labels == value
+    if not mask.any():
+        return 0
+    comps_img = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)), True)
+    comps = sitk.GetArrayViewFromImage(comps_img)
+    n = int(comps.max())
+    sizes = np.bincount(comps.ravel(), minlength=n + 1)
+    drop = sizes * voxel_ml < min_ml
+    drop[0] = False
+    if must_touch:
+        touching = np.zeros(n + 1, dtype=bool)
+        touching[np.unique(comps[_next_to(labels, must_touch) & mask])] = True
+        drop |= ~touching
+    if must_not_touch:
+        against = np.bincount(comps[_next_to(labels, must_not_touch) & mask], minlength=n + 1)
+        drop |= against > AGAINST_FRACTION * sizes
+    drop[0] = False
+    if not drop.any():
+        return 0
+    shape = sitk.LabelShapeStatisticsImageFilter()
+    shape.Execute(comps_img)
+    for k in np.nonzero(drop)[0]:
+        x, y, z, sx, sy, sz = shape.GetBoundingBox(int(k))  # SimpleITK order: x, y, z
+        box = tuple(
+            slice(max(0, a - 1), min(dim, a + w + 1))
+            for a, w, dim in zip((z, y, x), (sz, sy, sx), labels.shape, strict=True)
+        )
+        own = comps[box] == k
+        grown = np.pad(own, 1)  # one-voxel (26-neighbour) dilation; rolls wrap only into the pad
+        for axis in range(3):
+            grown = grown | np.roll(grown, 1, axis) | np.roll(grown, -1, axis)
+        shell = labels[box][grown[1:-1, 1:-1, 1:-1] & ~own]
+        shell = shell[shell != value]
+        labels[box][own] = int(np.bincount(shell).argmax()) if shell.size else 0
+    return int(drop.sum())
 
 
 def _as_tensor(a: np.ndarray) -> Any:

@@ -103,6 +103,8 @@ class MainWindow(QMainWindow):
         self.models_panel.run_requested.connect(self.run_model)
         self.models_panel.overlay_changed.connect(self._overlay_look_changed)
         self.models_panel.label_activated.connect(self._jump_to_label)
+        self.models_panel.slice_activated.connect(self._go_to_slice)
+        self.controller.changed.connect(self._follow_slice)
         self.inference.task_started.connect(lambda t: self._set_busy(True, t))
         self.inference.task_ended.connect(lambda t: self._set_busy(self._busy()))
         self.models_panel.refresh(None)
@@ -415,6 +417,13 @@ class MainWindow(QMainWindow):
             HeatmapOverlay(result.heatmap, caption=caption) if result.heatmap is not None else None
         )
         self.models_panel.show_probabilities(result.probabilities, caption)
+        if result.per_slice is not None:
+            column = list(result.probabilities).index(result.target_class)
+            per_slice = result.per_slice[:, column]
+            self.models_panel.show_slice_probabilities(per_slice, result.target_class)
+            self._go_to_slice(int(np.argmax(per_slice)))  # the most probable slice first
+        else:
+            self.models_panel.show_slice_probabilities(None, "")
         self._overlay_look_changed()
         self.controller.changed.emit()
         self.models_dock.raise_()
@@ -456,6 +465,21 @@ class MainWindow(QMainWindow):
             state.overlay.outline = self.models_panel.outline.isChecked()
             state.overlay.hidden = self.models_panel.hidden_labels()
         self.controller.changed.emit()
+
+    def _go_to_slice(self, index: int) -> None:
+        """Put the crosshair on stored slice ``index`` (the axis 2-D classifiers read)."""
+        state = self.controller.state
+        if state is None or not 0 <= index < state.volume.shape[0]:
+            return
+        state.crosshair = np.array(
+            [float(index), state.crosshair[1], state.crosshair[2]], dtype=np.float64
+        )
+        self.controller.changed.emit()
+
+    def _follow_slice(self) -> None:
+        state = self.controller.state
+        if state is not None:
+            self.models_panel.set_current_slice(round(float(state.crosshair[0])))
 
     def _jump_to_label(self, value: int) -> None:
         state = self.controller.state
@@ -743,6 +767,7 @@ class MainWindow(QMainWindow):
         stored = self.db.load_measurements(s.key) if s is not None else []
         self.controller.set_volume(volume, info, [Measurement.from_dict(d) for d in stored])
         self.models_panel.refresh(volume)
+        self.models_panel.clear_results()
         self._refresh_measure_list()
         self.viewer.set_layout(self.viewer.layout_name)
         for v in self.viewer.views.values():

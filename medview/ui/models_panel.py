@@ -1,10 +1,12 @@
 """The Models panel: packages (compatible ones first) with their cards, Run, and the result's
-legend (colours, names, volumes), opacity and outline controls, and provenance."""
+legend (colours, names, volumes), opacity and outline controls, and provenance; for 2-D
+classifiers the series probabilities and a per-slice probability strip."""
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QBrush, QColor, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -27,10 +29,64 @@ from medview.inference.manifest import ModelManifest
 from medview.inference.registry import compatible, ordered_for
 
 
+class SliceProbabilities(QWidget):
+    """One bar per slice (the 2-D classifier's probability for the series' target class),
+    with the slice shown in the axial view marked; a click emits that slice's index."""
+
+    slice_activated = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.values = np.zeros(0, dtype=np.float32)
+        self.current = -1
+        self.setMinimumHeight(56)
+        self.setMaximumHeight(72)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def set_values(self, values: np.ndarray) -> None:
+        self.values = np.asarray(values, dtype=np.float32)
+        self.update()
+
+    def set_current(self, index: int) -> None:
+        if index != self.current:
+            self.current = index
+            self.update()
+
+    def _slice_at(self, x: float) -> int:
+        n = len(self.values)
+        return int(np.clip(x / max(1, self.width()) * n, 0, n - 1)) if n else -1
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        index = self._slice_at(event.position().x())
+        if index >= 0:
+            self.slice_activated.emit(index)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        n = len(self.values)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(24, 24, 28))
+        if not n:
+            return
+        w, h = self.width(), self.height()
+        painter.setPen(QColor(90, 90, 90))
+        painter.drawLine(0, int(h * 0.5), w, int(h * 0.5))  # p = 0.5
+        for i, p in enumerate(self.values):
+            x0, x1 = int(i * w / n), int((i + 1) * w / n)
+            bar = round(float(p) * (h - 2))
+            colour = QColor(255, 90, 60) if p >= 0.5 else QColor(120, 170, 230)
+            painter.fillRect(x0, h - bar, max(1, x1 - x0 - 1), bar, colour)
+        if 0 <= self.current < n:
+            x = int((self.current + 0.5) * w / n)
+            painter.setPen(QColor(255, 230, 80))
+            painter.drawLine(x, 0, x, h)
+        painter.end()
+
+
 class ModelsPanel(QWidget):
     run_requested = Signal(object, str)  # ModelManifest, device
     overlay_changed = Signal()  # opacity / outline / visibility edited
     label_activated = Signal(int)  # a legend row was clicked: its label value
+    slice_activated = Signal(int)  # a slice-probability bar was clicked: its slice index
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -55,6 +111,13 @@ class ModelsPanel(QWidget):
         self.heat_opacity.setRange(0, 100)
         self.heat_opacity.setValue(50)
         self.heat_opacity.valueChanged.connect(lambda _v: self.overlay_changed.emit())
+        self._slice_class = ""
+        self.slice_caption = QLabel("")
+        self.slice_caption.setWordWrap(True)
+        self.slice_plot = SliceProbabilities()
+        self.slice_plot.slice_activated.connect(self._slice_clicked)
+        self.slice_caption.hide()
+        self.slice_plot.hide()
         self.heat_row = QWidget()
         heat_layout = QHBoxLayout(self.heat_row)
         heat_layout.setContentsMargins(0, 0, 0, 0)
@@ -82,6 +145,8 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.legend)
         layout.addLayout(look)
         layout.addWidget(self.probabilities)
+        layout.addWidget(self.slice_caption)
+        layout.addWidget(self.slice_plot)
         layout.addWidget(self.heat_row)
         self._manifests: dict[str, ModelManifest] = {}
         self._updating_legend = False
@@ -163,6 +228,45 @@ class ModelsPanel(QWidget):
         self.probabilities.show()
         self.heat_row.show()
         self.provenance.setText(provenance)
+
+    def clear_results(self) -> None:
+        """Forget the shown result (a new series is on screen)."""
+        self.legend.setRowCount(0)
+        self.probabilities.setRowCount(0)
+        self.probabilities.hide()
+        self.heat_row.hide()
+        self.show_slice_probabilities(None, "")
+        self.provenance.setText("")
+
+    def show_slice_probabilities(self, values: np.ndarray | None, class_name: str) -> None:
+        """Per-slice probabilities of ``class_name`` (2-D classifiers); None hides them."""
+        if values is None or len(values) == 0:
+            self.slice_caption.hide()
+            self.slice_plot.hide()
+            return
+        self._slice_class = class_name
+        self.slice_plot.set_values(values)
+        self.slice_caption.show()
+        self.slice_plot.show()
+        self.set_current_slice(self.slice_plot.current)
+
+    def set_current_slice(self, index: int) -> None:
+        """Mark the slice shown in the axial view and say its probability."""
+        self.slice_plot.set_current(index)
+        values = self.slice_plot.values
+        if not len(values):
+            return
+        top = int(np.argmax(values))
+        here = (
+            f"; this slice ({index + 1}): {values[index]:.3f}" if 0 <= index < len(values) else ""
+        )
+        self.slice_caption.setText(
+            f"Slice probabilities of '{self._slice_class}': highest {values[top]:.3f} at slice "
+            f"{top + 1} of {len(values)}{here}. Click a bar to go to its slice."
+        )
+
+    def _slice_clicked(self, index: int) -> None:
+        self.slice_activated.emit(index)
 
     def hidden_labels(self) -> set[int]:
         out = set()

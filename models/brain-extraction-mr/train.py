@@ -3,6 +3,11 @@
 
     python models/brain-extraction-mr/train.py             # train, evaluate, write the package
     python models/brain-extraction-mr/train.py --smoke     # a few steps on tiny data (tests)
+    python models/brain-extraction-mr/train.py --bundle-only   # rewrite the Model-Zoo form
+
+The package is also written as a MONAI Model-Zoo bundle (``configs/metadata.json``,
+``configs/inference.json``, ``models/model.pt``) in the layout of the Zoo's
+``spleen_ct_segmentation``, with the same weights.
 
 Training data: Colin27 (``ch2.nii.gz`` with its brain mask ``ch2bet.nii.gz``, Debian
 ``mricron-data``). Held-out evaluation: a different subject, the ITK example T1
@@ -17,7 +22,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -133,41 +137,22 @@ def train(manifest_dict: dict[str, Any], steps: int, roi: tuple[int, int, int], 
 
     mt.set_seeds(SEED)
     paths = mt.fetch(["ch2.nii.gz", "ch2bet.nii.gz"])
-    m = _manifest_object(manifest_dict)
+    m = mt.manifest_object(manifest_dict, HERE)
     image, label = training_pair(m, paths["ch2.nii.gz"], paths["ch2bet.nii.gz"])
     if smoke:  # tiny data: a quarter of the grid
         image, label = image[:, ::4, ::4, ::4], label[:, ::4, ::4, ::4]
     net = build_network(manifest_dict["network"]["class"], manifest_dict["network"]["args"])
     aug = augmentations(roi)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-    net.train()
-    t0 = time.perf_counter()
-    for step in range(steps):
-        batch = [aug({"image": image, "label": label}) for _ in range(2)]
-        x = torch.stack([torch.as_tensor(b["image"]) for b in batch])
-        y = torch.stack([torch.as_tensor(b["label"]) for b in batch])
-        opt.zero_grad()
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 25 == 0 or step == steps - 1:
-            print(
-                f"step {step:4d}  loss {float(loss.detach()):.4f}  {time.perf_counter() - t0:.0f} s"
-            )
-    net.eval()
-    return net, time.perf_counter() - t0
 
+    def batch() -> tuple[Any, Any]:
+        pairs = [aug({"image": image, "label": label}) for _ in range(2)]
+        x = torch.stack([torch.as_tensor(b["image"]) for b in pairs])
+        y = torch.stack([torch.as_tensor(b["label"]) for b in pairs])
+        return x, y
 
-def _manifest_object(manifest_dict: dict[str, Any]) -> Any:
-    """The manifest as MedView reads it (weights are not needed to preprocess)."""
-    from medview.inference.manifest import parse_manifest
-
-    data = dict(manifest_dict)
-    data["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
-    return parse_manifest(data, HERE)
+    seconds = mt.fit(net, batch, loss_fn, steps)
+    return net, seconds
 
 
 def evaluate(manifest: Any, device: str = "cpu") -> dict[str, float]:
@@ -192,12 +177,85 @@ def evaluate(manifest: Any, device: str = "cpu") -> dict[str, float]:
     }
 
 
+def bundle_metadata(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``configs/metadata.json`` of the Model-Zoo form, as the Zoo's bundles write it."""
+    import monai
+    import numpy
+    import torch
+
+    roi = manifest["inference"]["roi_size"]
+    return {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+        "version": manifest["version"],
+        "changelog": {manifest["version"]: "trained on Colin27; see MODEL_CARD.md"},
+        "monai_version": monai.__version__,
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": numpy.__version__,
+        "optional_packages_version": {},
+        "name": manifest["name"],
+        "task": "Brain extraction (skull stripping) on T1-weighted head MR",
+        "description": "MedView's brain-extraction model as a MONAI bundle; the same weights as "
+        "the MedView package beside it (MODEL_CARD.md there has the evaluation).",
+        "authors": "MedView",
+        "copyright": "MedView contributors",
+        "license": "BSD-3-Clause (training data: Colin27, Debian mricron-data)",
+        "data_source": "Colin27 ch2.nii.gz / ch2bet.nii.gz (Debian mricron-data)",
+        "data_type": "nibabel",
+        "image_classes": "single channel T1 MR, intensity scaled by the 1st-99th percentiles",
+        "label_classes": "single channel data, 1 is brain, 0 is everything else",
+        "pred_classes": "2 channels OneHot data, channel 1 is brain, channel 0 is background",
+        "intended_use": "Research use only, not for diagnosis",
+        "network_data_format": {
+            "inputs": {
+                "image": {
+                    "type": "image",
+                    "format": "magnitude",
+                    "modality": manifest["modality"],
+                    "num_channels": 1,
+                    "spatial_shape": roi,
+                    "dtype": "float32",
+                    "value_range": [0, 1],
+                    "is_patch_data": True,
+                    "channel_def": {"0": "image"},
+                }
+            },
+            "outputs": {
+                "pred": {
+                    "type": "image",
+                    "format": "segmentation",
+                    "num_channels": 2,
+                    "spatial_shape": roi,
+                    "dtype": "float32",
+                    "value_range": [0, 1],
+                    "is_patch_data": True,
+                    "channel_def": {"0": "background", "1": "brain"},
+                }
+            },
+        },
+    }
+
+
+def write_bundle(out: Path) -> None:
+    """The package in ``out`` also as a Model-Zoo bundle (configs/, models/model.pt)."""
+    from medview.inference.loading import verified_weights
+    from medview.inference.manifest import read_manifest
+
+    manifest = read_manifest(out)
+    mt.write_bundle(MANIFEST, verified_weights(manifest), out, bundle_metadata(MANIFEST))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--smoke", action="store_true", help="2 steps on tiny data; no package")
     ap.add_argument("--out", type=Path, default=HERE, help="package folder to write")
+    ap.add_argument(
+        "--bundle-only", action="store_true", help="only rewrite the Model-Zoo bundle form"
+    )
     args = ap.parse_args(argv)
+    if args.bundle_only:
+        write_bundle(args.out)
+        return 0
     import torch
 
     from medview.inference.manifest import read_manifest
@@ -234,6 +292,7 @@ Training: {steps} steps of 2 crops of 80^3 voxels, {seconds / 60:.1f} min on the
 ({threads} threads), seed {SEED}.""",
     )
     read_manifest(args.out)  # the written package must load
+    write_bundle(args.out)
     return 0
 
 

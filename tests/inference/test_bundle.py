@@ -115,6 +115,47 @@ def test_zipped_bundle_imports(tmp_path: Path) -> None:
     assert import_bundle(z, tmp_path / "models").task == "segmentation"
 
 
+def _post(*transforms: dict[str, Any]) -> dict[str, Any]:
+    return {"_target_": "Compose", "transforms": list(transforms)}
+
+
+def test_postprocessing_and_modality_are_read(tmp_path: Path) -> None:
+    root = make_bundle(tmp_path / "b")
+    meta = json.loads((root / "configs" / "metadata.json").read_text())
+    meta["network_data_format"]["inputs"]["image"]["modality"] = "ct"
+    (root / "configs" / "metadata.json").write_text(json.dumps(meta))
+    cfg = json.loads((root / "configs" / "inference.json").read_text())
+    cfg["output_dir"] = "$@bundle_root + '/eval'"
+    cfg["postprocessing"] = _post(
+        {"_target_": "Activationsd", "keys": "pred", "softmax": True},
+        {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing"},
+        {"_target_": "AsDiscreted", "keys": "pred", "argmax": True},
+        {"_target_": "KeepLargestConnectedComponentd", "keys": "pred", "applied_labels": [1, 2]},
+        {"_target_": "SaveImaged", "keys": "pred", "output_dir": "@output_dir"},
+    )
+    (root / "configs" / "inference.json").write_text(json.dumps(cfg))
+    m = import_bundle(root, tmp_path / "models")
+    assert m.largest_component == (1, 2) and m.modality == "CT"
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        {"_target_": "FillHolesd", "keys": "pred"},  # would change the output: refused
+        {"_target_": "KeepLargestConnectedComponentd", "keys": "pred", "applied_labels": "$[1]"},
+    ],
+)
+def test_postprocessing_medview_cannot_reproduce_is_refused(
+    tmp_path: Path, transform: dict[str, Any]
+) -> None:
+    root = make_bundle(tmp_path / "b")
+    cfg = json.loads((root / "configs" / "inference.json").read_text())
+    cfg["postprocessing"] = _post(transform)
+    (root / "configs" / "inference.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError):
+        import_bundle(root, tmp_path / "models")
+
+
 def _evil(tmp_path: Path, marker: Path, **changes: Any) -> Path:
     root = make_bundle(tmp_path / "evil")
     cfg = json.loads((root / "configs" / "inference.json").read_text())

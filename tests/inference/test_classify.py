@@ -96,3 +96,34 @@ def test_cancel_between_slices(cls_package) -> None:  # type: ignore[no-untyped-
 
     with pytest.raises(CancelledError):
         classify(_ct(), cls_package, device="cpu", cancel=cancel, progress=progress)
+
+
+def test_gradcam_is_hot_where_the_evidence_is(cls_package) -> None:  # type: ignore[no-untyped-def]
+    """A network whose 'lesion' score is the mean brightness of its feature map: Grad-CAM must
+    peak on the bright blob, not on the darkest spot (MONAI's default CAM normaliser maps
+    (min, max) to (1, 0), which once flipped MedView's heat maps)."""
+    import torch
+
+    class Evidence(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = torch.nn.Conv2d(1, 1, 1)
+            torch.nn.init.ones_(self.features.weight)
+            torch.nn.init.zeros_(self.features.bias)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            score = self.features(x).mean(dim=(2, 3))
+            return torch.cat([-score, score], dim=1)
+
+    from dataclasses import replace
+
+    vol = _ct()
+    arr = np.full(vol.shape, -900, dtype=np.int16)  # lung-like background
+    arr[:, 30:38, 10:18] = 60  # a soft-tissue blob in every slice
+    blob = Volume(arr, vol.geometry, "1.2", "1.2.3", "CT", units="HU")
+    m = replace(cls_package, gradcam_layer="features")
+    res = classify(blob, m, device="cpu", network=Evidence())
+    heat = res.heatmap.array
+    for z in range(blob.shape[0]):
+        r, c = np.unravel_index(int(np.argmax(heat[z])), heat[z].shape)
+        assert 30 <= r < 38 and 10 <= c < 18

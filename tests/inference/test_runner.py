@@ -188,3 +188,63 @@ def test_largest_component_postprocessing() -> None:
     assert (labels[15:18, 2:5, 2:5] == 2).all()
     runner.keep_largest_component(labels, 7)  # absent: nothing happens
     assert int((labels == 1).sum()) == 10 * 15 * 15
+
+
+def test_give_away_components_by_size_and_contact() -> None:
+    """Small components, and those touching none of the given labels, take the label around
+    them; the rest stay."""
+    from medview.inference.runner import give_away_components
+
+    labels = np.zeros((20, 20, 20), dtype=np.uint8)
+    labels[2:12, 2:12, 2:12] = 2  # "lung"
+    labels[5:8, 5:8, 5:8] = 4  # 27 voxels inside the lung: kept by contact, large enough
+    labels[10, 10, 10] = 4  # one voxel inside the lung: too small -> lung
+    labels[14:18, 14:18, 14:18] = 1  # "body" away from the lung
+    labels[15:17, 15:17, 15:17] = 4  # 8 voxels inside body, touching no lung -> body
+    labels[0, 0, 0] = 4  # a corner voxel with background around it -> 0
+    before = labels.copy()
+    n = give_away_components(labels, 4, voxel_ml=0.001, min_ml=0.002, must_touch=(2,))
+    assert n == 3
+    assert (labels[5:8, 5:8, 5:8] == 4).all()
+    assert labels[10, 10, 10] == 2 and labels[0, 0, 0] == 0
+    assert (labels[15:17, 15:17, 15:17] == 1).all()
+    changed = labels != before
+    assert changed.sum() == 1 + 8 + 1
+    # size only: the body component (8 voxels = 0.008 mL) stays when only tiny ones go
+    labels = before.copy()
+    assert give_away_components(labels, 4, voxel_ml=0.001, min_ml=0.002, must_touch=()) == 2
+    assert (labels[15:17, 15:17, 15:17] == 4).all()
+
+
+def test_manifest_postprocessing_round_trips(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from medview.inference.manifest import parse_manifest
+    from tests.inference.conftest import seg_manifest
+
+    data = seg_manifest("pp")
+    data["postprocessing"] = {
+        "min_component_ml": {"2": 0.25},
+        "must_touch": {"2": [1]},
+        "must_not_touch": {"1": [0]},
+    }
+    data["weights"] = {"file": "weights.safetensors", "sha256": "0" * 64}
+    m = parse_manifest(data, tmp_path)
+    assert m.min_component_ml == ((2, 0.25),) and m.must_touch == ((2, (1,)),)
+    again = parse_manifest(m.to_json(), tmp_path)
+    assert again.min_component_ml == m.min_component_ml and again.must_touch == m.must_touch
+    assert m.must_not_touch == ((1, (0,)),) and again.must_not_touch == m.must_not_touch
+
+
+def test_components_lying_against_a_label_are_given_away() -> None:
+    """'Lung' in the air around the patient lies against the background along its whole side
+    and goes; a lung enclosed by the body (one voxel touching the background) stays."""
+    from medview.inference.runner import give_away_components
+
+    labels = np.zeros((30, 30, 30), dtype=np.uint8)
+    labels[5:25, 5:25, 5:25] = 1  # body
+    labels[8:22, 8:22, 8:22] = 2  # lung inside
+    labels[15, 15, 5:8] = 2  # a thin bridge to the body's edge: a few voxels near background
+    labels[0:3, :, :] = 2  # a sheet of "lung" in the outside air
+    n = give_away_components(labels, 2, voxel_ml=0.001, must_not_touch=(0,))
+    assert n == 1
+    assert (labels[0:3] == 0).all()  # given to the background around it
+    assert (labels[8:22, 8:22, 8:22] == 2).all()

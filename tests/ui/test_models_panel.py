@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 
 from medview.inference.registry import user_models_dir
 from medview.viewer.mpr import View
@@ -89,7 +89,7 @@ def test_gui_stays_responsive_during_inference(
 ) -> None:  # type: ignore[no-untyped-def]
     _open(qtbot, window, tmp_path, n=48, size=160)  # about 150 windows of 16^3
     with StallProbe() as probe:
-        window.run_model(window.models_panel.selected() or installed_model, "cpu")
+        window.run_model(installed_model, "cpu")  # not the shipped CT models listed first
         qtbot.waitUntil(
             lambda: window.controller.state.overlay is not None and not window.inference.running,
             timeout=60000,
@@ -125,6 +125,21 @@ def test_classifier_shows_probabilities_and_heatmap(qtbot, window, tmp_path: Pat
     assert heat.heat.geometry is window.controller.state.volume.geometry
     panel.heat_opacity.setValue(80)
     assert heat.opacity == 0.8
+    # per-slice probabilities: one bar per slice; the view starts on the most probable slice,
+    # a click on a bar moves the crosshair there and the caption follows the shown slice
+    state = window.controller.state
+    values = panel.slice_plot.values
+    assert panel.slice_plot.isVisible() and len(values) == state.volume.shape[0]
+    assert round(state.crosshair[0]) == int(np.argmax(values))
+    target = (int(np.argmax(values)) + 5) % len(values)
+    x = int((target + 0.5) * panel.slice_plot.width() / len(values))
+    qtbot.mouseClick(panel.slice_plot, Qt.MouseButton.LeftButton, pos=QPoint(x, 10))
+    assert round(state.crosshair[0]) == target
+    assert f"this slice ({target + 1}): {values[target]:.3f}" in panel.slice_caption.text()
+    # the series is shown anew: the old result is gone
+    window._show_volume(state.volume)
+    assert not panel.slice_plot.isVisible() and panel.legend.rowCount() == 0
+    assert not panel.probabilities.isVisible()
 
 
 def test_requests_queue_in_order_per_device(qtbot, window, tmp_path: Path, installed_model) -> None:  # type: ignore[no-untyped-def]
