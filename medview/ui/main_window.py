@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -360,29 +360,21 @@ class MainWindow(QMainWindow):
             self.notify("Open a series before running a model.")
             return None
         volume = state.volume
+        run: Callable[..., object] = segment
+        show = self._show_segmentation
         if manifest.task == "classification":
             from medview.inference.classify import classify
 
-            def classify_work(*, cancel: CancelToken, progress: Progress) -> object:
-                return classify(volume, manifest, device=device, cancel=cancel, progress=progress)
-
-            return self.inference.submit(
-                device,
-                f"Running {manifest.name}",
-                classify_work,
-                on_done=lambda r: self._show_classification(volume, r),
-                on_error=self.notify,
-                on_progress=self._progress,
-            )
+            run, show = classify, self._show_classification
 
         def work(*, cancel: CancelToken, progress: Progress) -> object:
-            return segment(volume, manifest, device=device, cancel=cancel, progress=progress)
+            return run(volume, manifest, device=device, cancel=cancel, progress=progress)
 
         return self.inference.submit(
             device,
             f"Running {manifest.name}",
             work,
-            on_done=lambda r: self._show_segmentation(volume, r),
+            on_done=lambda r: show(volume, r),
             on_error=self.notify,
             on_progress=self._progress,
         )
