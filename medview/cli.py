@@ -366,10 +366,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--uncertainty", action="store_true", help="also write the entropy map")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_run_model)
+    from medview.risk.cli import add_parser as add_risk_parser
+
+    add_risk_parser(sub)
     return ap
 
 
-COMMANDS = ("info", "load", "models", "run-model")
+COMMANDS = ("info", "load", "models", "run-model", "risk")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

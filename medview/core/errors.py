@@ -64,5 +64,13 @@ class ModelError(MedviewError):
     """A model package or bundle is invalid or refused (the message says why)."""
 
 
+class RiskModelError(MedviewError):
+    """A tabular risk model package is invalid or unknown (the message says why)."""
+
+
+class RiskInputError(MedviewError):
+    """Risk-model input values cannot be used (the message names the feature and why)."""
+
+
 class InferenceError(MedviewError):
     """Running a model failed (the message says what happened)."""

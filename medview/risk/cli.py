@@ -1,0 +1,137 @@
+"""``medview risk --list`` and ``medview risk MODEL --input rows.csv [--json]``.
+
+Every CSV row (header = feature names; empty or ``NA`` = missing) gets the same numbers the
+panel shows. A row with an error gets the error and no probability; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from medview.core.errors import RiskInputError, RiskModelError
+from medview.risk.model import RiskModel
+from medview.risk.predict import RESEARCH_USE, RiskResult, predict
+from medview.risk.registry import find_risk_model, list_risk_models
+
+MAX_ROWS = 1_000_000
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV file as dicts (header = feature names)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            sample = f.read(65536)
+            f.seek(0)
+            try:
+                dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+            except csv.Error:
+                dialect = csv.excel
+            reader = csv.DictReader(f, dialect=dialect)
+            rows = []
+            for row in reader:
+                if None in row:
+                    raise RiskInputError(
+                        f"row {reader.line_num - 1} has more values than the header has names",
+                        path=path,
+                    )
+                rows.append({k.strip(): (v or "") for k, v in row.items() if k is not None})
+                if len(rows) > MAX_ROWS:
+                    raise RiskInputError(f"more than {MAX_ROWS} rows", path=path)
+    except OSError as e:
+        raise RiskInputError(f"cannot read: {e.strerror or e}", path=path) from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise RiskInputError(f"not a readable CSV file ({e})", path=path) from None
+    if not rows:
+        raise RiskInputError("no data rows under the header", path=path)
+    return rows
+
+
+def _row_text(model: RiskModel, result: RiskResult) -> str:
+    top = sorted(result.contributions, key=lambda c: -abs(c.log_odds))[:3]
+    drivers = ", ".join(f"{c.label} {c.log_odds:+.2f}" for c in top)
+    line = (
+        f"{100 * result.probability:5.1f} %  (95 % interval {100 * result.low:.1f}–"
+        f"{100 * result.high:.1f} %)  {result.band:12s}  largest contributions (log-odds): "
+        f"{drivers}"
+    )
+    if result.missing:
+        line += f"\n      missing: {', '.join(result.missing)}"
+    for w in result.warnings:
+        line += f"\n      warning: {w.message}"
+    return line
+
+
+def cmd_risk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    if args.list:
+        entries = list_risk_models()
+        if args.json:
+            json.dump(
+                [
+                    {
+                        "id": e.model.id if e.model else None,
+                        "name": e.model.name if e.model else None,
+                        "version": e.model.version if e.model else None,
+                        "outcome": e.model.outcome if e.model else None,
+                        "features": [f.name for f in e.model.features] if e.model else [],
+                        "folder": str(e.folder),
+                        "error": e.error,
+                    }
+                    for e in entries
+                ],
+                out,
+                indent=1,
+            )
+            out.write("\n")
+        else:
+            for e in entries:
+                if e.model:
+                    out.write(
+                        f"{e.model.id}  {e.model.version}  {e.model.name}: {e.model.outcome} "
+                        f"({len(e.model.features)} features)\n"
+                    )
+                else:
+                    out.write(f"REFUSED {e.folder}: {e.error}\n")
+        return 0
+    if not args.model or not args.input:
+        print("medview risk: give --list, or MODEL and --input rows.csv", file=sys.stderr)
+        return 2
+    try:
+        model = find_risk_model(args.model)
+        rows = read_rows(args.input)
+    except (RiskModelError, RiskInputError) as e:
+        print(f"medview risk: {e}", file=sys.stderr)
+        return 1
+    failed = 0
+    records: list[dict[str, Any]] = []
+    for i, row in enumerate(rows, start=1):
+        try:
+            result = predict(model, row)
+        except RiskInputError as e:
+            failed += 1
+            records.append({"row": i, "error": e.message})
+            if not args.json:
+                out.write(f"row {i}: no prediction: {e.message}\n")
+            continue
+        records.append({"row": i, **result.to_dict()})
+        if not args.json:
+            out.write(f"row {i}: {_row_text(model, result)}\n")
+    if args.json:
+        json.dump({"model": model.id, "rows": records, "research_use": RESEARCH_USE}, out, indent=1)
+        out.write("\n")
+    else:
+        out.write(f"{model.name} {model.version}: {model.outcome}. {RESEARCH_USE}\n")
+    return 1 if failed else 0
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("risk", help="tabular risk models: list them or predict rows of a CSV")
+    p.add_argument("model", nargs="?", help="model id (see --list) or a package folder")
+    p.add_argument("--list", action="store_true", help="installed risk models")
+    p.add_argument("--input", metavar="ROWS.csv", help="CSV, header = feature names")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_risk)
