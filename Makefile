@@ -41,7 +41,8 @@ demo: $(VENV)/.test-installed
 # the CPU (fixed seeds) and rewrites each model card's figures from a fresh evaluation.
 models: $(VENV)/.test-installed
 	$(BIN)/python models/medview_training.py fetch
-	@for script in models/*/train.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in models/*/train.py models/tabular/*/train.py; do \
+	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -24,7 +24,7 @@ from medview.core.records import InstanceRecord, SeriesRecord, SkippedFile
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.assemble import assemble_series
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -96,6 +96,14 @@ _MIGRATIONS: dict[int, str] = {
         series_number INTEGER
     );
     CREATE INDEX stacks_series ON stacks(series_uid);
+    """,
+    5: """
+    CREATE TABLE risk_results (
+        study_uid TEXT NOT NULL,
+        model_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (study_uid, model_id)
+    );
     """,
 }
 
@@ -387,6 +395,9 @@ class StudyDatabase:
                 "DELETE FROM studies WHERE study_uid NOT IN (SELECT DISTINCT study_uid FROM series)"
             )
             c.execute("DELETE FROM patients WHERE id NOT IN (SELECT DISTINCT patient FROM studies)")
+            c.execute(
+                "DELETE FROM risk_results WHERE study_uid NOT IN (SELECT study_uid FROM studies)"
+            )
         return int(n)
 
     # -- reading ------------------------------------------------------------------------------
@@ -493,6 +504,23 @@ class StudyDatabase:
             "SELECT data FROM measurements WHERE series_key=? ORDER BY position", (series_key,)
         )
         return [json.loads(r[0]) for r in rows]
+
+    def save_risk_result(self, study_uid: str, model_id: str, data: dict[str, object]) -> None:
+        """Keep a risk-panel result (inputs, their origins and the prediction) with a study:
+        the latest one per model."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO risk_results VALUES (?,?,?)",
+                (study_uid, model_id, json.dumps(data)),
+            )
+
+    def risk_results(self, study_uid: str) -> dict[str, dict[str, object]]:
+        """The kept risk results of a study, by model id (what reports include)."""
+        rows = self._conn.execute(
+            "SELECT model_id, data FROM risk_results WHERE study_uid=? ORDER BY model_id",
+            (study_uid,),
+        )
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     def warnings(self, series_uid: str) -> list[str]:
         return [

@@ -66,7 +66,8 @@ def _row_text(model: RiskModel, result: RiskResult) -> str:
     return line
 
 
-def cmd_risk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def cmd_risk(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     if args.list:
         entries = list_risk_models()
         if args.json:

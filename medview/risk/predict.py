@@ -54,7 +54,7 @@ class Contribution:
     name: str
     label: str
     value: float | None  # the entered value, None when missing
-    shown: str  # the value as shown (level name or number, "missing (median imputed)")
+    shown: str  # the value as shown (level name or number; "missing (median)": imputed)
     log_odds: float
 
 
@@ -217,7 +217,7 @@ def predict(model: RiskModel, raw: Mapping[str, object], members: int | None = N
     contributions = []
     for j, f in enumerate(model.features):
         v = values[f.name]
-        shown = "missing (training median used)" if v is None else f.display(v)
+        shown = "missing (median)" if v is None else f.display(v)
         contributions.append(
             Contribution(f.name, f.label, v, shown, float(c.coef[j] * (t[j] - c.reference[j])))
         )

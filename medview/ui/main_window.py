@@ -36,14 +36,16 @@ from medview.core.tasks import CancelToken, Progress
 from medview.core.volume import Volume
 from medview.io.database import ImportResult, StackRow, StudyDatabase
 from medview.io.loader import load_series
+from medview.risk.study import SegmentStat, StudyFacts, facts_from_file
 from medview.ui.bridge import DeviceQueues, Task, TaskRunner
 from medview.ui.browser import SERIES_ROLE, StudyBrowserPanel
 from medview.ui.compare import CrosshairSync
 from medview.ui.controller import ViewerController
 from medview.ui.help import about_text, shortcut_sheet
 from medview.ui.models_panel import ModelsPanel
+from medview.ui.risk_panel import RiskPanel
 from medview.ui.viewer_panel import ViewerPanel
-from medview.viewer.annotations import Kind, Measurement, describe, slice_of
+from medview.viewer.annotations import Kind, Measurement, describe, evaluate, slice_of
 from medview.viewer.mpr import View
 from medview.viewer.state import ViewerState
 
@@ -109,6 +111,7 @@ class MainWindow(QMainWindow):
         self.inference.task_ended.connect(lambda t: self._set_busy(self._busy()))
         self.models_panel.refresh(None)
         self.models_panel.device.setCurrentText(str(self.settings.value("compute_device", "auto")))
+        self._build_risk_dock()
 
         self.hover_label = QLabel()
         self.task_label = QLabel()
@@ -420,6 +423,52 @@ class MainWindow(QMainWindow):
         self.controller.changed.emit()
         self.models_dock.raise_()
 
+    def _build_risk_dock(self) -> None:
+        self.segments: list[SegmentStat] = []
+        self.risk_panel = RiskPanel()
+        self.risk_dock = QDockWidget("Risk", self)
+        self.risk_dock.setObjectName("risk")
+        self.risk_dock.setWidget(self.risk_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.risk_dock)
+        self.tabifyDockWidget(self.models_dock, self.risk_dock)
+        self.risk_panel.keep_requested.connect(self._keep_risk_result)
+        self.risk_panel.measurement_provider = self._selected_measurement_figures
+        self.risk_panel.segment_provider = lambda: list(self.segments)
+
+    def _selected_measurement_figures(self) -> dict[str, float] | None:
+        item = self.measure_list.currentItem()
+        state = self.controller.state
+        if item is None or state is None:
+            return None
+        m = self.controller.measurements.get(item.data(Qt.ItemDataRole.UserRole))
+        return evaluate(m, state) if m is not None else None
+
+    def _keep_risk_result(self, model_id: str, record: dict[str, object]) -> None:
+        if self.current_series is not None:
+            self.db.save_risk_result(self.current_series.study_uid, model_id, record)
+
+    def _study_changed(self, series: SeriesRecord | None) -> None:
+        """Header facts (age, sex, weight, size) for the risk panel, read off the GUI thread."""
+        self.segments = []
+        if series is None:
+            self.risk_panel.set_study(None, None)
+            return
+        study_uid = series.study_uid
+        kept = self.db.risk_results(study_uid)
+
+        def done(facts: StudyFacts) -> None:
+            current = self.current_series
+            if current is not None and current.study_uid == study_uid:
+                self.risk_panel.set_study(study_uid, facts, kept)
+
+        self.runner.submit(
+            "Reading the study header",
+            lambda *, cancel, progress: facts_from_file(series.first.path),
+            on_done=done,
+            on_error=lambda message: self.risk_panel.set_study(study_uid, None, kept),
+            slot="study-facts",
+        )
+
     def _show_segmentation(self, volume: Volume, result: object) -> None:
         from medview.inference.runner import SegmentationResult
         from medview.viewer.overlay import LabelOverlay
@@ -437,6 +486,7 @@ class MainWindow(QMainWindow):
         )
         self.controller.set_overlay(overlay)
         self._overlay_look_changed()
+        self.segments = [SegmentStat(s.name, s.volume_ml, s.mean) for s in result.stats]
         self.models_panel.show_result(
             [(s.value, s.name, s.color, s.volume_ml, s.mean) for s in result.stats],
             caption + ("\n" + "; ".join(result.notes) if result.notes else ""),
@@ -756,6 +806,8 @@ class MainWindow(QMainWindow):
         }
         if s is not None:
             self._remember(s.study_uid)
+        if s is None or self.risk_panel.study_uid != s.study_uid:
+            self._study_changed(s)
         stored = self.db.load_measurements(s.key) if s is not None else []
         self.controller.set_volume(volume, info, [Measurement.from_dict(d) for d in stored])
         self.models_panel.refresh(volume)
@@ -823,5 +875,6 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("splitter", self.splitter.saveState())
         self.cine.stop()
+        self.risk_panel.flush()  # a result edited just now is kept before the database closes
         self.runner.shutdown()
         super().closeEvent(event)  # type: ignore[arg-type]

@@ -219,8 +219,9 @@ def _dump(obj: Any) -> bytes:
     return (json.dumps(obj, indent=1) + "\n").encode()
 
 
-def fit_package(data: Data, seed: int = SEED) -> tuple[dict[str, Any], float]:
-    """The shipped model's coefficients file (as a dict) and the chosen L2 strength C."""
+def fit_package(data: Data, seed: int = SEED) -> tuple[dict[str, Any], float, Any]:
+    """The shipped model's coefficients file (as a dict), the chosen L2 strength C and the
+    fitted scikit-learn pipeline."""
     x = transformed(data.x, data.transforms)
     main = pipeline(seed=seed).fit(x, data.y)
     c = fitted_c(main)
@@ -244,7 +245,7 @@ def fit_package(data: Data, seed: int = SEED) -> tuple[dict[str, Any], float]:
         "quantiles": quantiles.tolist(),
         "bootstrap": {"intercept": m_int, "coef": m_coef},
     }
-    return coefficients, c
+    return coefficients, c, main
 
 
 def write_json(path: Path, obj: Any) -> str:
@@ -256,12 +257,10 @@ def write_json(path: Path, obj: Any) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def examples(data: Data, coefficients: dict[str, Any], rows: list[int]) -> list[dict[str, Any]]:
+def examples(data: Data, pipe: Any, rows: list[int]) -> list[dict[str, Any]]:
     """Known rows with the probability the fitted scikit-learn pipeline gives them (tests
     check MedView's JSON model reproduces them)."""
-    x = transformed(data.x, data.transforms)
-    z = np.where(np.isnan(x), np.asarray(coefficients["impute"]), x)
-    p = 1 / (1 + np.exp(-(coefficients["intercept"] + z @ np.asarray(coefficients["coef"]))))
+    p = pipe.predict_proba(transformed(data.x, data.transforms))[:, 1]
     return [
         {
             "row": int(i),

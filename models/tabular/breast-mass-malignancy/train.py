@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
         return 0
     folder = out or HERE
     folder.mkdir(parents=True, exist_ok=True)
-    coefficients, c = rt.fit_package(data)
+    coefficients, c, pipe = rt.fit_package(data)
     sha = rt.write_json(folder / "coefficients.json", coefficients)
     table = rt.reliability(y, p)
     rt.draw_reliability(
@@ -176,7 +176,7 @@ def main(argv: list[str]) -> int:
         "evaluation": evaluation,
     }
     rt.write_json(folder / "manifest.json", manifest)
-    rt.write_json(folder / "examples.json", rt.examples(data, coefficients, [0, 19, 50, 100, 568]))
+    rt.write_json(folder / "examples.json", rt.examples(data, pipe, [0, 19, 50, 100, 568]))
     rt.write_card(folder, card(summary, split, c, cv_seconds, time.perf_counter() - t0))
     return 0
 

@@ -166,7 +166,7 @@ def main(argv: list[str]) -> int:
         return 0
     folder = out or HERE
     folder.mkdir(parents=True, exist_ok=True)
-    coefficients, c = rt.fit_package(data)
+    coefficients, c, pipe = rt.fit_package(data)
     sha = rt.write_json(folder / "coefficients.json", coefficients)
     table = rt.reliability(y, p)
     rt.draw_reliability(folder / "reliability.png", table, "10-year CHD: out-of-fold, 10 x 10-fold")
@@ -201,7 +201,7 @@ def main(argv: list[str]) -> int:
     }
     rt.write_json(folder / "manifest.json", manifest)
     rows = [0, 14, 21, 49, 4239]  # includes rows with missing glucose and education
-    rt.write_json(folder / "examples.json", rt.examples(data, coefficients, rows))
+    rt.write_json(folder / "examples.json", rt.examples(data, pipe, rows))
     rt.write_card(folder, card(summary, c, cv_seconds, time.perf_counter() - t0, missing, data))
     return 0
 

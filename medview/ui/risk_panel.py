@@ -1,0 +1,583 @@
+"""The risk panel: a tabular risk model beside the images.
+
+A form with each feature's unit, range and description; values from the study are marked
+"from study" and can be overridden; problems are highlighted and explained under the field
+(values are never clipped); the result shows the probability with its 95 % interval, the risk
+band and the per-feature contributions as bars. Prediction is numpy on ~30 numbers (0.2-0.3 ms
+measured), so it runs on the GUI thread as the user types.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medview.core.errors import RiskInputError
+from medview.risk.cli import read_rows
+from medview.risk.model import FeatureKind, RiskModel
+from medview.risk.predict import (
+    RESEARCH_USE,
+    Contribution,
+    RiskResult,
+    Severity,
+    check_inputs,
+    predict,
+)
+from medview.risk.registry import list_risk_models
+from medview.risk.study import Prefill, SegmentStat, StudyFacts, prefill
+
+ERROR_BG = "#ffd6d6"
+WARNING_BG = "#fff1c2"
+STUDY_COLOUR = "#00897b"
+BAND_COLOURS = {"low": "#2e7d32", "intermediate": "#ef8f00", "high": "#c62828"}
+MAX_BARS = 12
+
+
+class ContributionChart(QWidget):
+    """Horizontal bars of log-odds contributions, largest first; the rest summed."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[tuple[str, float]] = []
+        self.setMinimumHeight(60)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    def set_contributions(self, contributions: tuple[Contribution, ...] | None) -> None:
+        rows: list[tuple[str, float]] = []
+        if contributions:
+            ranked = sorted(contributions, key=lambda c: -abs(c.log_odds))
+            rows = [(f"{c.label} = {c.shown}", c.log_odds) for c in ranked[:MAX_BARS]]
+            rest = ranked[MAX_BARS:]
+            if rest:
+                rows.append((f"{len(rest)} other features", sum(c.log_odds for c in rest)))
+        self._rows = rows
+        self.setFixedHeight(24 + 18 * max(len(rows), 1))
+        self.update()
+
+    def rows(self) -> list[tuple[str, float]]:
+        return list(self._rows)
+
+    def paintEvent(self, _event: QPaintEvent) -> None:
+        p = QPainter(self)
+        p.fillRect(self.rect(), self.palette().base())
+        if not self._rows:
+            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no result")
+            return
+        w = self.width()
+        text_w = min(int(w * 0.55), 260)
+        mid = text_w + (w - text_w) / 2
+        half = (w - text_w) / 2 - 8
+        scale = half / max(max(abs(v) for _, v in self._rows), 1e-6)
+        p.setPen(QPen(self.palette().text().color()))
+        font = QFont(p.font())
+        font.setPointSizeF(max(font.pointSizeF() - 1, 7))
+        p.setFont(font)
+        p.drawText(
+            QRectF(text_w, 0, w - text_w, 16),
+            Qt.AlignmentFlag.AlignCenter,
+            "← lowers risk · log-odds · raises risk →",
+        )
+        for i, (label, value) in enumerate(self._rows):
+            y = 20 + 18 * i
+            p.setPen(QPen(self.palette().text().color()))
+            p.drawText(
+                QRectF(2, y, text_w - 6, 16),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                p.fontMetrics().elidedText(label, Qt.TextElideMode.ElideMiddle, text_w - 6),
+            )
+            length = value * scale
+            colour = QColor("#c62828" if value > 0 else "#1565c0")
+            p.fillRect(QRectF(min(mid, mid + length), y + 2, abs(length), 12), colour)
+            p.drawText(
+                QRectF(mid + (4 if value <= 0 else -64), y, 60, 16),
+                (Qt.AlignmentFlag.AlignLeft if value <= 0 else Qt.AlignmentFlag.AlignRight)
+                | Qt.AlignmentFlag.AlignVCenter,
+                f"{value:+.2f}",
+            )
+        p.setPen(QPen(QColor("#888888")))
+        p.drawLine(int(mid), 18, int(mid), self.height())
+
+
+class _Row:
+    """One feature's widgets."""
+
+    def __init__(self, editor: QLineEdit | QComboBox, origin: QLabel, message: QLabel) -> None:
+        self.editor = editor
+        self.origin = origin
+        self.message = message
+        self.study_text: str | None = None  # the value the study filled in, if any
+        self.study_origin = ""
+
+
+class RiskPanel(QWidget):
+    """Pick a risk model, fill in the form, read the result."""
+
+    result_changed = Signal(object)  # RiskResult | None
+    keep_requested = Signal(str, dict)  # model id, record (inputs, origins, result)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._models: dict[str, RiskModel] = {}
+        self._rows: dict[str, _Row] = {}
+        self._model: RiskModel | None = None
+        self._facts: StudyFacts | None = None
+        self._study_uid: str | None = None
+        self._kept: dict[str, dict[str, Any]] = {}
+        self._loading = False
+        self.result: RiskResult | None = None
+        self.measurement_provider: Callable[[], dict[str, float] | None] = lambda: None
+        self.segment_provider: Callable[[], list[SegmentStat]] = list
+
+        self.model_box = QComboBox()
+        self.card_button = QPushButton("Model card…")
+        self.csv_button = QPushButton("Import CSV row…")
+        self.study_button = QPushButton("Fill from study")
+        self.clear_button = QPushButton("Clear")
+        self.notes = QLabel()
+        self.notes.setWordWrap(True)
+        self.notes.setStyleSheet("color: #b26a00")
+        self.form = QWidget()
+        self.grid = QGridLayout(self.form)
+        self.grid.setColumnStretch(2, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(self.form)
+
+        self.probability = QLabel("—")
+        big = QFont(self.probability.font())
+        big.setPointSizeF(big.pointSizeF() * 1.6)
+        big.setBold(True)
+        self.probability.setFont(big)
+        self.band = QLabel()
+        self.detail = QLabel()
+        self.detail.setWordWrap(True)
+        self.chart = ContributionChart()
+        self.research = QLabel(RESEARCH_USE)
+        self.research.setStyleSheet("color: #b00020; font-weight: bold")
+        self.kept_label = QLabel()
+
+        top = QHBoxLayout()
+        top.addWidget(self.model_box, 1)
+        top.addWidget(self.card_button)
+        buttons = QHBoxLayout()
+        for b in (self.csv_button, self.study_button, self.clear_button):
+            buttons.addWidget(b)
+        result_row = QHBoxLayout()
+        result_row.addWidget(self.probability)
+        result_row.addWidget(self.band)
+        result_row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addLayout(buttons)
+        layout.addWidget(self.notes)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(result_row)
+        layout.addWidget(self.detail)
+        layout.addWidget(self.chart)
+        layout.addWidget(self.research)
+        layout.addWidget(self.kept_label)
+
+        self._keep_timer = QTimer(self)
+        self._keep_timer.setSingleShot(True)
+        self._keep_timer.setInterval(400)
+        self._keep_timer.timeout.connect(self._keep)
+        self.model_box.currentIndexChanged.connect(self._model_chosen)
+        self.card_button.clicked.connect(self.show_card)
+        self.csv_button.clicked.connect(self._import_csv_dialog)
+        self.study_button.clicked.connect(self.fill_from_study)
+        self.clear_button.clicked.connect(self.clear)
+        self.reload_models()
+
+    # -- models ---------------------------------------------------------------------------------
+    def reload_models(self) -> None:
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        self._models.clear()
+        for entry in list_risk_models():
+            if entry.model is not None:
+                self._models[entry.model.id] = entry.model
+                self.model_box.addItem(entry.model.name, entry.model.id)
+                self.model_box.setItemData(
+                    self.model_box.count() - 1,
+                    f"{entry.model.outcome}\n{entry.model.description}",
+                    Qt.ItemDataRole.ToolTipRole,
+                )
+            else:
+                self.model_box.addItem(f"refused: {entry.folder.name}", None)
+                i = self.model_box.count() - 1
+                self.model_box.setItemData(i, entry.error, Qt.ItemDataRole.ToolTipRole)
+                item = self.model_box.model().item(i)  # type: ignore[attr-defined]
+                item.setEnabled(False)
+        self.model_box.blockSignals(False)
+        self._model_chosen()
+
+    def select(self, model_id: str) -> None:
+        i = self.model_box.findData(model_id)
+        if i >= 0:
+            self.model_box.setCurrentIndex(i)
+
+    @property
+    def study_uid(self) -> str | None:
+        return self._study_uid
+
+    @property
+    def model(self) -> RiskModel | None:
+        return self._model
+
+    def _model_chosen(self, *_args: object) -> None:
+        self._model = self._models.get(self.model_box.currentData())
+        self._build_form()
+        kept = self._kept.get(self._model.id) if self._model else None
+        if kept:
+            self._restore(kept)
+        else:
+            self.fill_from_study()
+
+    def _build_form(self) -> None:
+        while (item := self.grid.takeAt(0)) is not None:
+            w = item.widget()
+            if w is not None:
+                w.deleteLater()
+        self._rows.clear()
+        if self._model is None:
+            return
+        for i, f in enumerate(self._model.features):
+            unit = f" ({f.unit})" if f.unit else ""
+            name = QLabel(f"{f.label}{unit}")
+            name.setWordWrap(True)
+            tip = (
+                f"<b>{f.label}</b>{unit}<br>{f.description}<br>"
+                f"trained on {f.plausible[0]:g}–{f.plausible[1]:g}; possible "
+                f"{f.possible[0]:g}–{f.possible[1]:g}<br>column name: <code>{f.name}</code>"
+            )
+            name.setToolTip(tip)
+            editor: QLineEdit | QComboBox
+            if f.levels and f.kind in (FeatureKind.BINARY, FeatureKind.ORDINAL):
+                editor = QComboBox()
+                editor.addItem("— missing —", None)
+                for value, level in sorted(f.levels.items()):
+                    editor.addItem(f"{level} ({value})", value)
+                editor.currentIndexChanged.connect(lambda _i, n=f.name: self._edited(n))
+            else:
+                editor = QLineEdit()
+                editor.setPlaceholderText(f"missing · {f.plausible[0]:g}–{f.plausible[1]:g}")
+                editor.textEdited.connect(lambda _t, n=f.name: self._edited(n))
+            editor.setToolTip(tip)
+            editor.setObjectName(f"risk-{f.name}")
+            editor.setMinimumWidth(90)
+            editor.setMaximumWidth(190)
+            origin = QLabel()
+            origin.setStyleSheet(f"color: {STUDY_COLOUR}")
+            more = QToolButton()
+            more.setText("⋯")
+            more.setToolTip("Take the value from the study")
+            menu = QMenu(more)
+            menu.aboutToShow.connect(lambda n=f.name, m=menu: self._fill_menu(n, m))
+            more.setMenu(menu)
+            more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+            message = QLabel()
+            message.setWordWrap(True)
+            # wrap inside the panel instead of widening the form past it
+            message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+            message.hide()
+            self.grid.addWidget(name, 2 * i, 0)
+            self.grid.addWidget(editor, 2 * i, 1)
+            self.grid.addWidget(origin, 2 * i, 2)
+            self.grid.addWidget(more, 2 * i, 3)
+            self.grid.addWidget(message, 2 * i + 1, 0, 1, 4)
+            self._rows[f.name] = _Row(editor, origin, message)
+        self.grid.setRowStretch(2 * len(self._model.features), 1)  # rows keep their height
+
+    # -- values ---------------------------------------------------------------------------------
+    def text(self, name: str) -> str:
+        editor = self._rows[name].editor
+        if isinstance(editor, QComboBox):
+            data = editor.currentData()
+            return "" if data is None else str(data)
+        return editor.text().strip()
+
+    def values(self) -> dict[str, str]:
+        return {name: self.text(name) for name in self._rows}
+
+    def origin(self, name: str) -> str:
+        """Where the value came from, in full ("from study: DICOM PatientAge" ...)."""
+        return self._rows[name].origin.toolTip()
+
+    def _set_origin(self, name: str, text: str) -> None:
+        label = self._rows[name].origin
+        label.setToolTip(text)
+        label.setText(text.split(":")[0].split(" (")[0])
+
+    def set_value(self, name: str, text: str, origin: str = "") -> None:
+        """Put ``text`` in a field (``origin``, e.g. "from study: ...", marks it)."""
+        row = self._rows[name]
+        self._loading = True
+        try:
+            if isinstance(row.editor, QComboBox):
+                i = row.editor.findData(int(float(text))) if _is_number(text) else -1
+                if i < 0 and text.strip():
+                    # a code the form has no level for: show it as typed, flagged
+                    row.editor.addItem(f"{text} (not a level)", text)
+                    i = row.editor.count() - 1
+                row.editor.setCurrentIndex(max(i, 0))
+            else:
+                row.editor.setText(text)
+        finally:
+            self._loading = False
+        if origin.startswith("from study"):
+            row.study_text, row.study_origin = text, origin
+        self._set_origin(name, origin)
+        self.recompute()
+
+    def _edited(self, name: str) -> None:
+        if self._loading:
+            return
+        row = self._rows[name]
+        if row.study_text is not None and self.text(name) != row.study_text:
+            self._set_origin(name, f"overridden (study: {row.study_text})")
+        elif row.study_text is not None:
+            self._set_origin(name, row.study_origin)
+        else:
+            self._set_origin(name, "entered")
+        self.recompute()
+
+    def clear(self) -> None:
+        for name, row in self._rows.items():
+            row.study_text = None
+            self.set_value(name, "", "")
+        self.recompute()
+
+    # -- the study ------------------------------------------------------------------------------
+    def set_study(
+        self,
+        study_uid: str | None,
+        facts: StudyFacts | None,
+        kept: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
+        """A study was opened: its header facts and the results kept with it."""
+        self._study_uid, self._facts, self._kept = study_uid, facts, dict(kept or {})
+        self._model_chosen()
+
+    def fill_from_study(self) -> None:
+        if self._model is None:
+            return
+        filled: Prefill = prefill(self._model, self._facts, self.segment_provider())
+        for name, row in self._rows.items():
+            row.study_text = None
+            value = filled.values.get(name)
+            if value is not None:
+                self.set_value(name, f"{value.value:g}", value.origin)
+            elif self.origin(name).startswith("from study"):
+                self.set_value(name, "", "")
+        self.notes.setText("\n".join(filled.notes))
+        self.notes.setVisible(bool(filled.notes))
+        self.recompute()
+
+    def _fill_menu(self, name: str, menu: QMenu) -> None:
+        menu.clear()
+        measured = self.measurement_provider() or {}
+        for key, value in measured.items():
+            act = menu.addAction(f"Selected measurement: {key} = {value:.4g}")
+            act.triggered.connect(
+                lambda _c=False, v=value, k=key: self.set_value(
+                    name, f"{v:.4g}", f"from study: measurement {k}"
+                )
+            )
+        for seg in self.segment_provider():
+            act = menu.addAction(f"Segment {seg.name}: volume {seg.volume_ml:.4g} mL")
+            act.triggered.connect(
+                lambda _c=False, s=seg: self.set_value(
+                    name, f"{s.volume_ml:.4g}", f"from study: segment {s.name} volume"
+                )
+            )
+            if seg.mean is not None:
+                act = menu.addAction(f"Segment {seg.name}: mean {seg.mean:.4g}")
+                act.triggered.connect(
+                    lambda _c=False, s=seg: self.set_value(
+                        name, f"{s.mean:.4g}", f"from study: segment {s.name} mean"
+                    )
+                )
+        if menu.isEmpty():
+            menu.addAction("Nothing selected: draw a measurement or run a segmentation").setEnabled(
+                False
+            )
+
+    # -- CSV ------------------------------------------------------------------------------------
+    def _import_csv_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import one CSV row", "", "CSV (*.csv *.txt)")
+        if path:
+            self.import_csv(path)
+
+    def import_csv(self, path: str) -> str:
+        """Fill the form from the first data row of a CSV whose header names the features.
+        Returns the note shown (what was imported, or why not)."""
+        try:
+            rows = read_rows(path)
+        except RiskInputError as e:
+            note = f"CSV not imported: {e.message}"
+            self._show_note(note)
+            return note
+        row = rows[0]
+        unknown = [k for k in row if k not in self._rows]
+        for name in self._rows:
+            if name in row:
+                self._rows[name].study_text = None
+                self.set_value(name, row[name], "from CSV")
+        note = f"Imported row 1 of {len(rows)}" + (
+            f"; columns not in this model ignored: {', '.join(unknown)}" if unknown else ""
+        )
+        self._show_note(note)
+        return note
+
+    def _show_note(self, text: str) -> None:
+        self.notes.setText(text)
+        self.notes.setVisible(bool(text))
+
+    # -- result ---------------------------------------------------------------------------------
+    def recompute(self) -> None:
+        if self._loading:
+            return
+        model = self._model
+        self.result = None
+        if model is None:
+            self._show_result(None, "")
+            return
+        raw = {k: v for k, v in self.values().items() if v != ""}
+        _, issues = check_inputs(model, raw)
+        by_feature = {i.feature: i for i in issues}
+        for name, row in self._rows.items():
+            issue = by_feature.get(name)
+            colour = ""
+            if issue is not None:
+                colour = ERROR_BG if issue.severity is Severity.ERROR else WARNING_BG
+            row.editor.setStyleSheet(f"background: {colour}" if colour else "")
+            row.message.setText(issue.message if issue else "")
+            row.message.setStyleSheet(
+                "color: #b00020" if issue and issue.severity is Severity.ERROR else "color: #8a5a00"
+            )
+            row.message.setVisible(issue is not None)
+        errors = [i for i in issues if i.severity is Severity.ERROR]
+        if errors:
+            self._show_result(None, f"No prediction: {len(errors)} value(s) to correct.")
+            return
+        try:
+            self.result = predict(model, raw)
+        except RiskInputError as e:  # checked above; kept for safety
+            self._show_result(None, f"No prediction: {e.message}")
+            return
+        self._show_result(self.result, "")
+        self._keep_timer.start()
+
+    def _show_result(self, result: RiskResult | None, why: str) -> None:
+        self.chart.set_contributions(result.contributions if result else None)
+        if result is None:
+            self.probability.setText("—")
+            self.band.setText("")
+            self.band.setStyleSheet("")
+            self.detail.setText(why)
+            self.result_changed.emit(None)
+            return
+        self.probability.setText(f"{100 * result.probability:.1f} %")
+        colour = BAND_COLOURS.get(result.band, "#555555")
+        self.band.setText(f" {result.band} ")
+        self.band.setStyleSheet(
+            f"background: {colour}; color: white; border-radius: 3px; padding: 2px"
+        )
+        lines = [
+            f"95 % interval {100 * result.low:.1f}–{100 * result.high:.1f} % · {result.outcome}",
+            f"Mean training patient: {100 * result.reference_probability:.1f} %",
+        ]
+        if result.missing:
+            lines.append(
+                f"Missing ({len(result.missing)}), which widens the interval: "
+                + ", ".join(result.missing)
+            )
+        lines += [w.message for w in result.warnings]
+        self.detail.setText("\n".join(lines))
+        self.result_changed.emit(result)
+
+    def record(self) -> dict[str, Any] | None:
+        """What is kept with the study: inputs, where each came from, the result."""
+        if self.result is None or self._model is None:
+            return None
+        return {
+            "model": self._model.id,
+            "model_name": self._model.name,
+            "inputs": self.values(),
+            "origins": {n: self.origin(n) for n in self._rows},
+            "result": self.result.to_dict(),
+            "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+
+    def flush(self) -> None:
+        """Keep a pending result now (the window is closing)."""
+        if self._keep_timer.isActive():
+            self._keep_timer.stop()
+            self._keep()
+
+    def _keep(self) -> None:
+        record = self.record()
+        if record is None or self._model is None or self._study_uid is None:
+            return
+        self._kept[self._model.id] = record
+        self.keep_requested.emit(self._model.id, record)
+        self.kept_label.setText(f"Kept with the study ({record['saved']} UTC)")
+
+    def _restore(self, record: dict[str, Any]) -> None:
+        inputs = record.get("inputs", {})
+        origins = record.get("origins", {})
+        for name, row in self._rows.items():
+            row.study_text = None
+            self.set_value(name, str(inputs.get(name, "")), str(origins.get(name, "")))
+        self.kept_label.setText(f"Restored from the study ({record.get('saved', '')} UTC)")
+        self.recompute()
+
+    # -- card -----------------------------------------------------------------------------------
+    def show_card(self) -> QDialog | None:
+        model = self._model
+        if model is None:
+            return None
+        dialog = QDialog(self)
+        dialog.setWindowTitle(f"{model.name} — model card")
+        view = QTextBrowser(dialog)
+        view.setSearchPaths([str(model.folder)])
+        text = model.card.read_text(encoding="utf-8") if model.card else "No model card."
+        if (model.folder / "reliability.png").is_file():
+            text += "\n\n![reliability diagram](reliability.png)\n"
+        view.setMarkdown(text)
+        layout = QVBoxLayout(dialog)
+        layout.addWidget(view)
+        dialog.resize(760, 820)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

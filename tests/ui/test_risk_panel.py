@@ -1,0 +1,108 @@
+"""The risk panel in the window: values from the study, overrides, highlighted problems,
+the result with its interval and contributions, CSV import, the card, kept results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import edit, write_ct
+from tests.ui.conftest import wait_for_volume
+
+CHD = "framingham-chd-10y"
+
+
+def _open_study(qtbot, window, tmp_path: Path, **header) -> None:  # type: ignore[no-untyped-def]
+    for path in write_ct(tmp_path / "ct", n=6, rows=32, cols=32):
+        edit(path, **header)
+    window.import_paths([str(tmp_path / "ct")])
+    wait_for_volume(qtbot, window)
+    qtbot.waitUntil(lambda: window.risk_panel.study_uid is not None, timeout=10000)
+
+
+def _type(qtbot, panel, name: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    editor = panel._rows[name].editor
+    editor.clear()
+    qtbot.keyClicks(editor, text)
+
+
+def test_study_values_fill_in_and_can_be_overridden(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _open_study(
+        qtbot,
+        window,
+        tmp_path,
+        PatientAge="063Y",
+        PatientSex="M",
+        PatientWeight=80,
+        PatientSize=1.75,
+    )
+    panel = window.risk_panel
+    panel.select(CHD)
+    assert panel.text("age") == "63" and panel.origin("age") == "from study: DICOM PatientAge"
+    assert panel.text("male") == "1" and panel.origin("male").startswith("from study")
+    assert panel.text("BMI") == "26.12"
+    assert panel.result is not None  # sex and age are enough; the rest is missing
+    wide = panel.result.high - panel.result.low
+    _type(qtbot, panel, "age", "50")
+    assert panel.origin("age") == "overridden (study: 63)"
+    for name, text in (("sysBP", "150"), ("totChol", "240"), ("glucose", "90")):
+        _type(qtbot, panel, name, text)
+    assert panel.result is not None and panel.result.high - panel.result.low < wide
+    assert panel.probability.text().endswith("%") and panel.band.text().strip()
+    assert panel.chart.rows() and "not for diagnosis" in panel.research.text()
+    assert panel.research.isVisible()
+
+
+def test_bad_values_are_highlighted_and_give_no_prediction(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _open_study(qtbot, window, tmp_path, PatientAge="055Y", PatientSex="F")
+    panel = window.risk_panel
+    panel.select(CHD)
+    _type(qtbot, panel, "totChol", "5.2")
+    row = panel._rows["totChol"]
+    assert "mmol/L" in row.message.text() and row.message.isVisible()
+    assert "#ffd6d6" in row.editor.styleSheet()
+    assert panel.result is None and panel.probability.text() == "—"
+    assert "No prediction" in panel.detail.text() and not panel.chart.rows()
+    _type(qtbot, panel, "totChol", "201")
+    assert panel.result is not None and not row.message.isVisible()
+    _type(qtbot, panel, "age", "25")  # outside the training range: flagged, still predicted
+    assert panel.result is not None and "extrapolates" in panel._rows["age"].message.text()
+    assert panel.text("age") == "25"
+
+
+def test_centimetre_size_is_explained_not_used(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _open_study(qtbot, window, tmp_path, PatientSex="M", PatientWeight=80, PatientSize=175)
+    panel = window.risk_panel
+    panel.select(CHD)
+    assert panel.text("BMI") == "" and "centimetres" in panel.notes.text()
+
+
+def test_csv_row_card_and_kept_result(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _open_study(qtbot, window, tmp_path, PatientAge="061Y", PatientSex="M")
+    panel = window.risk_panel
+    panel.select(CHD)
+    csv = tmp_path / "row.csv"
+    csv.write_text("age,sysBP,totChol,diabetes,smoking\n66,170,280,1,yes\n50,120,200,0,no\n")
+    note = panel.import_csv(str(csv))
+    assert "row 1 of 2" in note and "smoking" in note
+    assert panel.text("sysBP") == "170" and panel.origin("sysBP") == "from CSV"
+    assert panel.text("diabetes") == "1"
+    assert panel.result is not None
+    probability = panel.result.probability
+    dialog = panel.show_card()
+    assert (
+        dialog is not None
+        and "Research use only"
+        in dialog.findChild(
+            __import__("PySide6.QtWidgets", fromlist=["QTextBrowser"]).QTextBrowser
+        ).toPlainText()
+    )
+    dialog.close()
+    panel.flush()
+    study = window.current_series.study_uid
+    kept = window.db.risk_results(study)[CHD]
+    assert kept["inputs"]["sysBP"] == "170" and kept["origins"]["sysBP"] == "from CSV"
+    assert kept["result"]["probability"] == round(probability, 6)
+    # the study opened again restores what was kept
+    panel.set_study(study, None, window.db.risk_results(study))
+    assert panel.text("sysBP") == "170" and panel.result is not None
+    assert panel.result.probability == probability
