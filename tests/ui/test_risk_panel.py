@@ -106,3 +106,33 @@ def test_csv_row_card_and_kept_result(qtbot, window, tmp_path: Path) -> None:  #
     panel.set_study(study, None, window.db.risk_results(study))
     assert panel.text("sysBP") == "170" and panel.result is not None
     assert panel.result.probability == probability
+
+
+def test_values_from_a_measurement_and_a_segment(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QMenu
+
+    from medview.risk.study import SegmentStat
+    from medview.viewer.annotations import Kind, Measurement
+    from medview.viewer.mpr import View
+
+    _open_study(qtbot, window, tmp_path, PatientAge="061Y", PatientSex="M")
+    state = window.controller.state
+    z = float(state.volume.geometry.index_to_lps((2, 0, 0))[2])
+    ruler = Measurement(Kind.RULER, View.AXIAL, ((0.0, 0.0, z), (30.0, 40.0, z)))
+    window.controller.add_measurement(ruler)
+    window.measure_list.setCurrentRow(0)
+    window.segments = [SegmentStat("lesion", 12.5, 35.0)]
+    panel = window.risk_panel
+    panel.select(CHD)
+    menu = QMenu()
+    panel._fill_menu("heartRate", menu)
+    actions = {a.text(): a for a in menu.actions()}
+    length = next(a for t, a in actions.items() if "length_mm" in t)
+    length.trigger()
+    assert panel.text("heartRate") == "50"  # a 30-40-50 ruler, in mm
+    assert panel.origin("heartRate") == "from study: measurement length_mm"
+    next(a for t, a in actions.items() if "lesion: volume" in t).trigger()
+    assert panel.text("heartRate") == "12.5" and "segment lesion volume" in panel.origin(
+        "heartRate"
+    )
+    menu.deleteLater()
