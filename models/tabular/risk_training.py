@@ -248,6 +248,25 @@ def fit_package(data: Data, seed: int = SEED) -> tuple[dict[str, Any], float, An
     return coefficients, c, main
 
 
+def print_summary(summary: dict[str, dict[str, float]]) -> None:
+    for k, v in summary.items():
+        print(f"{k:12s} {fmt(v, percent=False)}")
+
+
+def fit_and_write(
+    folder: Path, data: Data, y: np.ndarray, p: np.ndarray, title: str
+) -> tuple[float, Any, str, list[dict[str, float]]]:
+    """Fit the shipped model, write ``coefficients.json`` and the reliability diagram of the
+    out-of-fold predictions ``p`` (outcomes ``y``). Returns C, the fitted pipeline, the
+    coefficients' SHA-256 and the reliability table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    coefficients, c, pipe = fit_package(data)
+    sha = write_json(folder / "coefficients.json", coefficients)
+    table = reliability(y, p)
+    draw_reliability(folder / "reliability.png", table, title)
+    return c, pipe, sha, table
+
+
 def write_json(path: Path, obj: Any) -> str:
     """Atomic write; returns the SHA-256 of the bytes written."""
     data = _dump(obj)

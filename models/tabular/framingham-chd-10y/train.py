@@ -160,16 +160,12 @@ def main(argv: list[str]) -> int:
     summary, p, y, cv_seconds = rt.cross_validate(
         data, repeats=1 if quick else 10, threshold=THRESHOLD
     )
-    for k, v in summary.items():
-        print(f"{k:12s} {rt.fmt(v, percent=False)}")
+    rt.print_summary(summary)
     if quick and out is None:
         return 0
     folder = out or HERE
-    folder.mkdir(parents=True, exist_ok=True)
-    coefficients, c, pipe = rt.fit_package(data)
-    sha = rt.write_json(folder / "coefficients.json", coefficients)
-    table = rt.reliability(y, p)
-    rt.draw_reliability(folder / "reliability.png", table, "10-year CHD: out-of-fold, 10 x 10-fold")
+    title = "10-year CHD: out-of-fold, 10 x 10-fold"
+    c, pipe, sha, table = rt.fit_and_write(folder, data, y, p, title)
     missing = {n: int(np.isnan(data.x[:, j]).sum()) for j, n in enumerate(data.names)}
     manifest = {
         "format": "medview-risk/1",
