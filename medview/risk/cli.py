@@ -7,48 +7,15 @@ panel shows. A row with an error gets the error and no probability; the exit cod
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
-from pathlib import Path
 from typing import Any, TextIO
 
 from medview.core.errors import RiskInputError, RiskModelError
 from medview.risk.model import RiskModel
 from medview.risk.predict import RESEARCH_USE, RiskResult, predict
 from medview.risk.registry import find_risk_model, list_risk_models
-
-MAX_ROWS = 1_000_000
-
-
-def read_rows(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a CSV file as dicts (header = feature names)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            sample = f.read(65536)
-            f.seek(0)
-            try:
-                dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-            except csv.Error:
-                dialect = csv.excel
-            reader = csv.DictReader(f, dialect=dialect)
-            rows = []
-            for row in reader:
-                if None in row:
-                    raise RiskInputError(
-                        f"row {reader.line_num - 1} has more values than the header has names",
-                        path=path,
-                    )
-                rows.append({k.strip(): (v or "") for k, v in row.items() if k is not None})
-                if len(rows) > MAX_ROWS:
-                    raise RiskInputError(f"more than {MAX_ROWS} rows", path=path)
-    except OSError as e:
-        raise RiskInputError(f"cannot read: {e.strerror or e}", path=path) from None
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise RiskInputError(f"not a readable CSV file ({e})", path=path) from None
-    if not rows:
-        raise RiskInputError("no data rows under the header", path=path)
-    return rows
+from medview.risk.rows import read_rows
 
 
 def _row_text(model: RiskModel, result: RiskResult) -> str:
@@ -99,13 +66,13 @@ def cmd_risk(args: argparse.Namespace, out: TextIO | None = None) -> int:
                     out.write(f"REFUSED {e.folder}: {e.error}\n")
         return 0
     if not args.model or not args.input:
-        print("medview risk: give --list, or MODEL and --input rows.csv", file=sys.stderr)
+        sys.stderr.write("medview risk: give --list, or MODEL and --input rows.csv\n")
         return 2
     try:
         model = find_risk_model(args.model)
         rows = read_rows(args.input)
     except (RiskModelError, RiskInputError) as e:
-        print(f"medview risk: {e}", file=sys.stderr)
+        sys.stderr.write(f"medview risk: {e}\n")
         return 1
     failed = 0
     records: list[dict[str, Any]] = []

@@ -138,12 +138,6 @@ class RiskModel:
     evaluation: dict[str, Any]
     interval_method: str
 
-    def feature(self, name: str) -> Feature:
-        for f in self.features:
-            if f.name == name:
-                return f
-        raise KeyError(name)
-
     def band(self, probability: float) -> str:
         for b in self.bands:
             if probability < b.upper:

@@ -188,30 +188,34 @@ def check_inputs(
     return values, issues
 
 
-def _transform(
-    model: RiskModel, values: Mapping[str, float | None]
-) -> tuple[np.ndarray, np.ndarray]:
-    t = np.empty(len(model.features))
-    missing = np.zeros(len(model.features), dtype=bool)
-    for j, f in enumerate(model.features):
-        v = values.get(f.name)
-        if v is None:
-            missing[j] = True
-            t[j] = model.coefficients.impute[j]
-        else:
-            t[j] = math.log1p(v) if f.transform == "log1p" else v
-    return t, missing
+def _transformed(model: RiskModel, x: np.ndarray) -> np.ndarray:
+    """Rows (n, features) in the manifest's order, NaN for missing -> the model's inputs:
+    each feature's transform applied, missing values set to the training median."""
+    t = np.array(x, dtype=np.float64)
+    log = [j for j, f in enumerate(model.features) if f.transform == "log1p"]
+    t[:, log] = np.log1p(t[:, log])
+    return np.where(np.isnan(t), model.coefficients.impute, t)
 
 
-def predict(model: RiskModel, raw: Mapping[str, object], members: int | None = None) -> RiskResult:
+def predict(model: RiskModel, raw: Mapping[str, object]) -> RiskResult:
     """Check ``raw`` (feature name -> number, text or None) and predict. Raises
     `RiskInputError` listing every error; warnings travel with the result."""
     values, issues = check_inputs(model, raw)
     errors = [i for i in issues if i.severity is Severity.ERROR]
     if errors:
         raise RiskInputError("; ".join(i.message for i in errors))
+    return predict_checked(model, values, tuple(issues))
+
+
+def predict_checked(
+    model: RiskModel, values: Mapping[str, float | None], warnings: tuple[Issue, ...] = ()
+) -> RiskResult:
+    """Predict from values `check_inputs` has parsed and found free of errors (its
+    ``warnings`` travel with the result)."""
     c = model.coefficients
-    t, missing = _transform(model, values)
+    x = np.array([np.nan if values[f.name] is None else values[f.name] for f in model.features])
+    missing = np.isnan(x)
+    t = _transformed(model, x[None, :])[0]
     logit = c.intercept + float(c.coef @ t)
     base = c.intercept + float(c.coef @ c.reference)
     contributions = []
@@ -223,8 +227,6 @@ def predict(model: RiskModel, raw: Mapping[str, object], members: int | None = N
         )
     # the interval: bootstrap members, each with its own draw of the missing values
     mc, mi = c.member_coef, c.member_intercept
-    if members is not None:
-        mc, mi = mc[:members], mi[:members]
     tm = np.broadcast_to(t, mc.shape).copy()
     if missing.any():
         rng = np.random.default_rng(SEED)
@@ -245,7 +247,7 @@ def predict(model: RiskModel, raw: Mapping[str, object], members: int | None = N
         reference_probability=float(_sigmoid(base)),
         contributions=tuple(contributions),
         missing=tuple(f.name for f, m in zip(model.features, missing, strict=True) if m),
-        warnings=tuple(i for i in issues if i.severity is Severity.WARNING),
+        warnings=tuple(i for i in warnings if i.severity is Severity.WARNING),
         weights_sha256=model.weights_sha256,
     )
 
@@ -254,9 +256,4 @@ def predict_matrix(model: RiskModel, x: np.ndarray) -> np.ndarray:
     """Point probabilities of many rows (n, features) in the manifest's feature order, NaN
     for missing; no checks (for evaluation scripts and tests)."""
     c = model.coefficients
-    t = np.array(x, dtype=np.float64)
-    for j, f in enumerate(model.features):
-        if f.transform == "log1p":
-            t[:, j] = np.log1p(t[:, j])
-        t[np.isnan(t[:, j]), j] = c.impute[j]
-    return np.asarray(_sigmoid(c.intercept + t @ c.coef))
+    return np.asarray(_sigmoid(c.intercept + _transformed(model, x) @ c.coef))

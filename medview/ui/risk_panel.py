@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
 )
 
 from medview.core.errors import RiskInputError
-from medview.risk.cli import read_rows
 from medview.risk.model import FeatureKind, RiskModel
 from medview.risk.predict import (
     RESEARCH_USE,
@@ -42,9 +41,10 @@ from medview.risk.predict import (
     RiskResult,
     Severity,
     check_inputs,
-    predict,
+    predict_checked,
 )
 from medview.risk.registry import list_risk_models
+from medview.risk.rows import read_rows
 from medview.risk.study import Prefill, SegmentStat, StudyFacts, prefill
 
 ERROR_BG = "#ffd6d6"
@@ -391,8 +391,7 @@ class RiskPanel(QWidget):
                 self.set_value(name, f"{value.value:g}", value.origin)
             elif self.origin(name).startswith("from study"):
                 self.set_value(name, "", "")
-        self.notes.setText("\n".join(filled.notes))
-        self.notes.setVisible(bool(filled.notes))
+        self._show_note("\n".join(filled.notes))
         self.recompute()
 
     def _fill_menu(self, name: str, menu: QMenu) -> None:
@@ -465,7 +464,7 @@ class RiskPanel(QWidget):
             self._show_result(None, "")
             return
         raw = {k: v for k, v in self.values().items() if v != ""}
-        _, issues = check_inputs(model, raw)
+        values, issues = check_inputs(model, raw)
         by_feature = {i.feature: i for i in issues}
         for name, row in self._rows.items():
             issue = by_feature.get(name)
@@ -482,11 +481,7 @@ class RiskPanel(QWidget):
         if errors:
             self._show_result(None, f"No prediction: {len(errors)} value(s) to correct.")
             return
-        try:
-            self.result = predict(model, raw)
-        except RiskInputError as e:  # checked above; kept for safety
-            self._show_result(None, f"No prediction: {e.message}")
-            return
+        self.result = predict_checked(model, values, tuple(issues))
         self._show_result(self.result, "")
         self._keep_timer.start()
 

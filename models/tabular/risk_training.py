@@ -1,8 +1,8 @@
 """Training and evaluation shared by the tabular risk models (needs scikit-learn: the ``test``
 extra). A model is a scikit-learn pipeline -- median imputation, standardisation, logistic
 regression whose L2 strength is chosen by an inner 5-fold cross-validation on log loss -- saved
-as JSON coefficients (the scaler folded in) with a bootstrap ensemble for the interval. No
-pickle, no joblib.
+as JSON coefficients (the scaler folded in) with a bootstrap ensemble for the interval; no
+Python objects are serialised.
 
 Evaluation: 10 x repeated stratified 10-fold cross-validation of the *whole* procedure
 (including the choice of the L2 strength), metrics on each repeat's out-of-fold predictions,
@@ -17,7 +17,6 @@ import itertools
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +266,35 @@ def fit_and_write(
     return c, pipe, sha, table
 
 
+def write_manifest(
+    folder: Path,
+    identity: dict[str, str],
+    features: list[dict[str, Any]],
+    sha: str,
+    bands: list[tuple[float | None, str]],
+    threshold: float,
+    evaluation: dict[str, Any],
+) -> None:
+    """``manifest.json``: ``identity`` holds id, name, version, outcome and description;
+    ``bands`` are (upper probability or None for the last, label)."""
+    manifest = {
+        "format": "medview-risk/1",
+        **identity,
+        "features": features,
+        "weights": {"file": "coefficients.json", "sha256": sha},
+        "bands": [
+            {"label": label} if upper is None else {"below": upper, "label": label}
+            for upper, label in bands
+        ],
+        "threshold": threshold,
+        "interval": f"{BOOTSTRAP} bootstrap refits; missing values drawn from the training "
+        "distribution",
+        "card": "MODEL_CARD.md",
+        "evaluation": evaluation,
+    }
+    write_json(folder / "manifest.json", manifest)
+
+
 def write_json(path: Path, obj: Any) -> str:
     """Atomic write; returns the SHA-256 of the bytes written."""
     data = _dump(obj)
@@ -321,7 +349,3 @@ def main_args(argv: list[str]) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     return {"quick": args.quick, "out": args.out}
-
-
-if __name__ == "__main__":
-    sys.exit("run a model's train.py")

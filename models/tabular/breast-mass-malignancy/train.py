@@ -148,28 +148,16 @@ def main(argv: list[str]) -> int:
         },
         "reliability": table,
     }
-    manifest = {
-        "format": "medview-risk/1",
+    identity = {
         "id": MODEL_ID,
         "name": "Breast mass malignancy (WDBC)",
         "version": VERSION,
         "outcome": "probability that the breast mass is malignant",
         "description": "Logistic regression on the 30 nucleus features of a fine-needle "
         "aspirate (Wisconsin Diagnostic Breast Cancer data).",
-        "features": features,
-        "weights": {"file": "coefficients.json", "sha256": sha},
-        "bands": [
-            {"below": 0.05, "label": "low"},
-            {"below": 0.5, "label": "intermediate"},
-            {"label": "high"},
-        ],
-        "threshold": 0.5,
-        "interval": f"{rt.BOOTSTRAP} bootstrap refits; missing values drawn from the training "
-        "distribution",
-        "card": "MODEL_CARD.md",
-        "evaluation": evaluation,
     }
-    rt.write_json(folder / "manifest.json", manifest)
+    bands = [(0.05, "low"), (0.5, "intermediate"), (None, "high")]
+    rt.write_manifest(folder, identity, features, sha, bands, 0.5, evaluation)
     rt.write_json(folder / "examples.json", rt.examples(data, pipe, [0, 19, 50, 100, 568]))
     rt.write_card(folder, card(summary, split, c, cv_seconds, time.perf_counter() - t0))
     return 0

@@ -167,35 +167,24 @@ def main(argv: list[str]) -> int:
     title = "10-year CHD: out-of-fold, 10 x 10-fold"
     c, pipe, sha, table = rt.fit_and_write(folder, data, y, p, title)
     missing = {n: int(np.isnan(data.x[:, j]).sum()) for j, n in enumerate(data.names)}
-    manifest = {
-        "format": "medview-risk/1",
+    identity = {
         "id": MODEL_ID,
         "name": "10-year coronary heart disease (Framingham)",
         "version": VERSION,
         "outcome": "probability of coronary heart disease within 10 years",
         "description": "Logistic regression on 15 baseline risk factors of the Framingham "
         "Heart Study teaching data; missing values imputed inside the pipeline.",
-        "features": features,
-        "weights": {"file": "coefficients.json", "sha256": sha},
-        "bands": [
-            {"below": 0.1, "label": "low"},
-            {"below": 0.2, "label": "intermediate"},
-            {"label": "high"},
-        ],
-        "threshold": THRESHOLD,
-        "interval": f"{rt.BOOTSTRAP} bootstrap refits; missing values drawn from the training "
-        "distribution",
-        "card": "MODEL_CARD.md",
-        "evaluation": {
-            "protocol": "10 x repeated stratified 10-fold CV of the whole procedure",
-            "cv": summary,
-            "cv_seconds": round(cv_seconds, 1),
-            "chosen_C": c,
-            "missing_in_training": missing,
-            "reliability": table,
-        },
     }
-    rt.write_json(folder / "manifest.json", manifest)
+    bands = [(0.1, "low"), (0.2, "intermediate"), (None, "high")]
+    evaluation = {
+        "protocol": "10 x repeated stratified 10-fold CV of the whole procedure",
+        "cv": summary,
+        "cv_seconds": round(cv_seconds, 1),
+        "chosen_C": c,
+        "missing_in_training": missing,
+        "reliability": table,
+    }
+    rt.write_manifest(folder, identity, features, sha, bands, THRESHOLD, evaluation)
     rows = [0, 14, 21, 49, 4239]  # includes rows with missing glucose and education
     rt.write_json(folder / "examples.json", rt.examples(data, pipe, rows))
     rt.write_card(folder, card(summary, c, cv_seconds, time.perf_counter() - t0, missing, data))
