@@ -185,6 +185,9 @@ def check_inputs(
         if issue is not None:
             issues.append(issue)
         values[f.name] = value
+    if all(v is None for v in values.values()):
+        # the training average dressed up as a patient's risk: refused
+        issues.append(Issue("", Severity.ERROR, "no values entered: every feature is missing"))
     return values, issues
 
 

@@ -175,7 +175,7 @@ class RiskPanel(QWidget):
         self.detail.setWordWrap(True)
         self.chart = ContributionChart()
         self.research = QLabel(RESEARCH_USE)
-        self.research.setStyleSheet("color: #b00020; font-weight: bold")
+        self.research.setStyleSheet("color: #e53935; font-weight: bold")  # light and dark themes
         self.kept_label = QLabel()
 
         top = QHBoxLayout()
@@ -479,7 +479,11 @@ class RiskPanel(QWidget):
             row.message.setVisible(issue is not None)
         errors = [i for i in issues if i.severity is Severity.ERROR]
         if errors:
-            self._show_result(None, f"No prediction: {len(errors)} value(s) to correct.")
+            unplaced = [i.message for i in errors if i.feature not in self._rows]
+            if unplaced:  # not about one field: say it here
+                self._show_result(None, f"No prediction: {'; '.join(unplaced)}.")
+            else:
+                self._show_result(None, f"No prediction: {len(errors)} value(s) to correct.")
             return
         self.result = predict_checked(model, values, tuple(issues))
         self._show_result(self.result, "")

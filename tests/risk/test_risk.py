@@ -296,3 +296,13 @@ def test_predict_matrix_equals_predict(chd) -> None:  # type: ignore[no-untyped-
     assert p[0] == pytest.approx(predict(chd, FULL_CHD_ROW).probability, abs=1e-12)
     partial = {k: v for k, v in FULL_CHD_ROW.items() if k != "glucose"}
     assert p[1] == pytest.approx(predict(chd, partial).probability, abs=1e-12)
+
+
+def test_an_empty_row_gets_no_prediction(chd, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RiskInputError, match="every feature is missing"):
+        predict(chd, {})
+    with pytest.raises(RiskInputError, match="every feature is missing"):
+        predict(chd, {"age": "", "glucose": "NA"})
+    rows = _csv(tmp_path, "age,glucose\n,NA\n")
+    assert cli_main(["risk", "framingham-chd-10y", "--input", str(rows), "--json"]) == 1
+    assert "every feature is missing" in json.loads(capsys.readouterr().out)["rows"][0]["error"]

@@ -136,3 +136,13 @@ def test_values_from_a_measurement_and_a_segment(qtbot, window, tmp_path: Path) 
         "heartRate"
     )
     menu.deleteLater()
+
+
+def test_nothing_entered_is_not_a_prediction(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _open_study(qtbot, window, tmp_path, PatientSex=None)  # a header with no age, sex or size
+    panel = window.risk_panel
+    panel.select("breast-mass-malignancy")
+    assert panel.result is None and panel.probability.text() == "—"
+    assert "every feature is missing" in panel.detail.text()
+    panel.flush()
+    assert window.db.risk_results(window.current_series.study_uid) == {}
