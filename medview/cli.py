@@ -369,10 +369,13 @@ def make_parser() -> argparse.ArgumentParser:
     from medview.risk.cli import add_parser as add_risk_parser
 
     add_risk_parser(sub)
+    from medview.export.cli import add_parser as add_export_parser
+
+    add_export_parser(sub)
     return ap
 
 
-COMMANDS = ("info", "load", "models", "run-model", "risk")
+COMMANDS = ("info", "load", "models", "run-model", "risk", "export")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

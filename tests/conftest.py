@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import NoReturn
@@ -31,7 +32,8 @@ def pydicom_data_dir() -> Path:
 def require_tool(name: str) -> str:
     """Path of an external tool; skip without it on a laptop, fail in CI
     (``.ci/run`` sets ``MEDVIEW_REQUIRE_TOOLS=1`` after installing the tools)."""
-    path = shutil.which(name)
+    # tools installed with pip (dcmqi) sit beside the interpreter, on PATH or not
+    path = shutil.which(name) or shutil.which(name, path=os.path.dirname(sys.executable))
     if path:
         return path
     missing_outside_ci(f"{name} not installed")

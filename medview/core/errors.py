@@ -74,3 +74,7 @@ class RiskInputError(MedviewError):
 
 class InferenceError(MedviewError):
     """Running a model failed (the message says what happened)."""
+
+
+class ExportError(MedviewError):
+    """A report, DICOM object or de-identified copy could not be written."""

@@ -30,10 +30,20 @@ from PySide6.QtWidgets import (
 )
 
 from medview import __version__
-from medview.core.errors import SeriesAssemblyError
+from medview.core.errors import MedviewError, SeriesAssemblyError
 from medview.core.records import SeriesRecord
 from medview.core.tasks import CancelToken, Progress
 from medview.core.volume import Volume
+from medview.export.bundle import BundleResult, export_bundle
+from medview.export.content import (
+    AlgorithmInfo,
+    Classification,
+    ExportContent,
+    ExportOptions,
+    KeyImage,
+    LabelMap,
+    SegmentInfo,
+)
 from medview.io.database import ImportResult, StackRow, StudyDatabase
 from medview.io.loader import load_series
 from medview.risk.study import SegmentStat, StudyFacts, facts_from_file
@@ -75,6 +85,11 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 4)
         self.setCentralWidget(self.splitter)
         self.current_series: SeriesRecord | None = None
+        self.key_images: list[KeyImage] = []
+        self._key_images_of: str | None = None
+        self.last_segmentation: tuple[Volume, Any, str] | None = None
+        self.last_classification: tuple[Volume, Any, str] | None = None
+        self.last_export: BundleResult | None = None
         self._open_after_import = True
 
         self.notices = QListWidget()
@@ -177,6 +192,10 @@ class MainWindow(QMainWindow):
         self._action(f, "Open folder…", self._open_folder, "Ctrl+Shift+O")
         self.recent_menu = f.addMenu("Open recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
+        f.addSeparator()
+        self._action(f, "Add key image", self.add_key_image, "Ctrl+K")
+        self._action(f, "Export report…", lambda: self.export_report(), "Ctrl+E")
+        self._action(f, "Export de-identified copy…", lambda: self.export_report(deidentify=True))
         f.addSeparator()
         self._action(f, "Preferences…", self.show_preferences, "Ctrl+,")
         f.addSeparator()
@@ -411,6 +430,7 @@ class MainWindow(QMainWindow):
         state.heatmap = (
             HeatmapOverlay(result.heatmap, caption=caption) if result.heatmap is not None else None
         )
+        self.last_classification = (volume, result, _now())
         self.models_panel.show_probabilities(result.probabilities, caption)
         if result.per_slice is not None:
             column = list(result.probabilities).index(result.target_class)
@@ -422,6 +442,115 @@ class MainWindow(QMainWindow):
         self._overlay_look_changed()
         self.controller.changed.emit()
         self.models_dock.raise_()
+
+    # -- reports ----------------------------------------------------------------------------------
+    def add_key_image(self) -> None:
+        """Mark the active view's current slice as a key image for the report."""
+        state = self.controller.state
+        if state is None:
+            return
+        view = self.active_view()
+        k = state.slice_index(view)
+        key = KeyImage(view.value, k, f"key image {len(self.key_images) + 1}")
+        if all((x.view, x.index) != (key.view, key.index) for x in self.key_images):
+            self.key_images.append(key)
+        self.notify(f"Key image {len(self.key_images)}: {view.value} slice {k + 1}")
+
+    def _ask_export_dir(self) -> str:
+        return QFileDialog.getExistingDirectory(self, "Export the report bundle into")
+
+    def export_content(self) -> ExportContent | None:
+        """What the report shows, read from the result objects of the shown series."""
+        state = self.controller.state
+        series = self.current_series
+        if state is None or series is None:
+            return None
+        content = ExportContent(
+            measurements=[m.to_dict() for m in self.controller.measurements.items],
+            risk=self.db.risk_results(series.study_uid),
+            key_images=list(self.key_images),
+        )
+        seg = self.last_segmentation
+        if seg is not None and seg[0] is state.volume:
+            r = seg[1]
+            content.label_map = LabelMap(
+                r.labels,
+                tuple(
+                    SegmentInfo(s.value, s.name, s.color, *self._snomed(r.model_id, s.value))
+                    for s in r.stats
+                ),
+                _algorithm(r, seg[2]),
+                tuple(r.notes),
+            )
+        cls = self.last_classification
+        if cls is not None and cls[0] is state.volume:
+            r = cls[1]
+            content.classifications.append(
+                Classification(
+                    dict(r.probabilities),
+                    r.target_class,
+                    r.aggregation,
+                    _algorithm(r, cls[2]),
+                    r.heatmap,
+                )
+            )
+        return content
+
+    @staticmethod
+    def _snomed(model_id: str, value: int) -> tuple[str, str]:
+        from medview.inference.registry import find_model
+
+        try:
+            labels = {lb.value: lb for lb in find_model(model_id).labels}
+        except MedviewError:
+            return "", ""
+        lb = labels.get(value)
+        return (lb.snomed_code, lb.snomed_meaning) if lb else ("", "")
+
+    def export_report(self, deidentify: bool = False, out_dir: str | None = None) -> Task | None:
+        """Write the report bundle of the shown series in the background (progress, cancel)."""
+        content = self.export_content()
+        state = self.controller.state
+        series = self.current_series
+        if content is None or state is None or series is None:
+            self.notify("Open a series before exporting a report.")
+            return None
+        out = out_dir or self._ask_export_dir()
+        if not out:
+            return None
+        w = state.window
+        options = ExportOptions(deidentify=deidentify, window=(w.center, w.width))
+        volume = state.volume
+        study = self.db.study_series(series.study_uid) if deidentify else []
+
+        def work(*, cancel: CancelToken, progress: Progress) -> BundleResult:
+            return export_bundle(
+                series,
+                volume,
+                content,
+                out,
+                options,
+                study_series=study,
+                cancel=cancel,
+                progress=progress,
+            )
+
+        def done(result: BundleResult) -> None:
+            self.last_export = result
+            errors = sum(len(v["errors"]) for v in result.validation.values())
+            checked = f"; dciodvfy: {errors} error(s)" if result.validation else ""
+            self.notify(f"Report written: {result.path} ({len(result.files)} files{checked})")
+            for warning in result.warnings:
+                self.notify(f"  {warning}")
+
+        return self.runner.submit(
+            "Exporting the report",
+            work,
+            on_done=done,
+            on_error=lambda message: self.notify(f"Export failed: {message}"),
+            on_progress=self._progress,
+            slot="export",
+        )
 
     def _build_risk_dock(self) -> None:
         self.segments: list[SegmentStat] = []
@@ -486,6 +615,7 @@ class MainWindow(QMainWindow):
         )
         self.controller.set_overlay(overlay)
         self._overlay_look_changed()
+        self.last_segmentation = (volume, result, _now())
         self.segments = [SegmentStat(s.name, s.volume_ml, s.mean) for s in result.stats]
         self.models_panel.show_result(
             [(s.value, s.name, s.color, s.volume_ml, s.mean) for s in result.stats],
@@ -808,6 +938,9 @@ class MainWindow(QMainWindow):
             self._remember(s.study_uid)
         if s is None or self.risk_panel.study_uid != s.study_uid:
             self._study_changed(s)
+        if s is None or s.key != self._key_images_of:
+            self.key_images = []
+            self._key_images_of = s.key if s is not None else None
         stored = self.db.load_measurements(s.key) if s is not None else []
         self.controller.set_volume(volume, info, [Measurement.from_dict(d) for d in stored])
         self.models_panel.refresh(volume)
@@ -878,3 +1011,22 @@ class MainWindow(QMainWindow):
         self.risk_panel.flush()  # a result edited just now is kept before the database closes
         self.runner.shutdown()
         super().closeEvent(event)  # type: ignore[arg-type]
+
+
+def _now() -> str:
+    import datetime as dt
+
+    return dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _algorithm(result: Any, date: str) -> AlgorithmInfo:
+    """Provenance of a segmentation or classification result for the report."""
+    return AlgorithmInfo(
+        model_id=result.model_id,
+        name=result.model_name,
+        version=result.model_version,
+        weights_sha256=result.weights_sha256,
+        device=result.device,
+        seconds=result.seconds,
+        date=date,
+    )

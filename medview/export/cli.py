@@ -1,0 +1,175 @@
+"""``medview export PATH --series UID [--seg LABELMAP.nii.gz] [--measurements FILE.json]
+--out DIR [--deidentify] [--zip]``: the report bundle without a display.
+
+A label map written by ``medview run-model`` carries its provenance in the ``summary.json``
+beside it (model, version, weights, device, run time, label names); the model's manifest then
+gives colours and SNOMED CT codes. Any other label map is exported as a manual segmentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from medview.core.errors import MedviewError
+
+log_name = "medview export"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("export", help="write the report bundle (PDF, SEG, SR, NIfTI, PNG)")
+    p.add_argument("path", metavar="PATH", help="the study: files, a folder, a zip or DICOMDIR")
+    p.add_argument("--series", help="series key or Series Instance UID (see `medview info`)")
+    p.add_argument("--seg", metavar="LABELMAP.nii.gz", help="a label map on the series' grid")
+    p.add_argument("--measurements", metavar="FILE.json", help="measurements (viewer format)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--deidentify", action="store_true", help="PS3.15 basic profile copy")
+    p.add_argument("--zip", action="store_true", help="write one .zip instead of a folder")
+    p.add_argument(
+        "--fractional", action="store_true", help="write a fractional SEG (default: binary)"
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_export)
+
+
+def _label_map(path: str, volume: Any) -> Any:
+    from medview.core.volume import Volume
+    from medview.export.bundle import labels_from_nifti
+    from medview.export.content import AlgorithmInfo, LabelMap, SegmentInfo
+
+    arr = labels_from_nifti(path, volume)
+    labels = Volume(arr, volume.geometry, volume.frame_of_reference_uid, volume.series_uid)
+    summary_path = Path(path).parent / "summary.json"
+    names: dict[int, str] = {}
+    algo = None
+    manifest_labels: dict[int, Any] = {}
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+            names = {int(lb["value"]): str(lb["name"]) for lb in summary.get("labels", [])}
+            model = summary.get("model", {})
+            algo = AlgorithmInfo(
+                model_id=str(model.get("id", "")),
+                name=str(model.get("name", "")),
+                version=str(model.get("version", "")),
+                weights_sha256=str(model.get("weights_sha256", "")),
+                device=str(summary.get("device", "")),
+                seconds=float(summary.get("seconds", 0.0)),
+                date=_dt.datetime.fromtimestamp(summary_path.stat().st_mtime).isoformat(
+                    timespec="seconds"
+                ),
+            )
+            from medview.inference.registry import find_model
+
+            try:
+                manifest_labels = {lb.value: lb for lb in find_model(algo.model_id).labels}
+            except MedviewError:
+                manifest_labels = {}
+        except (ValueError, KeyError, TypeError, OSError):
+            names, algo = {}, None
+    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
+    segments = []
+    for v in sorted(int(x) for x in set(arr.ravel().tolist()) - {0}):
+        lb = manifest_labels.get(v)
+        segments.append(
+            SegmentInfo(
+                value=v,
+                name=names.get(v) or (lb.name if lb else f"label {v}"),
+                color=tuple(lb.color) if lb else palette[(v - 1) % len(palette)],
+                snomed_code=lb.snomed_code if lb else "",
+                snomed_meaning=lb.snomed_meaning if lb else "",
+            )
+        )
+    return LabelMap(labels, tuple(segments), algo)
+
+
+def _measurements(path: str) -> list[dict[str, Any]]:
+    from medview.viewer.annotations import Measurement
+
+    data = json.loads(Path(path).read_text())
+    items = data.get("measurements", []) if isinstance(data, dict) else data
+    return [Measurement.from_dict(d).to_dict() for d in items]
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from medview.cli import _pick
+    from medview.export.bundle import export_bundle
+    from medview.export.content import ExportContent, ExportOptions
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+
+    with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
+        found = scan([args.path], extract_dir=tmp).series
+        chosen = _pick(found, args.series)
+        if chosen is None:
+            sys.stderr.write(f"{log_name}: choose one series with --series (see `medview info`)\n")
+            return 2
+        try:
+            volume = load_series(chosen)
+            content = ExportContent()
+            if args.seg:
+                content.label_map = _label_map(args.seg, volume)
+            if args.measurements:
+                content.measurements = _measurements(args.measurements)
+            options = ExportOptions(
+                deidentify=args.deidentify,
+                zip=args.zip,
+                segmentation_type="FRACTIONAL" if args.fractional else "BINARY",
+            )
+            study = [s for s in found if s.study_uid == chosen.study_uid]
+            result = export_bundle(
+                chosen,
+                volume,
+                content,
+                args.out,
+                options,
+                study_series=study,
+                progress=_progress if not args.json else _quiet,
+            )
+        except (MedviewError, ValueError, KeyError, OSError) as e:
+            sys.stderr.write(f"{log_name}: {e}\n")
+            return 1
+    errors = sum(len(v["errors"]) for v in result.validation.values())
+    if args.json:
+        json.dump(
+            {
+                "path": str(result.path),
+                "files": list(result.files),
+                "deidentified": result.deidentified,
+                "dciodvfy_errors": errors,
+                "validated": sorted(result.validation),
+                "warnings": list(result.warnings),
+                "seconds": round(result.seconds, 2),
+            },
+            sys.stdout,
+            indent=2,
+        )
+        sys.stdout.write("\n")
+    else:
+        sys.stderr.write("\n")
+        sys.stdout.write(
+            f"wrote {result.path}: {len(result.files)} files in {result.seconds:.1f} s"
+            + (
+                f"; dciodvfy: {errors} error(s) in {len(result.validation)} object(s)"
+                if result.validation
+                else ""
+            )
+            + "\n"
+        )
+        for w in result.warnings:
+            sys.stderr.write(f"warning: {w}\n")
+    return 0
+
+
+def _progress(done: int, total: int, message: str = "") -> None:
+    sys.stderr.write(f"\r{done}/{total} {message:<30}")
+    sys.stderr.flush()
+
+
+def _quiet(done: int, total: int, message: str = "") -> None:
+    return None

@@ -1,0 +1,220 @@
+"""The annotated PDF report (reportlab): header, key images with overlays and measurements,
+tables of measurements and segment volumes, classification with its Grad-CAM thumbnail, the
+risk panel's result with its contributions, provenance of every AI result, series warnings,
+and "research use only" on every page. The document metadata carries no patient data."""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from medview import __version__
+from medview.core.notices import RESEARCH_USE
+from medview.export.atomic import atomic_path
+from medview.export.content import AlgorithmInfo, Classification, SegmentStats
+
+
+@dataclass
+class ReportData:
+    header: list[tuple[str, str]]
+    key_images: list[tuple[Any, str]] = field(default_factory=list)  # (PIL image, caption)
+    measurements: list[tuple[str, str, str]] = field(default_factory=list)  # (#, where, figures)
+    units: str = ""
+    segments: list[SegmentStats] = field(default_factory=list)
+    segmentation: AlgorithmInfo | None = None
+    segmentation_notes: list[str] = field(default_factory=list)
+    classifications: list[tuple[Classification, Any]] = field(default_factory=list)
+    risk: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    created: str = ""
+
+
+def _esc(text: object) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
+    """Write the report to ``path`` atomically."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+    from reportlab.lib.units import cm
+    from reportlab.platypus import (
+        Image,
+        KeepTogether,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
+
+    styles = getSampleStyleSheet()
+    body = styles["BodyText"]
+    small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
+    h1, h2 = styles["Title"], styles["Heading2"]
+    warn = ParagraphStyle("warn", parent=body, textColor=colors.HexColor("#b00020"), fontSize=11)
+    width = A4[0] - 4 * cm
+    grid = TableStyle(
+        [
+            ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
+            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
+            ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]
+    )
+
+    def table(rows: list[list[Any]], widths: list[float] | None = None, header: bool = True) -> Any:
+        cells = [[Paragraph(_esc(c), small) if isinstance(c, str) else c for c in r] for r in rows]
+        t = Table(cells, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
+        t.setStyle(grid if header else TableStyle([("FONTSIZE", (0, 0), (-1, -1), 9)]))
+        return t
+
+    def image(img: Any, max_w: float, max_h: float) -> Any:
+        buf = io.BytesIO()
+        img.save(buf, "PNG")
+        buf.seek(0)
+        w, h = img.size
+        s = min(max_w / w, max_h / h)
+        return Image(buf, width=w * s, height=h * s)
+
+    story: list[Any] = [Paragraph("MedView report", h1)]
+    story.append(Paragraph(_esc(RESEARCH_USE) + " AI results are labelled as such.", warn))
+    story.append(Spacer(1, 0.3 * cm))
+    story.append(table([[k, v] for k, v in data.header], [5 * cm, width - 5 * cm], header=False))
+
+    if data.key_images:
+        story.append(Paragraph("Key images", h2))
+        for img, caption in data.key_images:
+            story.append(
+                KeepTogether(
+                    [
+                        image(img, width, 15 * cm),
+                        Paragraph(_esc(caption), small),
+                        Spacer(1, 0.3 * cm),
+                    ]
+                )
+            )
+    if data.measurements:
+        story.append(Paragraph("Measurements", h2))
+        rows = [["#", "Where", "Figures"]] + [list(r) for r in data.measurements]
+        story.append(table(rows, [1 * cm, 4.5 * cm, width - 5.5 * cm]))
+    if data.segments:
+        story.append(Paragraph("Segmentation", h2))
+        if data.segmentation is not None:
+            story.append(Paragraph("AI result. " + _esc(RESEARCH_USE), warn))
+        u = f" ({data.units})" if data.units else ""
+        rows = [["Label", "Voxels", "Volume (mL)", f"Mean{u}", f"SD{u}"]]
+        for s in data.segments:
+            rows.append(
+                [s.name, f"{s.voxels}", f"{s.volume_ml:.2f}", f"{s.mean:.1f}", f"{s.sd:.1f}"]
+            )
+        story.append(table(rows))
+        for note in data.segmentation_notes:
+            story.append(Paragraph(_esc(note), small))
+    for cls, thumb in data.classifications:
+        block: list[Any] = [Paragraph(f"Classification: {_esc(cls.algorithm.name)}", h2)]
+        block.append(Paragraph(_esc(RESEARCH_USE), warn))
+        rows = [["Class", "Probability"]] + [
+            [k, f"{v:.3f}"] for k, v in sorted(cls.probabilities.items(), key=lambda kv: -kv[1])
+        ]
+        block.append(table(rows, [8 * cm, 4 * cm]))
+        block.append(Paragraph(f"Series probability: {_esc(cls.aggregation)}.", small))
+        if thumb is not None:
+            block.append(image(thumb, 8 * cm, 8 * cm))
+            block.append(Paragraph(f"Grad-CAM heat map for '{_esc(cls.target_class)}'.", small))
+        story.append(KeepTogether(block))
+    for rec in data.risk:
+        result = rec.get("result", {})
+        block = [Paragraph(f"Risk: {_esc(rec.get('model_name', rec.get('model', '')))}", h2)]
+        block.append(Paragraph(_esc(result.get("research_use", RESEARCH_USE)), warn))
+        low, high = result.get("interval_95", [float("nan"), float("nan")])
+        outcome, band = _esc(result.get("outcome", "")), _esc(result.get("band", ""))
+        p = 100 * float(result.get("probability", 0.0))
+        sha = _esc(result.get("weights_sha256", ""))[:16]
+        block.append(
+            Paragraph(
+                f"{outcome}: <b>{p:.1f} %</b> (95 % interval {100 * low:.1f}-{100 * high:.1f} %), "
+                f"band <b>{band}</b>. Model version {_esc(result.get('version', ''))}, weights "
+                f"SHA-256 {sha}..., kept {_esc(rec.get('saved', ''))} UTC.",
+                body,
+            )
+        )
+        contrib = result.get("contributions_log_odds", {})
+        inputs = rec.get("inputs", {})
+        rows = [["Feature", "Value", "Contribution (log-odds)", ""]]
+        biggest = max((abs(v) for v in contrib.values()), default=1.0) or 1.0
+        for name, v in sorted(contrib.items(), key=lambda kv: -abs(kv[1]))[:12]:
+            bar = _bar(v / biggest)
+            rows.append([name, str(inputs.get(name, "")) or "missing", f"{v:+.3f}", bar])
+        block.append(table(rows, [5.5 * cm, 3 * cm, 3.5 * cm, width - 12 * cm]))
+        for w in result.get("warnings", []):
+            block.append(Paragraph(_esc(f"{w.get('feature')}: {w.get('message')}"), small))
+        story.append(KeepTogether(block))
+
+    algos: list[tuple[str, AlgorithmInfo]] = []
+    if data.segmentation is not None:
+        algos.append(("Segmentation", data.segmentation))
+    algos += [("Classification", c.algorithm) for c, _ in data.classifications]
+    if algos:
+        story.append(Paragraph("Provenance of AI results", h2))
+        for what, a in algos:
+            story.append(Paragraph(_esc(what), styles["Heading4"]))
+            story.append(
+                table([[k, v] for k, v in a.as_rows()], [4 * cm, width - 4 * cm], header=False)
+            )
+    story.append(Paragraph("Series warnings", h2))
+    if data.warnings:
+        for w in data.warnings:
+            story.append(Paragraph("• " + _esc(w), body))
+    else:
+        story.append(Paragraph("None.", body))
+    if data.files:
+        story.append(Paragraph("Files in this bundle", h2))
+        story.append(Paragraph(_esc(", ".join(data.files)), small))
+
+    def footer(canvas: Any, doc: Any) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 8)
+        canvas.setFillColor(colors.HexColor("#b00020"))
+        canvas.drawString(2 * cm, 1.2 * cm, RESEARCH_USE)
+        canvas.setFillColor(colors.black)
+        canvas.drawRightString(
+            A4[0] - 2 * cm, 1.2 * cm, f"MedView {__version__}  {data.created}  page {doc.page}"
+        )
+        canvas.restoreState()
+
+    with atomic_path(path, ".pdf") as tmp:
+        doc = SimpleDocTemplate(
+            tmp,
+            pagesize=A4,
+            leftMargin=2 * cm,
+            rightMargin=2 * cm,
+            topMargin=1.8 * cm,
+            bottomMargin=2 * cm,
+            title="MedView report",
+            author="MedView",
+            subject="Imaging report (research use)",
+            creator=f"MedView {__version__}",
+            keywords="",
+        )
+        doc.build(story, onFirstPage=footer, onLaterPages=footer)
+
+
+def _bar(fraction: float) -> Any:
+    """A signed horizontal bar: red to the right (raises risk), blue to the left."""
+    from reportlab.graphics.shapes import Drawing, Line, Rect
+    from reportlab.lib import colors
+
+    w, h = 100.0, 10.0
+    d = Drawing(w, h)
+    mid = w / 2
+    length = abs(fraction) * (w / 2 - 2)
+    x = mid if fraction >= 0 else mid - length
+    color = colors.HexColor("#c0392b") if fraction >= 0 else colors.HexColor("#2e86c1")
+    d.add(Rect(x, 1, length, h - 2, fillColor=color, strokeColor=None))
+    d.add(Line(mid, 0, mid, h, strokeColor=colors.black, strokeWidth=0.5))
+    return d
