@@ -64,7 +64,10 @@ def _frames(series: SeriesRecord, labels: np.ndarray) -> np.ndarray:
     first_z: dict[int, int] = {}
     for z, s in enumerate(series.slices):
         first_z.setdefault(s.instance, z)
-    return labels[[first_z[i] for i in sorted(first_z, key=first_z.__getitem__)]]
+    order = [first_z[i] for i in sorted(first_z, key=first_z.__getitem__)]
+    if order == list(range(labels.shape[0])):  # one instance per slice: no copy needed
+        return labels
+    return labels[order]
 
 
 def _codes(seg: SegmentInfo) -> tuple[Any, Any]:
@@ -117,7 +120,8 @@ def build_seg(
         raise ExportError("the label map has no labelled voxel: no SEG to write")
     numbers = {s.value: i + 1 for i, s in enumerate(present)}
     planes = _frames(series, np.asarray(label_map.labels.array))
-    lut = np.zeros(int(planes.max()) + 1, dtype=np.uint16)
+    # the smallest type that holds the segment numbers: highdicom's work scales with it
+    lut = np.zeros(int(planes.max()) + 1, dtype=np.uint8 if len(numbers) < 256 else np.uint16)
     for value, number in numbers.items():
         lut[value] = number
     remapped = lut[planes]
@@ -184,7 +188,9 @@ def value_unit(volume: Volume) -> Any:
     return _ucum("1", "no units")
 
 
-def _planar_group(m: dict[str, Any], figures: dict[str, float], volume: Volume, n: int) -> Any:
+def _planar_group(
+    m: dict[str, Any], figures: dict[str, float], volume: Volume, n: int, frame_of_reference: str
+) -> Any:
     import highdicom.sr as sr
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
@@ -193,13 +199,11 @@ def _planar_group(m: dict[str, Any], figures: dict[str, float], volume: Volume, 
     kind = m["kind"]
     unit = value_unit(volume)
     if kind in ("ruler", "angle", "arrow"):
-        region = sr.ImageRegion3D("POLYLINE", pts, volume.frame_of_reference_uid)
+        region = sr.ImageRegion3D("POLYLINE", pts, frame_of_reference)
     elif kind == "rectangle":
-        region = sr.ImageRegion3D(
-            "POLYGON", rectangle_corners(m, volume), volume.frame_of_reference_uid
-        )
+        region = sr.ImageRegion3D("POLYGON", rectangle_corners(m, volume), frame_of_reference)
     else:
-        region = sr.ImageRegion3D("ELLIPSE", ellipse_axes(m, volume), volume.frame_of_reference_uid)
+        region = sr.ImageRegion3D("ELLIPSE", ellipse_axes(m, volume), frame_of_reference)
     items = []
     if kind == "ruler":
         items.append(
@@ -283,7 +287,8 @@ def build_sr(
     from pydicom.uid import generate_uid
 
     groups: list[Any] = [
-        _planar_group(m, figures, volume, i + 1)
+        # the sources' frame of reference: the de-identified one when the sources are copies
+        _planar_group(m, figures, volume, i + 1, str(sources[0].FrameOfReferenceUID))
         for i, (m, figures) in enumerate(measurements)
         if m["kind"] != "arrow" or m.get("text")
     ]

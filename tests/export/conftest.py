@@ -112,3 +112,24 @@ def make_study(folder: Path, n: int = 10, rows: int = 40, cols: int = 48) -> Stu
 @pytest.fixture
 def study(tmp_path: Path) -> Study:
     return make_study(tmp_path / "study")
+
+
+def cli_args(study: Study, tmp_path: Path, out: str, *extra: str) -> list[str]:
+    """``medview export`` arguments with the study's label map and measurements as files."""
+    import json
+
+    from medview.export.nifti import write_nifti
+
+    write_nifti(study.label_map.labels, tmp_path / "labels.nii.gz")
+    (tmp_path / "m.json").write_text(json.dumps(study.measurements))
+    return [
+        "export",
+        str(study.folder),
+        "--seg",
+        str(tmp_path / "labels.nii.gz"),
+        "--measurements",
+        str(tmp_path / "m.json"),
+        "--out",
+        str(tmp_path / out),
+        *extra,
+    ]

@@ -18,7 +18,7 @@ import pydicom
 import pytest
 
 from tests.conftest import require_tool, write_ct
-from tests.export.conftest import Study
+from tests.export.conftest import Study, cli_args
 
 
 def _export(study: Study, out: Path, **options):  # type: ignore[no-untyped-def]
@@ -314,21 +314,7 @@ def test_cli_export_and_a_label_map_from_another_grid(study: Study, tmp_path: Pa
     from medview.core.volume import Volume
     from medview.export.nifti import write_nifti
 
-    write_nifti(study.label_map.labels, tmp_path / "labels.nii.gz")
-    (tmp_path / "m.json").write_text(json.dumps(study.measurements))
-    rc = main(
-        [
-            "export",
-            str(study.folder),
-            "--seg",
-            str(tmp_path / "labels.nii.gz"),
-            "--measurements",
-            str(tmp_path / "m.json"),
-            "--out",
-            str(tmp_path / "o"),
-            "--json",
-        ]
-    )
+    rc = main(cli_args(study, tmp_path, "o", "--json"))
     out = json.loads(capsys.readouterr().out)
     assert rc == 0
     assert out["dciodvfy_errors"] == 0
