@@ -3,6 +3,7 @@ for dciodvfy; the PDF's text and pages; atomic writes, cancel, a killed export; 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -348,3 +349,60 @@ def test_cli_export_and_a_label_map_from_another_grid(study: Study, tmp_path: Pa
     assert not (tmp_path / "o2").exists() or not any(
         not p.name.startswith(".") for p in (tmp_path / "o2").iterdir()
     )
+
+
+def test_fractional_seg_reads_back_and_validates(study: Study, tmp_path: Path) -> None:
+    import highdicom as hd
+
+    result = _export(study, tmp_path / "out", segmentation_type="FRACTIONAL")
+    seg = hd.seg.segread(result.path / "seg.dcm")
+    assert seg.SegmentationType == "FRACTIONAL"
+    uids = _source_uids_in_volume_order(study)
+    got = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=uids, segment_numbers=[2], skip_overlap_checks=True
+    )[..., 0]
+    assert np.array_equal(got > 0.5, np.asarray(study.label_map.labels.array) == 3)
+    assert _dciodvfy_errors(result.path / "seg.dcm") == []
+
+
+def test_classification_and_warnings_in_the_pdf(study: Study, tmp_path: Path) -> None:
+    from medview.core.volume import Volume
+    from medview.export.bundle import export_bundle
+    from medview.export.content import AlgorithmInfo, Classification, ExportContent
+
+    heat = np.zeros(study.volume.shape, np.float32)
+    heat[6, 10:30, 10:30] = 0.9
+    cls = Classification(
+        {"nodule": 0.83, "no nodule": 0.17},
+        "nodule",
+        "maximum over slices",
+        AlgorithmInfo("cls", "Nodule classifier", "2.0", "ef" * 32, "cpu", 0.7),
+        Volume(heat, study.volume.geometry),
+    )
+    volume = dataclasses.replace(study.volume, warnings=("uneven slice spacing (test)",))
+    result = export_bundle(
+        study.series, volume, ExportContent(classifications=[cls]), tmp_path / "out"
+    )
+    text = subprocess.run(
+        [require_tool("pdftotext"), str(result.path / "report.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for needle in (
+        "Nodule classifier",
+        "0.830",
+        "0.170",
+        "Grad-CAM heat map for 'nodule'",
+        "ef" * 32,
+        "uneven slice spacing (test)",
+        "maximum over slices",
+    ):
+        assert needle in text
+    images = subprocess.run(
+        [require_tool("pdfimages"), "-list", str(result.path / "report.pdf")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()[2:]
+    assert len(images) >= 2  # the key image and the Grad-CAM thumbnail
