@@ -7,6 +7,7 @@ folder (platformdirs).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -52,3 +53,12 @@ def data_dir() -> Path:
             path = Path(user_data_dir("MedView", appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -11,7 +11,6 @@ ever read. No path is built from a DICOM value: names come from the clock and ra
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from pydicom.dataset import Dataset
 from medview import __version__
 from medview.core.errors import ExportError
 from medview.core.notices import RESEARCH_USE
+from medview.core.paths import sha256_file
 from medview.core.records import SeriesRecord
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
@@ -343,7 +343,7 @@ def _export(
         "created": created,
         "research_use": RESEARCH_USE,
         "deidentified": options.deidentify,
-        "files": {rel: _sha256(stage / rel) for rel in files},
+        "files": {rel: sha256_file(stage / rel) for rel in files},
         "validation": {"dciodvfy": validation} if validation else {},
         "warnings": warnings,
     }
@@ -352,14 +352,6 @@ def _export(
     files.append("bundle.json")
     tick("done")
     return files, validation, warnings
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _copy_deidentified(

@@ -3,20 +3,12 @@ then an allow-listed MONAI network built from literal arguments, weights loaded 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from medview.core.errors import ModelError
+from medview.core.paths import sha256_file
 from medview.inference.manifest import ALLOWED_NETWORKS, ModelManifest, check_literal
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_weights(path: Path) -> dict[str, Any]:

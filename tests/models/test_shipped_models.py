@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from medview.inference.loading import sha256_file
+from medview.core.paths import sha256_file
 from medview.inference.manifest import read_manifest
 from tests.conftest import REPO, missing_outside_ci
 
