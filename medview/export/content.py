@@ -138,7 +138,7 @@ def segment_stats(volume: Volume, label_map: LabelMap) -> list[SegmentStats]:
     labels = np.asarray(label_map.labels.array).ravel()
     n = int(labels.max()) + 1 if labels.size else 1
     values = np.asarray(volume.array, dtype=np.float64).ravel() if not volume.is_color else None
-    counts = np.bincount(labels, minlength=n)
+    counts = label_map.counts  # cached: `present` below uses the same counts
     voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
     out = []
     if values is not None:

@@ -64,7 +64,7 @@ def _frames(series: SeriesRecord, labels: np.ndarray) -> np.ndarray:
     first_z: dict[int, int] = {}
     for z, s in enumerate(series.slices):
         first_z.setdefault(s.instance, z)
-    order = [first_z[i] for i in sorted(first_z, key=first_z.__getitem__)]
+    order = sorted(first_z.values())  # the first slice of each instance, in volume order
     if order == list(range(labels.shape[0])):  # one instance per slice: no copy needed
         return labels
     return labels[order]

@@ -473,10 +473,11 @@ class MainWindow(QMainWindow):
         seg = self.last_segmentation
         if seg is not None and seg[0] is state.volume:
             r = seg[1]
+            codes = self._snomed(r.model_id)
             content.label_map = LabelMap(
                 r.labels,
                 tuple(
-                    SegmentInfo(s.value, s.name, s.color, *self._snomed(r.model_id, s.value))
+                    SegmentInfo(s.value, s.name, s.color, *codes.get(s.value, ("", "")))
                     for s in r.stats
                 ),
                 _algorithm(r, seg[2]),
@@ -497,15 +498,17 @@ class MainWindow(QMainWindow):
         return content
 
     @staticmethod
-    def _snomed(model_id: str, value: int) -> tuple[str, str]:
+    def _snomed(model_id: str) -> dict[int, tuple[str, str]]:
+        """SNOMED CT code and meaning per label value from the model's manifest (read once
+        per model, not once per segment)."""
         from medview.inference.registry import find_model
 
         try:
-            labels = {lb.value: lb for lb in find_model(model_id).labels}
+            return {
+                lb.value: (lb.snomed_code, lb.snomed_meaning) for lb in find_model(model_id).labels
+            }
         except MedviewError:
-            return "", ""
-        lb = labels.get(value)
-        return (lb.snomed_code, lb.snomed_meaning) if lb else ("", "")
+            return {}
 
     def export_report(self, deidentify: bool = False, out_dir: str | None = None) -> Task | None:
         """Write the report bundle of the shown series in the background (progress, cancel)."""
