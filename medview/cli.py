@@ -372,10 +372,13 @@ def make_parser() -> argparse.ArgumentParser:
     from medview.export.cli import add_parser as add_export_parser
 
     add_export_parser(sub)
+    from medview.pacs.cli import add_parser as add_pacs_parser
+
+    add_pacs_parser(sub)
     return ap
 
 
-COMMANDS = ("info", "load", "models", "run-model", "risk", "export")
+COMMANDS = ("info", "load", "models", "run-model", "risk", "export", "pacs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

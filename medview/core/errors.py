@@ -78,3 +78,7 @@ class InferenceError(MedviewError):
 
 class ExportError(MedviewError):
     """A report, DICOM object or de-identified copy could not be written."""
+
+
+class PacsError(MedviewError):
+    """A PACS node could not be reached, refused us, or answered with a failure status."""

@@ -24,7 +24,7 @@ from medview.core.records import InstanceRecord, SeriesRecord, SkippedFile
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.assemble import assemble_series
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -104,6 +104,9 @@ _MIGRATIONS: dict[int, str] = {
         data TEXT NOT NULL,
         PRIMARY KEY (study_uid, model_id)
     );
+    """,
+    6: """
+    CREATE INDEX instances_sop ON instances(sop_instance_uid);
     """,
 }
 
@@ -466,6 +469,21 @@ class StudyDatabase:
             )
             for r in self._conn.execute(sql, args)
         ]
+
+    def paths_of_instances(self, sop_instance_uids: Iterable[str]) -> dict[str, list[str]]:
+        """Indexed files (present ones) of each SOP Instance UID asked about."""
+        uids = list(dict.fromkeys(sop_instance_uids))
+        found: dict[str, list[str]] = {}
+        for start in range(0, len(uids), 500):
+            chunk = uids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for uid, path in self._conn.execute(
+                "SELECT sop_instance_uid, path FROM instances "
+                f"WHERE status='ok' AND sop_instance_uid IN ({marks})",
+                chunk,
+            ):
+                found.setdefault(uid, []).append(path)
+        return found
 
     def records(self, series_uid: str, include_missing: bool = False) -> list[InstanceRecord]:
         sql = "SELECT record FROM instances WHERE series_uid=?"

@@ -1,0 +1,1 @@
+"""PACS connectivity: DIMSE (pynetdicom) and DICOMweb clients, the storage listener."""
