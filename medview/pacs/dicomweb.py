@@ -55,7 +55,7 @@ def client(node: PacsNode) -> Any:
     # its DEBUG lines carry query URLs, i.e. patient names and IDs
     logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
 
-    class Client(DICOMwebClient):  # type: ignore[misc]
+    class Client(DICOMwebClient):
         def _http_get(self, url: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
             # wildcards stay literal (RFC 3986 allows them in a query); some archives (Orthanc's
             # DICOMweb plugin 1.7) do not decode %2A and then match nothing
