@@ -228,13 +228,13 @@ class StorageListener:
     def _deliver(self, paths: list[Path]) -> None:
         if not paths:
             return
-        with self._lock:
-            self.received.extend(paths)
         if self.on_received is not None:
             try:
                 self.on_received(paths)
-            except Exception:
+            except Exception:  # an indexing failure must not take the listener down
                 log.exception("indexing received instances failed")
+        with self._lock:
+            self.received.extend(paths)  # after indexing: "received" means "findable"
 
 
 def listen_for(

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QDoubleSpinBox,
     QFileDialog,
+    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -53,6 +54,7 @@ from medview.ui.compare import CrosshairSync
 from medview.ui.controller import ViewerController
 from medview.ui.help import about_text, shortcut_sheet
 from medview.ui.models_panel import ModelsPanel
+from medview.ui.pacs_panel import PacsPanel, send_request
 from medview.ui.risk_panel import RiskPanel
 from medview.ui.viewer_panel import ViewerPanel
 from medview.viewer.annotations import Kind, Measurement, describe, evaluate, slice_of
@@ -127,6 +129,15 @@ class MainWindow(QMainWindow):
         self.models_panel.refresh(None)
         self.models_panel.device.setCurrentText(str(self.settings.value("compute_device", "auto")))
         self._build_risk_dock()
+        self.pacs_panel = PacsPanel(
+            self.runner, self.settings, self._progress, self.notify, str(self.db.path)
+        )
+        self.pacs_dock = QDockWidget("PACS", self)
+        self.pacs_dock.setObjectName("pacs")
+        self.pacs_dock.setWidget(self.pacs_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.pacs_dock)
+        self.tabifyDockWidget(self.models_dock, self.pacs_dock)
+        self.pacs_panel.retrieved.connect(self._pacs_retrieved)
 
         self.hover_label = QLabel()
         self.task_label = QLabel()
@@ -196,6 +207,8 @@ class MainWindow(QMainWindow):
         self._action(f, "Add key image", self.add_key_image, "Ctrl+K")
         self._action(f, "Export report…", lambda: self.export_report(), "Ctrl+E")
         self._action(f, "Export de-identified copy…", lambda: self.export_report(deidentify=True))
+        self._action(f, "Send to PACS…", lambda: self.send_to_pacs())
+        self._action(f, "PACS nodes…", lambda: self.pacs_panel.edit_nodes())
         f.addSeparator()
         self._action(f, "Preferences…", self.show_preferences, "Ctrl+,")
         f.addSeparator()
@@ -553,6 +566,56 @@ class MainWindow(QMainWindow):
             on_error=lambda message: self.notify(f"Export failed: {message}"),
             on_progress=self._progress,
             slot="export",
+        )
+
+    def _pacs_retrieved(self, series_uids: list[str]) -> None:
+        self.browser.refresh()
+        if series_uids:
+            self.open_stack(series_uids[0])
+
+    def send_to_pacs(self, node_name: str | None = None, what: str | None = None) -> Task | None:
+        """Send the shown series, or the last export (SEG, SR, de-identified copies), to a
+        configured node in the background."""
+        nodes = {n.name: n for n in self.pacs_panel.nodes}
+        if not nodes:
+            self.notify("Configure a PACS node first (File > PACS nodes…).")
+            return None
+        if node_name is None:
+            node_name, ok = QInputDialog.getItem(
+                self, "Send to PACS", "Node", list(nodes), 0, False
+            )
+            if not ok:
+                return None
+        choices = {"The shown series": "series"}
+        if self.last_export is not None:
+            choices["The last export (SEG, SR and any de-identified copies)"] = "export"
+        if what is None:
+            label, ok = QInputDialog.getItem(self, "Send to PACS", "What", list(choices), 0, False)
+            if not ok:
+                return None
+            what = choices[label]
+        if what == "export" and self.last_export is not None:
+            paths = [str(self.last_export.path)]
+        elif self.current_series is not None:
+            paths = [i.path for i in self.current_series.instances]
+        else:
+            self.notify("Open a series before sending it.")
+            return None
+        node = nodes[node_name]
+
+        def done(result: Any) -> None:
+            failed = f", {len(result.failed)} failed" if result.failed else ""
+            self.notify(f"Sent {result.sent} instance(s) to {node.name}{failed}")
+            for name, why in result.failed[:20]:
+                self.notify(f"  {name}: {why}")
+
+        return self.runner.submit(
+            "Sending to the PACS",
+            send_request(node, paths),
+            on_done=done,
+            on_error=lambda m: self.notify(f"Send failed: {m}"),
+            on_progress=self._progress,
+            slot="pacs-send",
         )
 
     def _build_risk_dock(self) -> None:
@@ -1011,6 +1074,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("splitter", self.splitter.saveState())
         self.cine.stop()
+        self.pacs_panel.shutdown()
         self.risk_panel.flush()  # a result edited just now is kept before the database closes
         self.runner.shutdown()
         super().closeEvent(event)  # type: ignore[arg-type]
