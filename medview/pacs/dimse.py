@@ -96,6 +96,27 @@ def sop_uid(name: str) -> str:
     return str(getattr(sop_class, name))
 
 
+# image classes whose instances are often stored compressed
+_COMPRESSED_CLASSES = RETRIEVE_SOP_CLASSES[:19]
+
+
+def retrieve_contexts() -> list[tuple[str, list[str]]]:
+    """Storage contexts we propose for C-GET (at most 127 with the query's).
+
+    An acceptor picks one transfer syntax per context and most pick uncompressed, after which
+    the archive transcodes every compressed instance before sending it (Orthanc: 1.0 s instead
+    of 0.3 s for the 61 JPEG-LS demo slices). So image classes get one context per common
+    lossless syntax as well, and an instance arrives as it is stored."""
+    from pydicom import uid
+
+    uncompressed = [str(uid.ExplicitVRLittleEndian), str(uid.ImplicitVRLittleEndian)]
+    contexts = [(sop_uid(name), uncompressed) for name in RETRIEVE_SOP_CLASSES]
+    for name in _COMPRESSED_CLASSES:
+        for ts in (uid.JPEGLSLossless, uid.JPEGLosslessSV1, uid.JPEG2000Lossless):
+            contexts.append((sop_uid(name), [str(ts)]))
+    return contexts
+
+
 def configure_pynetdicom() -> None:
     """Receive C-STORE data sets into temporary files rather than memory, so a large or hostile
     transfer cannot grow the process (pynetdicom's documented chunked mode)."""
@@ -292,10 +313,10 @@ def c_get(
     ae = make_ae(node.our_ae_title)
     ae.add_requested_context(GetModel)
     roles = []
+    for uid, syntaxes in retrieve_contexts():
+        ae.add_requested_context(uid, syntaxes)
     for name in RETRIEVE_SOP_CLASSES:
-        uid = sop_uid(name)
-        ae.add_requested_context(uid, transfer_syntaxes())
-        roles.append(build_role(uid, scp_role=True))
+        roles.append(build_role(sop_uid(name), scp_role=True))
     result = RetrieveResult(method="C-GET")
 
     def on_store(event: Any) -> int:

@@ -113,6 +113,9 @@ def test_retrieve_by_c_get(
     )
     assert r.method == "C-GET" and r.completed == 61 and r.failed == 0
     assert seen and seen[-1][0] == 61
+    # the instances arrive as stored (JPEG-LS), not transcoded by the archive
+    ts = pydicom.dcmread(r.files[0], stop_before_pixels=True).file_meta.TransferSyntaxUID
+    assert ts == pydicom.uid.JPEGLSLossless
     _check_retrieved(r.files, demo_volume, medview_home)
     # a second retrieve keeps one copy of each instance
     again = service.retrieve(orthanc.node(), demo_in_orthanc, method="get")
