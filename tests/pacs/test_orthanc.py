@@ -223,3 +223,29 @@ def test_dcmtk_findscu_sees_what_we_stored(orthanc: Orthanc, demo_in_orthanc: st
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "[61]" in r.stderr + r.stdout and "[CT]" in r.stderr + r.stdout
+
+
+def test_cancel_stops_a_retrieve_and_keeps_only_complete_files(
+    orthanc: Orthanc, demo_in_orthanc: str, medview_home: Path
+) -> None:
+    import time
+
+    from medview.core.tasks import CancelToken
+    from medview.pacs import service
+
+    cancel = CancelToken()
+
+    def progress(done: int, total: int, message: str = "") -> None:
+        if done >= 5:
+            cancel.cancel()
+
+    t0 = time.monotonic()
+    r = service.retrieve(
+        orthanc.node(), demo_in_orthanc, method="get", cancel=cancel, progress=progress
+    )
+    assert time.monotonic() - t0 < 5
+    assert 5 <= len(r.files) < 61
+    on_disk = [p for p in (medview_home / "received").rglob("*") if p.is_file()]
+    assert sorted(on_disk) == sorted(r.files)  # no partial or temporary file left
+    for p in r.files:
+        assert len(pydicom.dcmread(p).PixelData) > 0  # each one complete
