@@ -442,17 +442,11 @@ def dicom_files(paths: Sequence[str | Path]) -> list[Path]:
     return out
 
 
-def _sendable(assoc: Association, path: Path) -> Any:
+def _sendable(accepted: set[tuple[str, str]], path: Path, sop: str, ts: str) -> Any:
     """The file itself when the PACS accepted its transfer syntax; otherwise the data set
     decompressed (lossless: same pixel values), for the uncompressed context."""
     from pydicom import dcmread
 
-    with open(path, "rb") as f:
-        ds = dcmread(f, stop_before_pixels=True)
-    sop, ts = str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)
-    accepted = {
-        (str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts
-    }
     if (sop, ts) in accepted:
         return path
     full = dcmread(path)
@@ -488,12 +482,15 @@ def c_store(
     result = SendResult()
     t0 = time.perf_counter()
     with associate(ae, node, cancel=cancel) as assoc:
-        for i, (path, _sop, instance, _ts) in enumerate(files):
+        accepted = {
+            (str(cx.abstract_syntax), str(cx.transfer_syntax[0])) for cx in assoc.accepted_contexts
+        }
+        for i, (path, sop, instance, ts) in enumerate(files):
             if cancel.cancelled:
                 assoc.abort()
                 break
             try:
-                status = assoc.send_c_store(_sendable(assoc, path))
+                status = assoc.send_c_store(_sendable(accepted, path, sop, ts))
             except (ValueError, AttributeError, RuntimeError) as e:
                 # pynetdicom raises these when no accepted context fits the file
                 result.failed.append((path.name, f"not accepted by the PACS: {e}"))
