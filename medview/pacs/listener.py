@@ -107,6 +107,7 @@ class StorageListener:
         self.on_received = on_received
         self._server: Any = None
         self._ae: Any = None
+        self._peer_pairs: set[tuple[str, str]] = set()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._pending: dict[int, list[Path]] = {}
@@ -141,7 +142,9 @@ class StorageListener:
         for cx in AllStoragePresentationContexts:
             ae.add_supported_context(str(cx.abstract_syntax), syntaxes)
         ae.add_supported_context(sop_uid("Verification"))
-        hosts = {socket.gethostbyname(p.host) for p in s.peers}
+        # resolved once here, not per received instance
+        self._peer_pairs = {(p.ae_title, socket.gethostbyname(p.host)) for p in s.peers}
+        hosts = {host for _, host in self._peer_pairs}
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_RELEASED, self._on_end),
@@ -190,10 +193,7 @@ class StorageListener:
     def _allowed(self, event: Any) -> bool:
         calling = str(event.assoc.requestor.ae_title).strip()
         address = str(event.assoc.requestor.address)
-        return any(
-            p.ae_title == calling and socket.gethostbyname(p.host) == address
-            for p in self.settings.peers
-        )
+        return (calling, address) in self._peer_pairs
 
     def _on_store(self, event: Any) -> int:
         if not self._allowed(event):

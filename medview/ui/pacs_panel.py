@@ -484,7 +484,6 @@ class PacsPanel(QWidget):
         def work(*, cancel: CancelToken, progress: Progress) -> list[str]:
             from medview.pacs import service
 
-            uids: list[str] = []
             for series_uid in targets:
                 r = service.retrieve(
                     node,
