@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -119,6 +120,44 @@ def main(paths: Sequence[str] = ()) -> int:
         window.resize(1500, 900)
     window.show()
     log.info("MedView started")
-    rc = QApplication.instance().exec()  # type: ignore[union-attr]
+    app = QApplication.instance()
+    quit_on_signals(app)
+    rc = app.exec()  # type: ignore[union-attr]
+    window.close()  # after SIGTERM/SIGINT too: workers cancelled, settings and results kept
     window.db.close()
+    from medview.io.isolation import default_decoder
+
+    default_decoder().shutdown()
+    log.info("MedView ended")
     return int(rc)
+
+
+def quit_on_signals(app: Any) -> None:
+    """SIGTERM (logout, ``kill``) and SIGINT (Ctrl+C) end the event loop like File > Quit.
+
+    Python runs signal handlers only when the interpreter has control, which Qt's event loop
+    does not give back: the signal wakes a socket that Qt watches (``set_wakeup_fd``)."""
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier
+
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    signal.set_wakeup_fd(writer.fileno())
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, app)
+
+    def woken() -> None:
+        with contextlib.suppress(OSError):
+            reader.recv(64)
+
+    notifier.activated.connect(woken)
+    app._medview_signal_sockets = (reader, writer, notifier)  # kept alive with the app
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: closing", signum)
+        app.quit()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 import tempfile
 from collections import defaultdict
@@ -386,10 +388,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     headless."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
-        from medview.app import main as gui_main  # Qt only when the window is wanted
-
-        return gui_main(argv)
+        missing = [a for a in argv if not os.path.exists(a)]
+        if missing:  # a mistyped command must not open the window on it as a path
+            sys.stderr.write(
+                f"medview: {missing[0]!r} is neither a command ({', '.join(COMMANDS)}) nor an "
+                "existing file or folder; see `medview --help`\n"
+            )
+            return 2
+        return _open_window(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # SIGTERM unwinds like Ctrl+C: temporary folders and worker pools are cleaned up
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     ap = make_parser()
     args = ap.parse_args(argv)
     if not args.command:
@@ -397,6 +406,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     rc: int = args.func(args)
     return rc
+
+
+def _open_window(paths: list[str]) -> int:
+    """The window, after checking that Qt's platform can start here (a clear message and
+    exit 1 instead of Qt's abort when a system library is missing)."""
+    from medview.ui.display_check import platform_problem
+
+    problem = platform_problem()
+    if problem is not None:
+        sys.stderr.write(problem.message + "\n")
+        return 1
+    from medview.app import main as gui_main  # Qt only when the window is wanted
+
+    return gui_main(paths)
 
 
 if __name__ == "__main__":

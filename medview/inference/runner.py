@@ -381,7 +381,11 @@ def keep_largest_component(labels: np.ndarray, value: int) -> None:
     if not mask.any():
         return
     comps = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)), True)
-    largest = sitk.GetArrayViewFromImage(sitk.RelabelComponent(comps, sortByObjectSize=True)) == 1
+    # a view must not outlive its image: a view of a temporary read freed memory (segfault on
+    # volumes larger than the demo's)
+    relabelled = sitk.RelabelComponent(comps, sortByObjectSize=True)
+    largest = sitk.GetArrayViewFromImage(relabelled) == 1
+    del relabelled
     labels[mask & ~largest] = 0
 
 

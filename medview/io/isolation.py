@@ -24,6 +24,7 @@ from typing import TypeVar
 import numpy as np
 
 from medview.core.errors import CancelledError, DecodeError, MedviewError
+from medview.core.lifeline import mark_owner, watch_parent
 from medview.core.tasks import NEVER_CANCELLED, CancelToken
 from medview.io.decode_worker import decode_file
 
@@ -33,9 +34,10 @@ T = TypeVar("T")
 
 def _context() -> multiprocessing.context.BaseContext:
     # fork is unsafe in a process with GUI/worker threads; forkserver forks from a clean server
+    mark_owner()  # the forkserver and the workers exit when this process is gone
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["medview.io.decode_worker"])
+        ctx.set_forkserver_preload(["medview.io.forkserver_lifeline", "medview.io.decode_worker"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -52,7 +54,7 @@ class IsolatedDecoder:
     def _executor(self, workers: int | None = None) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                max_workers=workers or self.workers, mp_context=_context()
+                max_workers=workers or self.workers, mp_context=_context(), initializer=watch_parent
             )
         return self._pool
 

@@ -1069,6 +1069,10 @@ class MainWindow(QMainWindow):
         self.controller.ct_presets = ct_presets(self.settings)
 
     def closeEvent(self, event: object) -> None:
+        if getattr(self, "_shut_down", False):  # closed already (File > Quit, then a signal)
+            super().closeEvent(event)  # type: ignore[arg-type]
+            return
+        self._shut_down = True
         self.inference.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
