@@ -16,6 +16,16 @@ $(VENV)/.run-installed: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	@touch $@
 
+# exactly what `make run` installs, and nothing of the test extra: the suite runs the shipped
+# models, an export and the window from it (tests/test_runtime_install.py)
+RUNTIME := .venv-runtime
+$(RUNTIME)/.installed: pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "MedView needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) -m venv $(RUNTIME)
+	$(RUNTIME)/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt -e .
+	@touch $@
+
 $(VENV)/.test-installed: $(VENV)/.run-installed
 	$(PIP) -e '.[test]'
 	@touch $@
@@ -23,8 +33,8 @@ $(VENV)/.test-installed: $(VENV)/.run-installed
 run: $(VENV)/.run-installed
 	$(BIN)/medview $(DEMO)/lung2
 
-test: $(VENV)/.test-installed
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -m "not benchmark" tests
+test: $(VENV)/.test-installed $(RUNTIME)/.installed
+	QT_QPA_PLATFORM=offscreen MEDVIEW_RUNTIME_PYTHON=$(CURDIR)/$(RUNTIME)/bin/python $(BIN)/python -m pytest -q -m "not benchmark" tests
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q -s -m benchmark tests/benchmarks
@@ -45,4 +55,4 @@ models: $(VENV)/.test-installed
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME) .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,8 @@ import pytest
 
 from tests.conftest import DEMO_CT, REPO, require_tool
 
-MEDVIEW = Path(sys.executable).parent / "medview"
+# the user's install (`make test` builds it, see tests/test_runtime_install.py), else this one
+MEDVIEW = Path(os.environ.get("MEDVIEW_RUNTIME_PYTHON") or sys.executable).parent / "medview"
 
 GRAB = """
 import sys

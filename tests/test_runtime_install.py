@@ -1,0 +1,132 @@
+"""What a user gets from `make run`: a virtual environment with MedView's runtime dependencies
+and nothing from the test extra. From it, every shipped model runs through `medview run-model`
+on volumes larger than 8.4 M voxels, the demo export works, and the window starts.
+
+`make test` builds that environment (`.venv-runtime`) and names its interpreter in
+``MEDVIEW_RUNTIME_PYTHON``; without it these tests skip on a laptop and fail in CI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import DEMO_CT, DEMO_MR, REPO, missing_outside_ci
+
+
+@pytest.fixture(scope="module")
+def runtime() -> Path:
+    python = os.environ.get("MEDVIEW_RUNTIME_PYTHON")
+    if not python or not Path(python).is_file():
+        missing_outside_ci("the runtime-only environment (make test builds .venv-runtime)")
+    return Path(python)
+
+
+def medview(
+    runtime: Path, *args: str, home: Path, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MEDVIEW_HOME": str(home), "PYTHONFAULTHANDLER": "1"}
+    return subprocess.run(
+        [str(runtime.parent / "medview"), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def big_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo T1 (Colin27, 181 x 217 x 181 at 1 mm) in a whole-head field of view of
+    181 x 256 x 256 voxels (11.9 M), written as an MR series: the size of an ordinary 1 mm
+    head scan, above the 8.4 M voxels where a dangling SimpleITK view used to crash."""
+    from medview.core.geometry import Geometry
+    from medview.export.series_writer import SeriesInfo, write_series
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+
+    v = load_series(scan([str(DEMO_MR)]).series[0])
+    z, y, x = v.shape
+    big = np.zeros((z, 256, 256), dtype=np.uint16)
+    y0, x0 = (256 - y) // 2, (256 - x) // 2
+    big[:, y0 : y0 + y, x0 : x0 + x] = v.array
+    g = v.geometry
+    direction = np.asarray(g.direction)
+    origin = np.asarray(g.affine)[:3, 3] - direction @ (np.array([x0, y0, 0.0]) * g.spacing)
+    folder = tmp_path_factory.mktemp("big-head")
+    write_series(
+        big,
+        Geometry(shape=big.shape, origin=tuple(origin), spacing=g.spacing, direction=direction),
+        folder,
+        SeriesInfo(seed="big-head", modality="MR", body_part="HEAD", series_description="T1 3D"),
+    )
+    return folder
+
+
+def test_runtime_environment_has_no_test_extra(runtime: Path) -> None:
+    for test_only in ("pytest", "sklearn", "psutil"):
+        r = subprocess.run([str(runtime), "-c", f"import {test_only}"], capture_output=True)
+        assert r.returncode != 0, f"{test_only} is in the runtime environment"
+
+
+def shipped_models(runtime: Path, home: Path) -> list[dict[str, object]]:
+    r = medview(runtime, "models", "list", "--json", home=home)
+    assert r.returncode == 0, r.stderr
+    rows = [m for m in json.loads(r.stdout) if not m["refused"]]
+    assert {"brain-extraction-mr", "chest-ct-segmentation", "chest-ct-lesion-classifier"} <= {
+        str(m["id"]) for m in rows
+    }
+    return rows
+
+
+def test_every_shipped_model_runs_on_a_large_volume(
+    runtime: Path, big_head: Path, tmp_path: Path
+) -> None:
+    data = {"CT": DEMO_CT, "MR": big_head}  # 61 x 512 x 512 (16.0 M) and 11.9 M voxels
+    for m in shipped_models(runtime, tmp_path / "home"):
+        out = tmp_path / str(m["id"])
+        r = medview(
+            runtime,
+            "run-model",
+            str(m["id"]),
+            str(data[str(m["modality"])]),
+            "--out",
+            str(out),
+            home=tmp_path / "home",
+        )
+        assert r.returncode == 0, f"{m['id']} exit {r.returncode}:\n{r.stderr[-3000:]}"
+        assert "Traceback" not in r.stderr
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["research_use"]
+        if m["task"] == "segmentation":
+            assert any(lb["voxels"] > 0 for lb in summary["labels"]), m["id"]
+
+
+def test_demo_export_from_the_runtime_install(runtime: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    seg = tmp_path / "seg"
+    r = medview(
+        runtime, "run-model", "chest-ct-segmentation", str(DEMO_CT), "--out", str(seg), home=home
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = tmp_path / "export"
+    r = medview(
+        runtime,
+        "export",
+        str(DEMO_CT),
+        "--seg",
+        str(seg / "labels.nii.gz"),
+        "--out",
+        str(out),
+        "--json",
+        home=home,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    written = [p.suffix for p in out.rglob("*") if p.is_file()]
+    assert ".pdf" in written and ".dcm" in written
