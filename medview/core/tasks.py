@@ -7,7 +7,7 @@ calls ``cancel.raise_if_cancelled()`` at safe points and ``progress(done, total,
 from __future__ import annotations
 
 import threading
-from typing import Protocol
+from typing import Any, Protocol
 
 from medview.core.errors import CancelledError
 
@@ -15,8 +15,9 @@ from medview.core.errors import CancelledError
 class CancelToken:
     """Thread-safe cancellation flag shared between a requester and a worker."""
 
-    def __init__(self) -> None:
-        self._event = threading.Event()
+    def __init__(self, event: Any = None) -> None:
+        # any object with set()/is_set(): a multiprocessing Event reaches a worker process
+        self._event = event if event is not None else threading.Event()
 
     def cancel(self) -> None:
         self._event.set()

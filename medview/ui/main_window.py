@@ -45,6 +45,7 @@ from medview.export.content import (
     LabelMap,
     SegmentInfo,
 )
+from medview.inference.worker import InferenceProcess, on_source_grid
 from medview.io.database import ImportResult, StackRow, StudyDatabase
 from medview.io.loader import load_series
 from medview.risk.study import SegmentStat, StudyFacts, facts_from_file
@@ -113,6 +114,8 @@ class MainWindow(QMainWindow):
 
         # AI: one queue (a single worker) so inference requests run in order
         self.inference = DeviceQueues(self)
+        self._inference_processes: dict[str, InferenceProcess] = {}
+        self.model_function: Callable[..., object] | None = None  # tests swap the compute
         self.models_panel = ModelsPanel()
         self.models_dock = QDockWidget("Models", self)
         self.models_dock.setObjectName("models")
@@ -395,15 +398,20 @@ class MainWindow(QMainWindow):
             self.notify("Open a series before running a model.")
             return None
         volume = state.volume
-        run: Callable[..., object] = segment
+        run: Callable[..., object] = self.model_function or segment
         show = self._show_segmentation
         if manifest.task == "classification":
             from medview.inference.classify import classify
 
-            run, show = classify, self._show_classification
+            run, show = self.model_function or classify, self._show_classification
+        worker = self._inference_process(device)
 
         def work(*, cancel: CancelToken, progress: Progress) -> object:
-            return run(volume, manifest, device=device, cancel=cancel, progress=progress)
+            # in a worker process: a native crash there costs this run, not the window
+            result = worker.run(
+                run, volume, manifest, device=device, cancel=cancel, progress=progress
+            )
+            return on_source_grid(result, volume)
 
         return self.inference.submit(
             device,
@@ -413,6 +421,12 @@ class MainWindow(QMainWindow):
             on_error=self.notify,
             on_progress=self._progress,
         )
+
+    def _inference_process(self, device: str) -> InferenceProcess:
+        """The worker process of one device queue (started on its first run)."""
+        if device not in self._inference_processes:
+            self._inference_processes[device] = InferenceProcess()
+        return self._inference_processes[device]
 
     def _still_shown(self, volume: Volume, result: Any) -> ViewerState | None:
         """The view state if ``volume`` is still the one shown, else a notice and None."""
@@ -1073,6 +1087,9 @@ class MainWindow(QMainWindow):
             super().closeEvent(event)  # type: ignore[arg-type]
             return
         self._shut_down = True
+        self.inference.cancel_all()
+        for process in self._inference_processes.values():
+            process.shutdown()
         self.inference.shutdown()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())

@@ -160,3 +160,24 @@ def test_compute_device_preference_is_the_default(qtbot, window) -> None:  # typ
     window.settings.setValue("compute_device", "cpu")
     window.apply_preferences()
     assert window.models_panel.device.currentText() == "cpu"
+
+
+def test_native_crash_costs_the_run_not_the_window(
+    qtbot, window, tmp_path: Path, installed_model
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.inference.crashing import aborting_segment
+
+    _open(qtbot, window, tmp_path)
+    window.model_function = aborting_segment  # its forward pass calls os.abort()
+    window.run_model(installed_model, "cpu")
+    qtbot.waitUntil(lambda: not window.inference.running, timeout=60000)
+    notices = [window.notices.item(i).text() for i in range(window.notices.count())]
+    assert any("crashed (SIGABRT)" in n for n in notices), notices
+    assert window.controller.state is not None and window.controller.state.overlay is None
+    # the next run starts a fresh worker and succeeds
+    window.model_function = None
+    window.run_model(installed_model, "cpu")
+    qtbot.waitUntil(
+        lambda: window.controller.state.overlay is not None and not window.inference.running,
+        timeout=60000,
+    )
