@@ -223,6 +223,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from medview.export.nifti import write_nifti
+    from medview.inference.classify import classify
+    from medview.inference.domain import OutsideDomainError, SeriesFacts, run_in_domain
     from medview.inference.registry import find_model
     from medview.inference.runner import segment
     from medview.io.loader import load_series
@@ -242,9 +244,27 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             return 2
         try:
             volume = load_series(chosen)
+            facts = SeriesFacts.of(chosen)
             if manifest.task == "classification":
-                return _write_classification(volume, manifest, args, chosen.series_uid)
-            result = segment(volume, manifest, device=args.device, uncertainty=args.uncertainty)
+                result = run_in_domain(
+                    classify, volume, manifest, facts, anyway=args.run_anyway, device=args.device
+                )
+                return _write_classification(result, args, chosen.series_uid)
+            result = run_in_domain(
+                segment,
+                volume,
+                manifest,
+                facts,
+                anyway=args.run_anyway,
+                device=args.device,
+                uncertainty=args.uncertainty,
+            )
+        except OutsideDomainError as e:
+            sys.stderr.write(
+                f"medview run-model: {e.message}\n(--run-anyway runs it and marks the result "
+                "as outside the model's domain)\n"
+            )
+            return 1
         except MedviewError as e:
             sys.stderr.write(f"medview run-model: {e}\n")
             return 1
@@ -278,6 +298,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
         f"{result.seconds:.1f} s on {result.device}; wrote {out}\n"
         f"{result.research_use}\n"
     )
+    for note in result.notes:
+        sys.stderr.write(f"warning: {note}\n")
     return 0
 
 
@@ -303,15 +325,11 @@ def _write_summary(out: Any, summary: dict[str, Any]) -> None:
         json.dump(summary, f, indent=2)
 
 
-def _write_classification(
-    volume: Any, manifest: Any, args: argparse.Namespace, series_uid: str
-) -> int:
+def _write_classification(result: Any, args: argparse.Namespace, series_uid: str) -> int:
     from pathlib import Path
 
     from medview.export.nifti import write_nifti
-    from medview.inference.classify import classify
 
-    result = classify(volume, manifest, device=args.device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if result.heatmap is not None:
@@ -319,17 +337,23 @@ def _write_classification(
     summary = {
         **_provenance(result),
         "series_uid": series_uid,
+        "finding": result.finding,
+        "finding_probability": result.finding_probability,
         "probabilities": result.probabilities,
         "aggregation": result.aggregation,
+        "series_note": result.series_note,
+        "heatmap_note": result.heatmap_note,
+        "notes": list(result.notes),
         "heatmap_class": result.target_class,
         "per_slice": result.per_slice.round(5).tolist() if result.per_slice is not None else None,
     }
     _write_summary(out, summary)
-    best = max(result.probabilities, key=lambda k: result.probabilities[k])
     sys.stdout.write(
-        f"{result.model_name}: {best} {result.probabilities[best]:.3f} "
+        f"{result.model_name}: {result.finding} {result.finding_probability:.3f} "
         f"({result.aggregation}); wrote {out}\n{result.research_use}\n"
     )
+    for note in result.notes:
+        sys.stderr.write(f"warning: {note}\n")
     return 0
 
 
@@ -366,6 +390,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--series", help="series key or Series Instance UID")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--uncertainty", action="store_true", help="also write the entropy map")
+    p.add_argument(
+        "--run-anyway",
+        action="store_true",
+        help="run on a series outside the model's domain; the result says so",
+    )
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_run_model)
     from medview.risk.cli import add_parser as add_risk_parser

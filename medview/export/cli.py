@@ -47,10 +47,12 @@ def _label_map(path: str, volume: Any) -> Any:
     summary_path = Path(path).parent / "summary.json"
     names: dict[int, str] = {}
     algo = None
+    notes: tuple[str, ...] = ()
     manifest_labels: dict[int, Any] = {}
     if summary_path.is_file():
         try:
             summary = json.loads(summary_path.read_text())
+            notes = tuple(str(n) for n in summary.get("notes", ()))
             names = {int(lb["value"]): str(lb["name"]) for lb in summary.get("labels", [])}
             model = summary.get("model", {})
             algo = AlgorithmInfo(
@@ -85,7 +87,7 @@ def _label_map(path: str, volume: Any) -> Any:
                 snomed_meaning=lb.snomed_meaning if lb else "",
             )
         )
-    return LabelMap(labels, tuple(segments), algo)
+    return LabelMap(labels, tuple(segments), algo, notes)
 
 
 def _measurements(path: str) -> list[dict[str, Any]]:

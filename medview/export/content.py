@@ -99,6 +99,7 @@ class Classification:
     aggregation: str
     algorithm: AlgorithmInfo
     heatmap: Volume | None = None
+    notes: tuple[str, ...] = ()  # e.g. run outside the model's domain
 
 
 @dataclass(frozen=True)

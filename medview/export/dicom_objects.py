@@ -19,7 +19,7 @@ from pydicom.dataset import Dataset
 
 from medview import __version__
 from medview.core.errors import ExportError
-from medview.core.notices import RESEARCH_USE
+from medview.core.notices import RESEARCH_USE, is_flagged
 from medview.core.records import SeriesRecord
 from medview.core.volume import Volume
 from medview.export.content import AlgorithmInfo, LabelMap, SegmentInfo, SegmentStats
@@ -126,6 +126,7 @@ def build_seg(
         lut[value] = number
     remapped = lut[planes]
     manual = label_map.algorithm is None
+    flagged = is_flagged(label_map.notes)  # run outside the model's domain, or implausible
     algo = None if label_map.algorithm is None else algorithm_identification(label_map.algorithm)
     descriptions = []
     for s in present:
@@ -164,12 +165,14 @@ def build_seg(
             manufacturer_model_name="MedView workstation",
             software_versions=__version__,
             device_serial_number="1",
-            content_description=("AI segmentation. " + RESEARCH_USE)[:64]
+            content_description=(
+                ("AI seg outside model domain. " if flagged else "AI segmentation. ") + RESEARCH_USE
+            )[:64]
             if not manual
             else "Segmentation",
             content_label="SEGMENTATION",
             series_description=("AI segmentation" if not manual else "Segmentation")
-            + " (research use)",
+            + (" (OUTSIDE MODEL DOMAIN, research use)" if flagged else " (research use)"),
         )
     except (ValueError, TypeError, AttributeError) as e:
         raise ExportError(f"cannot build the DICOM SEG: {e}") from e

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medview import __version__
-from medview.core.notices import RESEARCH_USE
+from medview.core.notices import RESEARCH_USE, is_flagged
 from medview.export.atomic import atomic_path
 from medview.export.content import AlgorithmInfo, Classification, SegmentStats
 
@@ -114,7 +114,7 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
             )
         story.append(table(rows))
         for note in data.segmentation_notes:
-            story.append(Paragraph(_esc(note), small))
+            story.append(Paragraph(_esc(note), warn if is_flagged([note]) else small))
     for cls, thumb in data.classifications:
         block: list[Any] = [Paragraph(f"Classification: {_esc(cls.algorithm.name)}", h2)]
         block.append(Paragraph(_esc(RESEARCH_USE), warn))
@@ -123,6 +123,8 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
         ]
         block.append(table(rows, [8 * cm, 4 * cm]))
         block.append(Paragraph(f"Series probability: {_esc(cls.aggregation)}.", small))
+        for note in cls.notes:
+            block.append(Paragraph(_esc(note), warn))
         if thumb is not None:
             block.append(image(thumb, 8 * cm, 8 * cm))
             block.append(Paragraph(f"Grad-CAM heat map for '{_esc(cls.target_class)}'.", small))

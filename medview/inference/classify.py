@@ -1,11 +1,12 @@
 """Classification with Grad-CAM heat maps on the source grid.
 
 2-D models (``dimensions: 2``) classify every slice of the series (axial planes as stored);
-the series probability of each class is the **maximum over slices** of that class's
-probability, which suits "does this series contain X" questions (a lesion visible on any
-slice). 3-D models see the whole volume resized to their input size. Grad-CAM
-(``monai.visualize.GradCAM``) runs for the series' most probable non-background class at the
-manifest's ``gradcam_layer`` and is resized back onto the source grid.
+the series probability of each finding class is the **maximum over slices** of that class's
+probability (and of the background class the minimum), which suits "does this series contain
+X" questions (a lesion visible on any slice). 3-D models see the whole volume resized to
+their input size. Grad-CAM (``monai.visualize.GradCAM``) runs for the series' most probable
+non-background class at the manifest's ``gradcam_layer``, is resized back onto the source grid
+and masked to the patient's body.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ class ClassificationResult:
     device: str
     seconds: float
     research_use: str = RESEARCH_USE
+    finding: str = ""  # the class the series figure and the heat map are about
+    finding_probability: float = 0.0  # the series-level probability of ``finding``
+    heatmap_note: str = ""  # how far the heat map can be trusted (from the manifest)
+    heatmap_threshold: float = 0.5  # heat drawn by default above this (from the manifest)
+    series_note: str = ""  # how the series figure is aggregated and calibrated
+    notes: tuple[str, ...] = ()
 
 
 def _intensity(x: Any, m: ModelManifest) -> Any:
@@ -98,6 +105,9 @@ def classify(
             progress(min(start + batch, slices), slices, "classifying slices")
         per_slice = torch.cat(probs).numpy()
         series = per_slice.max(axis=0)
+        # background for the series: the least background any slice has (1 - the finding's
+        # maximum for two classes), not its maximum ("no lesion 0.993" beside "lesion 1.000")
+        series[0] = per_slice[:, 0].min()
     else:
         x = _intensity(vol[None, None], manifest)
         x = F.interpolate(x, size=size[:3], mode="trilinear", align_corners=False)
@@ -111,6 +121,8 @@ def classify(
         if heatmap and manifest.gradcam_layer
         else None
     )
+    if heat is not None:  # evidence outside the patient (air, table) is never shown
+        heat *= body_mask(volume)
     heat_volume = (
         None
         if heat is None
@@ -138,7 +150,37 @@ def classify(
         weights_sha256=manifest.weights_sha256,
         device=dev,
         seconds=time.perf_counter() - t0,
+        finding=classes[target] if target < len(classes) else str(target),
+        finding_probability=float(series[target]),
+        heatmap_note=manifest.heatmap_note,
+        heatmap_threshold=manifest.heatmap_threshold,
+        series_note=manifest.series_note,
     )
+
+
+def body_mask(volume: Volume) -> np.ndarray:
+    """The patient's body, slice by slice (z, y, x) bool: CT above -500 HU (else Otsu's
+    threshold), the largest 3-D component, holes (lungs, bowel gas) filled in every slice."""
+    import SimpleITK as sitk
+
+    arr = np.asarray(volume.array)
+    if volume.modality == "CT":
+        mask = arr > -500
+    else:
+        sample = arr[:: max(1, arr.shape[0] // 16)].astype(np.float32)
+        otsu = sitk.OtsuThresholdImageFilter()
+        otsu.Execute(sitk.GetImageFromArray(sample))
+        mask = arr > otsu.GetThreshold()
+    if not mask.any():
+        return np.ones(arr.shape, dtype=bool)
+    comps = sitk.ConnectedComponent(sitk.GetImageFromArray(mask.view(np.uint8)), True)
+    relabelled = sitk.RelabelComponent(comps, sortByObjectSize=True)
+    body = sitk.GetArrayFromImage(relabelled) == 1  # a copy: nothing outlives its image
+    out = np.empty_like(body)
+    for z in range(body.shape[0]):
+        plane = sitk.BinaryFillhole(sitk.GetImageFromArray(body[z].view(np.uint8)))
+        out[z] = sitk.GetArrayFromImage(plane).astype(bool)
+    return out
 
 
 def _identity(x: Any) -> Any:

@@ -82,6 +82,20 @@ class Label:
     color: tuple[int, int, int]
     snomed_code: str = ""
     snomed_meaning: str = ""
+    finding: bool = False  # a finding (a lesion), not anatomy: gets automatic key images
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The inputs a model was made for (checked before a run) and the outputs it can
+    plausibly give (checked after)."""
+
+    modalities: tuple[str, ...] = ()  # empty: the manifest's modality (if any)
+    body_parts: tuple[str, ...] = ()  # accepted Body Part Examined values; empty: any
+    min_slices: int = 1
+    spacing_mm: tuple[float, float] | None = None  # plausible voxel spacing, every axis
+    # (label, min mL, max mL): a result outside this range is flagged as implausible
+    plausible_ml: tuple[tuple[int, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +140,10 @@ class ModelManifest:
     # next to them) are given away, e.g. "lung" in the air around the patient
     must_not_touch: tuple[tuple[int, tuple[int, ...]], ...] = ()
     card: str = ""
+    domain: Domain = field(default_factory=Domain)
+    heatmap_threshold: float = 0.5  # heat-map values drawn by default (0..1)
+    heatmap_note: str = ""  # how far the heat map can be trusted, shown beside it
+    series_note: str = ""  # how the series probability is aggregated and calibrated
 
     @property
     def weights_path(self) -> Path:
@@ -164,9 +182,19 @@ class ModelManifest:
                     "name": lb.name,
                     "color": list(lb.color),
                     "snomed": {"code": lb.snomed_code, "meaning": lb.snomed_meaning},
+                    "finding": lb.finding,
                 }
                 for lb in self.labels
             ],
+            "domain": {
+                "modalities": list(self.domain.modalities),
+                "body_parts": list(self.domain.body_parts),
+                "min_slices": self.domain.min_slices,
+                "spacing_mm": list(self.domain.spacing_mm) if self.domain.spacing_mm else None,
+                "plausible_ml": {str(v): [lo, hi] for v, lo, hi in self.domain.plausible_ml},
+            },
+            "heatmap": {"threshold": self.heatmap_threshold, "note": self.heatmap_note},
+            "series_note": self.series_note,
             "classes": list(self.classes),
             "gradcam_layer": self.gradcam_layer,
             "postprocessing": {
@@ -243,8 +271,11 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
                 (color[0], color[1], color[2]),
                 str(snomed.get("code", "")),
                 str(snomed.get("meaning", "")),
+                bool(lb.get("finding", False)),
             )
         )
+    dom = check_literal(data.get("domain", {}), f"{where}.domain") or {}
+    heat = check_literal(data.get("heatmap", {}), f"{where}.heatmap") or {}
     card = str(data.get("card", ""))
     if card and os.path.basename(card) != card:
         raise ModelError(f"{where}: card must be a plain file name in the package")
@@ -282,6 +313,23 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
             must_touch=_label_lists(post, "must_touch"),
             must_not_touch=_label_lists(post, "must_not_touch"),
             card=card,
+            domain=Domain(
+                modalities=tuple(str(m).upper() for m in dom.get("modalities") or ()),
+                body_parts=tuple(str(b).upper() for b in dom.get("body_parts") or ()),
+                min_slices=int(dom.get("min_slices", 1)),
+                spacing_mm=(
+                    (float(dom["spacing_mm"][0]), float(dom["spacing_mm"][1]))
+                    if dom.get("spacing_mm")
+                    else None
+                ),
+                plausible_ml=tuple(
+                    (int(k), float(v[0]), float(v[1]))
+                    for k, v in (dom.get("plausible_ml") or {}).items()
+                ),
+            ),
+            heatmap_threshold=float(heat.get("threshold", 0.5)),
+            heatmap_note=str(heat.get("note", "")),
+            series_note=str(check_literal(data.get("series_note", ""), f"{where}.series_note")),
         )
     except (TypeError, ValueError, KeyError) as e:
         raise ModelError(f"{where}: {type(e).__name__}: {e}") from e

@@ -9,6 +9,7 @@ migrated forward step by step on open.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sqlite3
@@ -18,13 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from medview.core.errors import DatabaseError
 from medview.core.paths import data_dir
 from medview.core.records import InstanceRecord, SeriesRecord, SkippedFile
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.assemble import assemble_series
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -107,6 +110,15 @@ _MIGRATIONS: dict[int, str] = {
     """,
     6: """
     CREATE INDEX instances_sop ON instances(sop_instance_uid);
+    """,
+    7: """
+    CREATE TABLE ai_results (
+        series_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        arrays BLOB NOT NULL,
+        PRIMARY KEY (series_key, kind)
+    );
     """,
 }
 
@@ -539,6 +551,38 @@ class StudyDatabase:
             (study_uid,),
         )
         return {r[0]: json.loads(r[1]) for r in rows}
+
+    def save_ai_result(
+        self, series_key: str, kind: str, data: dict[str, object], arrays: dict[str, np.ndarray]
+    ) -> None:
+        """Keep the latest AI result of one kind ("segmentation", "classification") with a
+        series: its description as JSON and its images (label map, heat map) as one
+        compressed ``.npz`` blob, written in one transaction (a crash keeps the old one)."""
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO ai_results VALUES (?,?,?,?)",
+                (series_key, kind, json.dumps(data), buffer.getvalue()),
+            )
+
+    def ai_results(
+        self, series_key: str
+    ) -> dict[str, tuple[dict[str, object], dict[str, np.ndarray]]]:
+        """The kept AI results of a series, by kind: (description, images)."""
+        out = {}
+        rows = self._conn.execute(
+            "SELECT kind, data, arrays FROM ai_results WHERE series_key=?", (series_key,)
+        )
+        for kind, data, blob in rows.fetchall():
+            with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            out[kind] = (json.loads(data), arrays)
+        return out
+
+    def forget_ai_result(self, series_key: str, kind: str) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM ai_results WHERE series_key=? AND kind=?", (series_key, kind))
 
     def warnings(self, series_uid: str) -> list[str]:
         return [

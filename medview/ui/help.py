@@ -5,34 +5,30 @@ from __future__ import annotations
 from medview import __version__
 from medview.core.notices import RESEARCH_USE
 
-SHORTCUTS = (
+MOUSE = (
     ("Mouse wheel", "next / previous slice"),
     ("Ctrl + wheel", "zoom"),
     ("Left click / drag", "move the crosshair (linked views follow)"),
     ("Right drag", "window width (horizontal) and level (vertical)"),
     ("Middle drag", "pan"),
-    ("Up / Down, Left / Right", "previous / next slice"),
-    ("Page Up / Page Down", "10 slices back / forward"),
-    ("Home / End", "first / last slice"),
-    (
-        "1 … 9",
-        "window presets (CT: brain, subdural, stroke, lung, mediastinum, abdomen, "
-        "liver, bone; MR: header and percentile windows)",
-    ),
-    ("I", "invert grey scale"),
-    ("R", "reset view"),
-    ("F", "fit to window"),
-    ("C", "cine on / off (rate in the toolbar)"),
-    ("Ctrl+1 / Ctrl+3 / Ctrl+4", "layouts 1x1, 1x3 (MPR), 2x2"),
-    ("Ctrl+T", "corner annotations on / off"),
-    ("Ctrl+O / Ctrl+Shift+O", "open files / open folder"),
-    ("F1", "this sheet"),
 )
 
 
-def shortcut_sheet() -> str:
-    rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in SHORTCUTS)
-    return f"<table cellpadding='3'>{rows}</table>"
+def shortcut_sheet(actions: list[tuple[str, str, str]]) -> str:
+    """The F1 sheet: the mouse, then every action with a shortcut (menu, action, keys), as
+    the window's menus define them, so the sheet cannot fall behind."""
+    rows = "".join(f"<tr><td><b>{k}</b></td><td>{v}</td></tr>" for k, v in MOUSE)
+    menu = ""
+    for where, text, keys in actions:
+        if where != menu:
+            rows += f"<tr><td colspan='2'><br><i>{where}</i></td></tr>"
+            menu = where
+        rows += f"<tr><td><b>{keys}</b></td><td>{text}</td></tr>"
+    note = (
+        "<p>Keys without Ctrl/Shift act on the viewer when it has the focus (click an "
+        "image first), never while you type in a form.</p>"
+    )
+    return f"<table cellpadding='2'>{rows}</table>{note}"
 
 
 def about_text() -> str:

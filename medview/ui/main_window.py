@@ -9,8 +9,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QKeySequence, QPixmap
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeyEvent,
+    QKeySequence,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -28,6 +35,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QToolBar,
+    QWidget,
 )
 
 from medview import __version__
@@ -45,6 +53,7 @@ from medview.export.content import (
     LabelMap,
     SegmentInfo,
 )
+from medview.inference.domain import SeriesFacts, input_problems, run_in_domain
 from medview.inference.worker import InferenceProcess, on_source_grid
 from medview.io.database import ImportResult, StackRow, StudyDatabase
 from medview.io.loader import load_series
@@ -116,6 +125,7 @@ class MainWindow(QMainWindow):
         self.inference = DeviceQueues(self)
         self._inference_processes: dict[str, InferenceProcess] = {}
         self.model_function: Callable[..., object] | None = None  # tests swap the compute
+        self.run_anyway_answer: bool | None = None  # tests answer the outside-domain question
         self.models_panel = ModelsPanel()
         self.models_dock = QDockWidget("Models", self)
         self.models_dock.setObjectName("models")
@@ -173,6 +183,8 @@ class MainWindow(QMainWindow):
         self.runner.task_started.connect(lambda t: self._set_busy(True, t))
         self.runner.task_ended.connect(lambda t: self._set_busy(self._busy()))
         self._build_actions()
+        self._typing_guard = TypingGuard(self)
+        QApplication.instance().installEventFilter(self._typing_guard)  # type: ignore[union-attr]
         self.browser.refresh()
         self._restore()
 
@@ -191,8 +203,11 @@ class MainWindow(QMainWindow):
         act.setCheckable(checkable)
         act.triggered.connect(slot)
         menu.addAction(act)  # type: ignore[attr-defined]
-        self.addAction(act)
+        self._bind(act)
         return act
+
+    def _bind(self, act: QAction) -> None:
+        self.addAction(act)
 
     def _build_actions(self) -> None:
         self.slab_mode = QComboBox()
@@ -241,7 +256,8 @@ class MainWindow(QMainWindow):
             )
         self.preset_menu.aboutToShow.connect(self._label_presets)
         self._action(v, "Invert", self.controller.toggle_invert, "I")
-        self._action(v, "Reset view", self.reset_views, "R")
+        self._action(v, "Reset zoom and pan", self.fit_views, "R")
+        self._action(v, "Reset view (slices, window, zoom)", self.reset_views, "Shift+R")
         self._action(v, "Fit to window", self.fit_views, "F")
         self._action(v, "Corner annotations", self.controller.toggle_annotations, "Ctrl+T")
         v.addSeparator()
@@ -398,6 +414,12 @@ class MainWindow(QMainWindow):
             self.notify("Open a series before running a model.")
             return None
         volume = state.volume
+        facts = SeriesFacts.of(self.current_series)
+        problems = input_problems(volume, manifest, facts)
+        anyway = bool(problems) and self._run_anyway(manifest, problems)
+        if problems and not anyway:
+            self.notify(f"{manifest.name} was not run: " + "; ".join(problems) + ".")
+            return None
         run: Callable[..., object] = self.model_function or segment
         show = self._show_segmentation
         if manifest.task == "classification":
@@ -409,7 +431,15 @@ class MainWindow(QMainWindow):
         def work(*, cancel: CancelToken, progress: Progress) -> object:
             # in a worker process: a native crash there costs this run, not the window
             result = worker.run(
-                run, volume, manifest, device=device, cancel=cancel, progress=progress
+                run_in_domain,
+                run,
+                volume,
+                manifest,
+                facts,
+                anyway=anyway,
+                device=device,
+                cancel=cancel,
+                progress=progress,
             )
             return on_source_grid(result, volume)
 
@@ -421,6 +451,24 @@ class MainWindow(QMainWindow):
             on_error=self.notify,
             on_progress=self._progress,
         )
+
+    def _run_anyway(self, manifest: Any, problems: list[str]) -> bool:
+        """Ask whether to run a model outside its domain (tests answer with
+        ``run_anyway_answer``)."""
+        if self.run_anyway_answer is not None:
+            return self.run_anyway_answer
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Outside the model's domain")
+        box.setText(f"{manifest.name} was not made for this series.")
+        box.setInformativeText(
+            "\n".join(f"• {p}" for p in problems)
+            + "\n\nIts result would be marked as outside the model's domain."
+        )
+        run = box.addButton("Run anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is run
 
     def _inference_process(self, device: str) -> InferenceProcess:
         """The worker process of one device queue (started on its first run)."""
@@ -442,7 +490,11 @@ class MainWindow(QMainWindow):
             f"{result.model_name} {result.model_version} · {result.device} · {result.seconds:.1f} s"
         )
 
-    def _show_classification(self, volume: Volume, result: object) -> None:
+    def _show_classification(
+        self, volume: Volume, result: object, kept_on: str | None = None
+    ) -> None:
+        """Show a classification; a new one is kept with the series (``kept_on``: the date
+        of one restored from the study)."""
         from medview.inference.classify import ClassificationResult
         from medview.viewer.overlay import HeatmapOverlay
 
@@ -451,14 +503,31 @@ class MainWindow(QMainWindow):
         if state is None:
             return
         caption = (
-            f"{self._run_line(result)} · probabilities: {result.aggregation}; heat map: "
-            f"Grad-CAM for '{result.target_class}' · {result.research_use}"
+            f"{self._run_line(result)} · series figure: {result.aggregation}; heat map: "
+            f"Grad-CAM for '{result.target_class}', masked to the body · {result.research_use}"
         )
+        if kept_on is not None:
+            caption += f" · kept with the study ({kept_on})"
+        if result.notes:
+            caption += "\n⚠ " + "\n⚠ ".join(result.notes)
         state.heatmap = (
-            HeatmapOverlay(result.heatmap, caption=caption) if result.heatmap is not None else None
+            HeatmapOverlay(result.heatmap, caption=caption, threshold=result.heatmap_threshold)
+            if result.heatmap is not None
+            else None
         )
-        self.last_classification = (volume, result, _now())
-        self.models_panel.show_probabilities(result.probabilities, caption)
+        self.last_classification = (volume, result, kept_on or _now())
+        if kept_on is None:
+            self._keep_result(volume, result)
+        how = result.aggregation + (f" ({result.series_note})" if result.series_note else "")
+        self.models_panel.show_finding(
+            result.finding or result.target_class,
+            result.finding_probability or result.probabilities.get(result.target_class, 0.0),
+            how,
+            caption,
+            heatmap=result.heatmap is not None,
+            heat_note=result.heatmap_note,
+            threshold=result.heatmap_threshold,
+        )
         if result.per_slice is not None:
             column = list(result.probabilities).index(result.target_class)
             per_slice = result.per_slice[:, column]
@@ -484,7 +553,20 @@ class MainWindow(QMainWindow):
         self.notify(f"Key image {len(self.key_images)}: {view.value} slice {k + 1}")
 
     def _ask_export_dir(self) -> str:
-        return QFileDialog.getExistingDirectory(self, "Export the report bundle into")
+        folder = QFileDialog.getExistingDirectory(
+            self, "Export the report bundle into", self._folder("export")
+        )
+        self._remember_folder("export", folder)
+        return folder
+
+    def _folder(self, dialog: str) -> str:
+        """The folder a file dialog last used (the home folder the first time)."""
+        return str(self.settings.value(f"dialogs/{dialog}", os.path.expanduser("~")))
+
+    def _remember_folder(self, dialog: str, path: str) -> None:
+        if path:
+            folder = path if os.path.isdir(path) else os.path.dirname(path)
+            self.settings.setValue(f"dialogs/{dialog}", folder)
 
     def export_content(self) -> ExportContent | None:
         """What the report shows, read from the result objects of the shown series."""
@@ -520,6 +602,7 @@ class MainWindow(QMainWindow):
                     r.aggregation,
                     _algorithm(r, cls[2]),
                     r.heatmap,
+                    notes=tuple(r.notes),
                 )
             )
         return content
@@ -678,7 +761,63 @@ class MainWindow(QMainWindow):
             slot="study-facts",
         )
 
-    def _show_segmentation(self, volume: Volume, result: object) -> None:
+    def _keep_result(self, volume: Volume, result: object) -> None:
+        """Keep a new AI result with its series, in the background (restored on reopening)."""
+        from medview.inference.kept import (
+            CLASSIFICATION,
+            SEGMENTATION,
+            classification_record,
+            segmentation_record,
+        )
+        from medview.inference.runner import SegmentationResult
+
+        series = self.current_series
+        if series is None:
+            return
+        key, date = series.key, _now()
+        if isinstance(result, SegmentationResult):
+            kind, (data, arrays) = SEGMENTATION, segmentation_record(result, date)
+        else:
+            kind, (data, arrays) = CLASSIFICATION, classification_record(result, date)  # type: ignore[arg-type]
+
+        def work(*, cancel: CancelToken, progress: Progress) -> None:
+            self.db.save_ai_result(key, kind, data, arrays)
+
+        self.runner.submit(
+            "Keeping the result",
+            work,
+            on_error=lambda m: self.notify(f"The {kind} could not be kept: {m}"),
+        )
+
+    def _restore_results(self, volume: Volume) -> None:
+        """Show the AI results kept with the shown series."""
+        from medview.inference.kept import (
+            CLASSIFICATION,
+            SEGMENTATION,
+            classification_from_record,
+            segmentation_from_record,
+        )
+
+        series = self.current_series
+        if series is None:
+            return
+        kept = self.db.ai_results(series.key)
+        if SEGMENTATION in kept:
+            data, arrays = kept[SEGMENTATION]
+            seg = segmentation_from_record(data, arrays, volume)
+            if seg is None:
+                self.notify("A kept segmentation no longer fits this series; it is not shown.")
+            else:
+                self._show_segmentation(volume, seg, kept_on=str(data.get("date", "")))
+        if CLASSIFICATION in kept:
+            data, arrays = kept[CLASSIFICATION]
+            cls = classification_from_record(data, arrays, volume)
+            if cls is not None:
+                self._show_classification(volume, cls, kept_on=str(data.get("date", "")))
+
+    def _show_segmentation(
+        self, volume: Volume, result: object, kept_on: str | None = None
+    ) -> None:
         from medview.inference.runner import SegmentationResult
         from medview.viewer.overlay import LabelOverlay
 
@@ -687,6 +826,8 @@ class MainWindow(QMainWindow):
         if state is None:
             return
         caption = f"{self._run_line(result)} · {result.research_use}"
+        if kept_on is not None:
+            caption += f" · kept with the study ({kept_on})"
         overlay = LabelOverlay(
             result.labels,
             {s.value: s.color for s in result.stats},
@@ -695,7 +836,9 @@ class MainWindow(QMainWindow):
         )
         self.controller.set_overlay(overlay)
         self._overlay_look_changed()
-        self.last_segmentation = (volume, result, _now())
+        self.last_segmentation = (volume, result, kept_on or _now())
+        if kept_on is None:
+            self._keep_result(volume, result)
         self.segments = [SegmentStat(s.name, s.volume_ml, s.mean) for s in result.stats]
         self.models_panel.show_result(
             [(s.value, s.name, s.color, s.volume_ml, s.mean) for s in result.stats],
@@ -712,6 +855,7 @@ class MainWindow(QMainWindow):
             return
         if state.heatmap is not None:
             state.heatmap.opacity = self.models_panel.heat_opacity.value() / 100
+            state.heatmap.threshold = self.models_panel.heat_threshold.value() / 100
         if state.overlay is not None:
             state.overlay.opacity = self.models_panel.opacity.value() / 100
             state.overlay.outline = self.models_panel.outline.isChecked()
@@ -825,6 +969,7 @@ class MainWindow(QMainWindow):
         from medview.ui.preferences import ct_presets
 
         self.controller.ct_presets = ct_presets(self.settings)
+        self.models_dock.raise_()  # the window opens on the Models tab
         state = self.controller.state
         if state is not None and state.volume.modality == "CT":
             state.presets = self.controller.ct_presets
@@ -895,7 +1040,10 @@ class MainWindow(QMainWindow):
         return ok
 
     def save_view_dialog(self, annotations: bool = True) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", "view.png", "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save view as PNG", os.path.join(self._folder("png"), "view.png"), "PNG (*.png)"
+        )
+        self._remember_folder("png", path)
         if path:
             self.save_view(path, annotations)
 
@@ -912,13 +1060,19 @@ class MainWindow(QMainWindow):
 
     # -- opening --------------------------------------------------------------------------------
     def _open_files(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files or a zip")
+        files, _ = QFileDialog.getOpenFileNames(
+            self, "Open DICOM files or a zip", self._folder("open")
+        )
         if files:
+            self._remember_folder("open", files[0])
             self.import_paths(files)
 
     def _open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of DICOM files")
+        folder = QFileDialog.getExistingDirectory(
+            self, "Open a folder of DICOM files", self._folder("open")
+        )
         if folder:
+            self._remember_folder("open", os.path.dirname(folder.rstrip("/")) or folder)
             self.import_paths([folder])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
@@ -1031,6 +1185,11 @@ class MainWindow(QMainWindow):
             v.reset()
         for w in volume.warnings:
             self.notify(f"Series warning: {w}")
+        self._restore_results(volume)
+        focus = QApplication.focusWidget()
+        if focus is None or not self.isAncestorOf(focus) or focus is self.browser.tree:
+            # the keys (slices, presets) work at once; a form being typed in keeps the focus
+            self.viewer.views[self.active_view()].setFocus()
 
     # -- status -----------------------------------------------------------------------------
     def _progress(self, done: int, total: int, message: str) -> None:
@@ -1058,9 +1217,28 @@ class MainWindow(QMainWindow):
     def show_shortcuts(self) -> None:
         box = QMessageBox(self)
         box.setWindowTitle("Keyboard shortcuts")
-        box.setText(shortcut_sheet())
+        box.setText(shortcut_sheet(self.shortcut_rows()))
         box.setModal(False)
         box.show()
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(menu, action, keys) for every action with a shortcut, read from the menus."""
+        rows = []
+
+        def walk(menu: Any, path: str) -> None:
+            for act in menu.actions():
+                if act.menu() is not None:
+                    walk(act.menu(), f"{path} › {act.text().replace('&', '')}")
+                elif act.shortcuts():
+                    keys = " / ".join(
+                        k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts()
+                    )
+                    rows.append((path, act.text().replace("&", ""), keys))
+
+        for top in self.menuBar().actions():
+            if top.menu() is not None:
+                walk(top.menu(), top.text().replace("&", ""))
+        return rows
 
     def show_about(self) -> None:
         QMessageBox.about(self, "About MedView", about_text())
@@ -1087,6 +1265,7 @@ class MainWindow(QMainWindow):
             super().closeEvent(event)  # type: ignore[arg-type]
             return
         self._shut_down = True
+        QApplication.instance().removeEventFilter(self._typing_guard)  # type: ignore[union-attr]
         self.inference.cancel_all()
         for process in self._inference_processes.values():
             process.shutdown()
@@ -1118,3 +1297,31 @@ def _algorithm(result: Any, date: str) -> AlgorithmInfo:
         seconds=result.seconds,
         date=date,
     )
+
+
+class TypingGuard(QObject):
+    """Keys typed into a form, a search box, a list or any widget outside the viewers go to
+    that widget: the viewer's plain-key shortcuts (digits for presets, letters for tools,
+    arrows for slices) are overridden there. Keys with Ctrl or Alt and F-keys still work."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self._window = window
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() != QEvent.Type.ShortcutOverride or not isinstance(obj, QWidget):
+            return False
+        w = self._window
+        if obj is w or not w.isAncestorOf(obj):
+            return False
+        if any(v.isAncestorOf(obj) or v is obj for v in (w.viewer, w.compare_viewer)):
+            return False
+        assert isinstance(event, QKeyEvent)
+        held = event.modifiers() & (
+            Qt.KeyboardModifier.ControlModifier
+            | Qt.KeyboardModifier.AltModifier
+            | Qt.KeyboardModifier.MetaModifier
+        )
+        if not held and not Qt.Key.Key_F1 <= event.key() <= Qt.Key.Key_F35:
+            event.accept()  # the widget gets the key; the shortcut does not fire
+        return False

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QSlider,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QTextBrowser,
@@ -103,14 +104,21 @@ class ModelsPanel(QWidget):
         self.legend = QTableWidget(0, 4)
         self.legend.setHorizontalHeaderLabels(["Show", "Label", "Volume (mL)", "Mean"])
         self.legend.verticalHeader().setVisible(False)
-        self.probabilities = QTableWidget(0, 2)
-        self.probabilities.setHorizontalHeaderLabels(["Class", "Probability"])
-        self.probabilities.verticalHeader().setVisible(False)
-        self.probabilities.hide()
+        # a classifier's answer: one series-level figure for its finding, how it was made
+        self.finding = QLabel("")
+        self.finding.setWordWrap(True)
+        self.finding.hide()
         self.heat_opacity = QSlider(Qt.Orientation.Horizontal)
         self.heat_opacity.setRange(0, 100)
         self.heat_opacity.setValue(50)
         self.heat_opacity.valueChanged.connect(lambda _v: self.overlay_changed.emit())
+        self.heat_threshold = QSpinBox(minimum=0, maximum=99, value=50, suffix=" %")
+        self.heat_threshold.setToolTip("The heat map is drawn only where it is above this value")
+        self.heat_threshold.valueChanged.connect(lambda _v: self.overlay_changed.emit())
+        self.heat_note = QLabel("")
+        self.heat_note.setWordWrap(True)
+        self.heat_note.setStyleSheet("color: #ffb060")
+        self.heat_note.hide()
         self._slice_class = ""
         self.slice_caption = QLabel("")
         self.slice_caption.setWordWrap(True)
@@ -123,6 +131,8 @@ class ModelsPanel(QWidget):
         heat_layout.setContentsMargins(0, 0, 0, 0)
         heat_layout.addWidget(QLabel("Heat map opacity"))
         heat_layout.addWidget(self.heat_opacity)
+        heat_layout.addWidget(QLabel("above"))
+        heat_layout.addWidget(self.heat_threshold)
         self.heat_row.hide()
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
@@ -144,10 +154,11 @@ class ModelsPanel(QWidget):
         layout.addWidget(self.provenance)
         layout.addWidget(self.legend)
         layout.addLayout(look)
-        layout.addWidget(self.probabilities)
+        layout.addWidget(self.finding)
         layout.addWidget(self.slice_caption)
         layout.addWidget(self.slice_plot)
         layout.addWidget(self.heat_row)
+        layout.addWidget(self.heat_note)
         self._manifests: dict[str, ModelManifest] = {}
         self._updating_legend = False
         self.models.currentItemChanged.connect(self._show_card)
@@ -220,21 +231,36 @@ class ModelsPanel(QWidget):
         self._updating_legend = False
         self.provenance.setText(provenance)
 
-    def show_probabilities(self, probabilities: dict[str, float], provenance: str) -> None:
-        self.probabilities.setRowCount(len(probabilities))
-        for r, (name, p) in enumerate(sorted(probabilities.items(), key=lambda kv: -kv[1])):
-            self.probabilities.setItem(r, 0, QTableWidgetItem(name))
-            self.probabilities.setItem(r, 1, QTableWidgetItem(f"{p:.3f}"))
-        self.probabilities.show()
-        self.heat_row.show()
+    def show_finding(
+        self,
+        finding: str,
+        probability: float,
+        how: str,
+        provenance: str,
+        *,
+        heatmap: bool = False,
+        heat_note: str = "",
+        threshold: float = 0.5,
+    ) -> None:
+        """A classifier's series-level answer: ``finding`` with ``probability`` and ``how``
+        it was aggregated and calibrated; the heat-map controls and how far to trust it."""
+        self.finding.setText(f"<b>{finding}: {probability:.3f}</b><br>series figure: {how}")
+        self.finding.show()
+        self.heat_row.setVisible(heatmap)
+        self.heat_threshold.blockSignals(True)
+        self.heat_threshold.setValue(round(threshold * 100))
+        self.heat_threshold.blockSignals(False)
+        self.heat_note.setText(f"Heat map: {heat_note}" if heat_note and heatmap else "")
+        self.heat_note.setVisible(bool(heat_note) and heatmap)
         self.provenance.setText(provenance)
 
     def clear_results(self) -> None:
         """Forget the shown result (a new series is on screen)."""
         self.legend.setRowCount(0)
-        self.probabilities.setRowCount(0)
-        self.probabilities.hide()
+        self.finding.setText("")
+        self.finding.hide()
         self.heat_row.hide()
+        self.heat_note.hide()
         self.show_slice_probabilities(None, "")
         self.provenance.setText("")
 

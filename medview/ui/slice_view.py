@@ -12,6 +12,7 @@ from PySide6.QtGui import (
     QDragEnterEvent,
     QDropEvent,
     QFont,
+    QFontMetrics,
     QImage,
     QMouseEvent,
     QPainter,
@@ -33,6 +34,15 @@ VIEW_COLOURS = {
     View.NATIVE: QColor(150, 150, 150),
 }
 _SCALE_STEPS_MM = (1, 2, 5, 10, 20, 50, 100, 200)
+
+
+def _shadowed(p: QPainter, rect: QRectF, flags: int, text: str, colour: QColor) -> None:
+    """Text with a dark shadow, readable over any image or overlay."""
+    p.setPen(QColor(0, 0, 0, 220))
+    for dx, dy in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
+        p.drawText(rect.translated(dx, dy), flags, text)
+    p.setPen(colour)
+    p.drawText(rect, flags, text)
 
 
 class SliceView(QWidget):
@@ -133,8 +143,8 @@ class SliceView(QWidget):
         if state is None:
             p.setPen(QColor(140, 140, 140))
             p.drawText(
-                self.rect(),
-                Qt.AlignmentFlag.AlignCenter,
+                self.rect().adjusted(8, 8, -8, -8),
+                int(Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap),
                 "Drop DICOM files, folders, a .zip or a DICOMDIR here",
             )
             p.end()
@@ -231,7 +241,22 @@ class SliceView(QWidget):
                 p.drawRect(QRectF(q.x() - 3, q.y() - 3, 6, 6))
             p.setFont(QFont("Sans", 9))
             anchor = max(pts, key=lambda q: q.x())
-            p.drawText(anchor + QPointF(8, -6), describe(m, state).split(": ", 1)[1])
+            text = describe(m, state).split(": ", 1)[1]
+            box = self.label_rect(anchor, text, p.fontMetrics())
+            _shadowed(p, box, int(Qt.AlignmentFlag.AlignLeft), text, colour)
+
+    def label_rect(self, anchor: QPointF, text: str, metrics: QFontMetrics) -> QRectF:
+        """Where a measurement's label goes: right of and above ``anchor``, moved inside the
+        viewport when it would be clipped at an edge."""
+        size = metrics.size(0, text)
+        w, h = float(size.width() + 2), float(size.height())
+        x = anchor.x() + 8
+        y = anchor.y() - 6 - h
+        if x + w > self.width() - 2:
+            x = anchor.x() - 8 - w  # left of the anchor instead
+        x = min(max(x, 2.0), max(2.0, self.width() - w - 2))
+        y = min(max(y, 2.0), max(2.0, self.height() - h - 2))
+        return QRectF(x, y, w, h)
 
     @staticmethod
     def _draw_arrow_head(p: QPainter, tip: QPointF, tail: QPointF) -> None:
@@ -255,7 +280,7 @@ class SliceView(QWidget):
         p.setFont(QFont("Sans", 9))
         p.setPen(QColor(235, 235, 235))
         pad = 6
-        rect = self.rect().adjusted(pad, pad, -pad, -pad)
+        rect = QRectF(self.rect().adjusted(pad, pad, -pad, -pad))
         top_left = "\n".join(
             filter(
                 None,
@@ -285,39 +310,85 @@ class SliceView(QWidget):
             f"{'  inv' if state.invert else ''}\nzoom {self.zoom:.2f}"
         )
         al = Qt.AlignmentFlag
-        p.drawText(rect, int(al.AlignLeft | al.AlignTop), top_left)
-        p.drawText(rect, int(al.AlignRight | al.AlignTop), top_right)
-        p.drawText(rect, int(al.AlignLeft | al.AlignBottom), bottom_left)
-        p.drawText(rect, int(al.AlignRight | al.AlignBottom), bottom_right)
-        labels = m.edge_labels()
-        p.setPen(QColor(255, 220, 120))
+        text = QColor(235, 235, 235)
+        corners = self.corner_rects(p.fontMetrics(), top_left, top_right, bottom_left, bottom_right)
+        _shadowed(p, rect, int(al.AlignLeft | al.AlignTop), top_left, text)
+        _shadowed(p, rect, int(al.AlignRight | al.AlignTop), top_right, text)
+        _shadowed(p, rect, int(al.AlignLeft | al.AlignBottom), bottom_left, text)
+        _shadowed(p, rect, int(al.AlignRight | al.AlignBottom), bottom_right, text)
         p.setFont(QFont("Sans", 11, QFont.Weight.Bold))
-        mid = self.rect().center()
-        p.drawText(QRectF(0, pad, self.width(), 20), int(al.AlignHCenter), labels["top"])
-        p.drawText(
-            QRectF(0, self.height() - 24, self.width(), 20), int(al.AlignHCenter), labels["bottom"]
-        )
-        p.drawText(QRectF(pad, mid.y() - 10, 40, 20), int(al.AlignLeft), labels["left"])
-        p.drawText(
-            QRectF(self.width() - 40 - pad, mid.y() - 10, 40, 20),
-            int(al.AlignRight),
-            labels["right"],
-        )
-        self._draw_scale_bar(p)
-
-    def _draw_scale_bar(self, p: QPainter) -> None:
-        mm_px = self.mm_per_widget_pixel()
-        target = self.width() * 0.2 * mm_px
-        length_mm = max([s for s in _SCALE_STEPS_MM if s <= target] or [_SCALE_STEPS_MM[0]])
-        px = length_mm / mm_px
-        y = self.height() - 30
-        x0 = (self.width() - px) / 2
-        p.setPen(QPen(QColor(235, 235, 235), 2))
-        p.drawLine(QPointF(x0, y), QPointF(x0 + px, y))
+        for box, letter in self.letter_rects(p.fontMetrics()).values():
+            _shadowed(p, box, int(al.AlignCenter), letter, QColor(255, 220, 120))
         p.setFont(QFont("Sans", 8))
-        p.drawText(
-            QRectF(x0, y - 16, px, 14), int(Qt.AlignmentFlag.AlignHCenter), f"{length_mm} mm"
+        bar, label, length_mm = self.scale_bar(p.fontMetrics(), corners["bottom_left"])
+        p.setPen(QPen(QColor(0, 0, 0), 4))
+        p.drawLine(bar.topLeft(), bar.topRight())
+        p.setPen(QPen(text, 2))
+        p.drawLine(bar.topLeft(), bar.topRight())
+        _shadowed(p, label, int(al.AlignLeft | al.AlignVCenter), f"{length_mm:g} mm", text)
+
+    # where the overlays go (also read by the tests: nothing clipped, nothing overlapping)
+    PAD = 6
+
+    def corner_rects(
+        self, metrics: QFontMetrics, tl: str, tr: str, bl: str, br: str
+    ) -> dict[str, QRectF]:
+        pad, w, h = self.PAD, self.width(), self.height()
+        out = {}
+        for name, text in (("top_left", tl), ("top_right", tr), ("bottom_left", bl)):
+            size = metrics.size(0, text)
+            x = pad if name.endswith("left") else w - pad - size.width()
+            y = pad if name.startswith("top") else h - pad - size.height()
+            out[name] = QRectF(x, y, size.width(), size.height())
+        size = metrics.size(0, br)
+        out["bottom_right"] = QRectF(
+            w - pad - size.width(), h - pad - size.height(), size.width(), size.height()
         )
+        return out
+
+    def letter_rects(self, metrics: QFontMetrics) -> dict[str, tuple[QRectF, str]]:
+        """The orientation letters at the middle of each edge, moved off the crosshair lines
+        that reach that edge."""
+        state = self.controller.state
+        assert state is not None
+        labels = state.mapping(self.view).edge_labels()
+        pad, w, h = self.PAD, float(self.width()), float(self.height())
+        cross = None
+        if self.view is not View.NATIVE and self.controller.tool is None:
+            cross = self.to_widget(*state.screen_point(self.view))
+        out = {}
+        for edge in ("top", "bottom", "left", "right"):
+            letter = labels[edge]
+            size = metrics.size(0, letter)
+            bw, bh = float(size.width() + 4), float(size.height())
+            if edge in ("top", "bottom"):
+                x = w / 2 - bw / 2
+                if cross is not None and abs(cross.x() - w / 2) < bw / 2 + 4:
+                    x = cross.x() + 6  # right of the vertical line
+                y = pad if edge == "top" else h - pad - bh
+            else:
+                y = h / 2 - bh / 2
+                if cross is not None and abs(cross.y() - h / 2) < bh / 2 + 4:
+                    y = cross.y() - 4 - bh  # above the horizontal line
+                x = pad if edge == "left" else w - pad - bw
+            out[edge] = (QRectF(x, y, bw, bh), letter)
+        return out
+
+    def scale_bar(self, metrics: QFontMetrics, above: QRectF) -> tuple[QRectF, QRectF, float]:
+        """The scale bar (a zero-height rect: the line), its label and its length in mm:
+        left-aligned just above the bottom-left text, the label right of the bar, the whole
+        no wider than a third of the viewport."""
+        mm_px = self.mm_per_widget_pixel()
+        label_w = metrics.horizontalAdvance("200 mm") + 6
+        room = max(self.width() / 3 - label_w, 8.0)
+        fitting = [s for s in _SCALE_STEPS_MM if s / mm_px <= room]
+        length_mm = float(max(fitting) if fitting else _SCALE_STEPS_MM[0])
+        px = length_mm / mm_px
+        y = above.top() - 8
+        x0 = float(self.PAD)
+        text_w = metrics.horizontalAdvance(f"{length_mm:g} mm") + 4
+        h = metrics.height()
+        return QRectF(x0, y, px, 0), QRectF(x0 + px + 4, y - h / 2, text_w, h), length_mm
 
     # -- input ----------------------------------------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

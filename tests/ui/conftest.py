@@ -7,22 +7,29 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture
-def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+def open_window(qtbot, folder: Path):  # type: ignore[no-untyped-def]
+    """A main window on the database and settings kept in ``folder`` (a second one on the
+    same folder is the app restarted)."""
     from PySide6.QtCore import QSettings
 
     from medview.io.database import StudyDatabase
     from medview.ui.main_window import MainWindow
 
-    db = StudyDatabase(tmp_path / "db.sqlite")
-    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    db = StudyDatabase(folder / "db.sqlite")
+    settings = QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat)
     w = MainWindow(db, settings)
     qtbot.addWidget(w)
     w.resize(1200, 700)
     w.show()
+    return w
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    w = open_window(qtbot, tmp_path)
     yield w
     w.close()
-    db.close()
+    w.db.close()
 
 
 def wait_for_volume(qtbot, window, timeout: int = 20000) -> None:  # type: ignore[no-untyped-def]

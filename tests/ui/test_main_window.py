@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtGui import QAction, QDropEvent
 
 from medview.io.scan import scan
 from medview.viewer.mpr import View
@@ -306,3 +306,68 @@ def test_preferences_choose_data_folder(qtbot, window, tmp_path: Path, monkeypat
     dialog.set_data_folder(str(tmp_path / "new-home"))
     dialog.accept()
     assert chosen_data_dir() == tmp_path / "new-home"
+
+
+def test_keys_typed_in_a_form_never_reach_the_viewer(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    _open_demo(qtbot, window)
+    qtbot.keyClick(window, Qt.Key.Key_4)  # lung preset from the viewer
+    before = window.controller.state.window
+    tool = window.controller.tool
+    window.risk_dock.raise_()
+    window.risk_panel.select("framingham-chd-10y")
+    editor = next(
+        r.editor for r in window.risk_panel._rows.values() if hasattr(r.editor, "setText")
+    )
+    editor.setFocus()
+    qtbot.keyClicks(editor, "18")  # digits: presets 1 and 8 in the viewer
+    qtbot.keyClicks(editor, "m")  # a tool key in the viewer
+    assert editor.text().endswith("18m")
+    assert window.controller.state.window == before
+    assert window.controller.tool is tool
+    # a drop-down field of the form (sex, smoker ...) and the study browser's list
+    combo = next(
+        r.editor for r in window.risk_panel._rows.values() if not hasattr(r.editor, "setText")
+    )
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_1)
+    qtbot.keyClick(combo, Qt.Key.Key_8)
+    window.browser.tree.setFocus()
+    k = window.controller.state.slice_index(View.AXIAL)
+    qtbot.keyClick(window.browser.tree, Qt.Key.Key_Down)
+    assert window.controller.state.window == before
+    assert window.controller.state.slice_index(View.AXIAL) == k
+
+
+def test_f1_lists_every_shortcut_of_the_menus(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtGui import QKeySequence
+
+    rows = window.shortcut_rows()
+    listed = {keys for _, _, keys in rows}
+    actions = [a for a in window.findChildren(QAction) if a.shortcuts()]
+    assert len(rows) >= 30
+    for act in actions:
+        keys = " / ".join(
+            k.toString(QKeySequence.SequenceFormat.NativeText) for k in act.shortcuts()
+        )
+        assert keys in listed, act.text()
+    from medview.ui.help import shortcut_sheet
+
+    sheet = shortcut_sheet(rows)
+    for needed in ("Shift+R", "Ctrl+K", "Esc", "PgDown", "Ctrl+Shift+S"):
+        assert needed in sheet, needed
+
+
+def test_r_resets_zoom_and_pan_only(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    _open_demo(qtbot, window)
+    state = window.controller.state
+    axial = window.viewer.views[View.AXIAL]
+    qtbot.keyClick(window, Qt.Key.Key_End)
+    qtbot.keyClick(window, Qt.Key.Key_4)
+    slice_, level = state.slice_index(View.AXIAL), state.window
+    axial.zoom, axial.pan = 3.0, QPoint(40, 20)
+    qtbot.keyClick(window, Qt.Key.Key_R)
+    assert axial.zoom == 1.0 and axial.pan == QPoint(0, 0)
+    assert state.slice_index(View.AXIAL) == slice_ and state.window == level
+    qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
+    state = window.controller.state
+    assert state.slice_index(View.AXIAL) != slice_ or state.window != level

@@ -99,7 +99,9 @@ def test_gui_stays_responsive_during_inference(
     assert worst < 250  # CI ceiling; the figure is reported in the notes
 
 
-def test_classifier_shows_probabilities_and_heatmap(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_classifier_shows_one_series_figure_and_a_body_masked_heatmap(
+    qtbot, window, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     from medview.inference.package import save_package
     from tests.inference.conftest import NET2D, cls_manifest, random_state
 
@@ -118,13 +120,21 @@ def test_classifier_shows_probabilities_and_heatmap(qtbot, window, tmp_path: Pat
         timeout=30000,
     )
     panel = window.models_panel
-    assert panel.probabilities.rowCount() == 2 and panel.probabilities.isVisible()
-    assert "maximum over slices" in panel.provenance.text()
+    # one series-level figure for the finding, with how it was made; no "background" row
+    result = window.last_classification[1]
+    assert panel.finding.isVisible()
+    assert f"{result.finding}: {result.finding_probability:.3f}" in panel.finding.text()
+    assert "maximum over slices" in panel.finding.text()
+    assert "background" not in panel.finding.text()
     assert "Research use only" in panel.provenance.text()
     heat = window.controller.state.heatmap
     assert heat.heat.geometry is window.controller.state.volume.geometry
+    # masked to the body: nothing in the air columns of the synthetic CT (x < 2 is -1000 HU)
+    assert float(heat.heat.array[:, :, :2].max()) == 0.0
     panel.heat_opacity.setValue(80)
     assert heat.opacity == 0.8
+    panel.heat_threshold.setValue(70)  # the reader chooses what is drawn
+    assert heat.threshold == 0.7
     # per-slice probabilities: one bar per slice; the view starts on the most probable slice,
     # a click on a bar moves the crosshair there and the caption follows the shown slice
     state = window.controller.state
@@ -136,10 +146,14 @@ def test_classifier_shows_probabilities_and_heatmap(qtbot, window, tmp_path: Pat
     qtbot.mouseClick(panel.slice_plot, Qt.MouseButton.LeftButton, pos=QPoint(x, 10))
     assert round(state.crosshair[0]) == target
     assert f"this slice ({target + 1}): {values[target]:.3f}" in panel.slice_caption.text()
-    # the series is shown anew: the old result is gone
+    # the series is shown anew: the result kept with it comes back
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=10000)
     window._show_volume(state.volume)
-    assert not panel.slice_plot.isVisible() and panel.legend.rowCount() == 0
-    assert not panel.probabilities.isVisible()
+    assert panel.slice_plot.isVisible() and panel.finding.isVisible()
+    assert window.controller.state.heatmap is not None
+    # another series: nothing of this one's result is shown
+    panel.clear_results()
+    assert not panel.slice_plot.isVisible() and not panel.finding.isVisible()
 
 
 def test_requests_queue_in_order_per_device(qtbot, window, tmp_path: Path, installed_model) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,62 @@
+"""The text on the image stays legible at any viewport size: the scale bar's label fits and
+touches no corner text, orientation letters stay clear of the crosshair, measurement labels
+stay inside the viewport."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QFont, QFontMetrics
+
+from medview.ui.slice_view import SliceView
+from medview.viewer.mpr import View
+from tests.conftest import write_ct
+from tests.ui.conftest import wait_for_volume
+
+SIZES = [(140, 140), (220, 160), (300, 500), (520, 300), (900, 700)]
+
+
+@pytest.fixture
+def loaded(qtbot, window, tmp_path: Path):  # type: ignore[no-untyped-def]
+    write_ct(tmp_path / "ct", n=40, rows=128, cols=128)
+    window.import_paths([str(tmp_path / "ct")])
+    wait_for_volume(qtbot, window)
+    return window
+
+
+def _inside(box: QRectF, w: int, h: int) -> bool:
+    return box.left() >= 0 and box.top() >= 0 and box.right() <= w and box.bottom() <= h
+
+
+@pytest.mark.parametrize("view", [View.AXIAL, View.CORONAL, View.SAGITTAL])
+@pytest.mark.parametrize(("w", "h"), SIZES)
+def test_overlays_fit_and_do_not_collide(qtbot, loaded, view: View, w: int, h: int) -> None:  # type: ignore[no-untyped-def]
+    sv = SliceView(loaded.controller, view)
+    qtbot.addWidget(sv)
+    sv.resize(w, h)
+    sv.grab()  # paints every overlay at this size
+    small = QFontMetrics(QFont("Sans", 9))
+    corners = sv.corner_rects(small, "A\nB\nC", "D\nE\nF", "Im 1/40  -10.0 mm\nthk 2.5 mm", "W\nZ")
+    bar, label, mm = sv.scale_bar(QFontMetrics(QFont("Sans", 8)), corners["bottom_left"])
+    assert mm > 0 and bar.width() > 0
+    assert _inside(label, w, h), (label, w, h)
+    for name, box in corners.items():
+        assert not label.intersects(box), name
+        assert not (box.top() <= bar.top() <= box.bottom() and bar.right() >= box.left()), name
+    # orientation letters, with the crosshair through the middle of the view
+    state = loaded.controller.state
+    k = state.volume.shape
+    state.crosshair = np.array([k[0] / 2, k[1] / 2, k[2] / 2], dtype=np.float64)
+    cross = sv.to_widget(*state.screen_point(view))
+    for edge, (box, _letter) in sv.letter_rects(QFontMetrics(QFont("Sans", 11))).items():
+        if edge in ("top", "bottom"):
+            assert not box.left() <= cross.x() <= box.right(), edge
+        else:
+            assert not box.top() <= cross.y() <= box.bottom(), edge
+    # a measurement label near any edge stays inside
+    for anchor in (QPointF(w - 2, 4), QPointF(2, h - 2), QPointF(w / 2, h / 2)):
+        box = sv.label_rect(anchor, "123.4 mm  mean 45 HU", small)
+        assert _inside(box, w, h) or box.width() > w, (anchor, box)
