@@ -137,12 +137,26 @@ class RiskModel:
     weights_sha256: str
     evaluation: dict[str, Any]
     interval_method: str
+    # the most missing inputs with which the card still vouches for a band; beyond, the
+    # result is the interval alone, marked "insufficient inputs"
+    max_missing: int = 10**6
+    # the studies the model is offered for first: (modalities, body parts); empty: none
+    suits_modalities: tuple[str, ...] = ()
+    suits_body_parts: tuple[str, ...] = ()
 
     def band(self, probability: float) -> str:
         for b in self.bands:
             if probability < b.upper:
                 return b.label
         return self.bands[-1].label if self.bands else ""
+
+    def suits(self, modality: str, body_part: str) -> bool:
+        """Whether a study of ``modality`` and ``body_part`` is one this model is made for."""
+        if not self.suits_modalities or modality.upper() not in self.suits_modalities:
+            return False
+        return not (self.suits_body_parts and body_part) or (
+            body_part.upper() in self.suits_body_parts
+        )
 
 
 def _need(d: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -340,6 +354,9 @@ def read_risk_model(folder: str | Path) -> RiskModel:
         bands.append(Band(float(upper), str(b.get("label", ""))))
         previous = float(upper)
     card = folder / str(m.get("card", "MODEL_CARD.md"))
+    suits = m.get("suits") or {}
+    if not isinstance(suits, dict):
+        raise RiskModelError(f"{where}: 'suits' must be an object")
     return RiskModel(
         id=_need(m, "id", str, where),
         name=str(m.get("name", m["id"])),
@@ -355,4 +372,7 @@ def read_risk_model(folder: str | Path) -> RiskModel:
         weights_sha256=sha,
         evaluation=dict(m.get("evaluation", {})),
         interval_method=str(m.get("interval", "")),
+        max_missing=int(m.get("max_missing", len(features))),
+        suits_modalities=tuple(str(x).upper() for x in suits.get("modalities", ())),
+        suits_body_parts=tuple(str(x).upper() for x in suits.get("body_parts", ())),
     )

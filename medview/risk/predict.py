@@ -32,6 +32,8 @@ from medview.core.errors import RiskInputError
 from medview.risk.model import Feature, FeatureKind, RiskModel
 
 RESEARCH_USE = "Research use only, not for diagnosis."
+# the band of a result with more missing inputs than the model card allows
+INSUFFICIENT = "insufficient inputs"
 MISSING_TEXT = frozenset({"", "na", "n/a", "nan", "none", "null", "missing", "?", "-", "—"})
 SEED = 20261124
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
@@ -246,7 +248,7 @@ def predict_checked(
         probability=probability,
         low=min(low, probability),
         high=max(high, probability),
-        band=model.band(probability),
+        band=model.band(probability) if int(missing.sum()) <= model.max_missing else INSUFFICIENT,
         reference_probability=float(_sigmoid(base)),
         contributions=tuple(contributions),
         missing=tuple(f.name for f, m in zip(model.features, missing, strict=True) if m),

@@ -724,8 +724,22 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.risk_dock)
         self.tabifyDockWidget(self.models_dock, self.risk_dock)
         self.risk_panel.keep_requested.connect(self._keep_risk_result)
+        self.settings.beginGroup("risk_last_used")
+        self.risk_panel.last_used = {
+            k.replace("|", "/"): str(self.settings.value(k)) for k in self.settings.childKeys()
+        }
+        self.settings.endGroup()
+        self.risk_panel.model_used.connect(
+            lambda kind, mid: self.settings.setValue(
+                f"risk_last_used/{kind.replace('/', '|')}", mid
+            )
+        )
         self.risk_panel.measurement_provider = self._selected_measurement_figures
         self.risk_panel.segment_provider = lambda: list(self.segments)
+
+    def _risk_model_used(self, kind: str, model_id: str) -> None:
+        """Remember the risk model chosen for this kind of study (modality/body part)."""
+        self.settings.setValue(f"risk_last_used/{kind.replace('/', '|')}", model_id)
 
     def _selected_measurement_figures(self) -> dict[str, float] | None:
         item = self.measure_list.currentItem()
@@ -747,17 +761,18 @@ class MainWindow(QMainWindow):
             return
         study_uid = series.study_uid
         kept = self.db.risk_results(study_uid)
+        kind = (series.modality, series.first.body_part)
 
         def done(facts: StudyFacts) -> None:
             current = self.current_series
             if current is not None and current.study_uid == study_uid:
-                self.risk_panel.set_study(study_uid, facts, kept)
+                self.risk_panel.set_study(study_uid, facts, kept, *kind)
 
         self.runner.submit(
             "Reading the study header",
             lambda *, cancel, progress: facts_from_file(series.first.path),
             on_done=done,
-            on_error=lambda message: self.risk_panel.set_study(study_uid, None, kept),
+            on_error=lambda message: self.risk_panel.set_study(study_uid, None, kept, *kind),
             slot="study-facts",
         )
 

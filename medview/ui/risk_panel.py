@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from medview.core.errors import RiskInputError
 from medview.risk.model import FeatureKind, RiskModel
 from medview.risk.predict import (
+    INSUFFICIENT,
     RESEARCH_USE,
     Contribution,
     RiskResult,
@@ -135,6 +136,7 @@ class RiskPanel(QWidget):
 
     result_changed = Signal(object)  # RiskResult | None
     keep_requested = Signal(str, dict)  # model id, record (inputs, origins, result)
+    model_used = Signal(str, str)  # kind of study ("CT/CHEST"), model id the reader chose
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -144,6 +146,9 @@ class RiskPanel(QWidget):
         self._facts: StudyFacts | None = None
         self._study_uid: str | None = None
         self._kept: dict[str, dict[str, Any]] = {}
+        self._kind = ""  # "MODALITY/BODY PART" of the open study
+        self.last_used: dict[str, str] = {}  # kind of study -> model id (kept by the window)
+        self._choosing = False
         self._loading = False
         self.result: RiskResult | None = None
         self.measurement_provider: Callable[[], dict[str, float] | None] = lambda: None
@@ -164,6 +169,9 @@ class RiskPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(self.form)
+        # the form keeps its room when a result appears below it (at least ~8 rows)
+        scroll.setMinimumHeight(8 * 30)
+        self.form_area = scroll
 
         self.probability = QLabel("—")
         big = QFont(self.probability.font())
@@ -173,6 +181,8 @@ class RiskPanel(QWidget):
         self.band = QLabel()
         self.detail = QLabel()
         self.detail.setWordWrap(True)
+        self.detail.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.detail.setMinimumHeight(4 * self.detail.fontMetrics().lineSpacing())
         self.chart = ContributionChart()
         self.research = QLabel(RESEARCH_USE)
         self.research.setStyleSheet("color: #e53935; font-weight: bold")  # light and dark themes
@@ -215,6 +225,7 @@ class RiskPanel(QWidget):
         self.model_box.blockSignals(True)
         self.model_box.clear()
         self._models.clear()
+        self.model_box.addItem("— choose a risk model —", None)
         for entry in list_risk_models():
             if entry.model is not None:
                 self._models[entry.model.id] = entry.model
@@ -248,6 +259,9 @@ class RiskPanel(QWidget):
 
     def _model_chosen(self, *_args: object) -> None:
         self._model = self._models.get(self.model_box.currentData())
+        if self._model is not None and self._kind and not self._choosing:
+            self.last_used[self._kind] = self._model.id
+            self.model_used.emit(self._kind, self._model.id)
         self._build_form()
         kept = self._kept.get(self._model.id) if self._model else None
         if kept:
@@ -375,10 +389,31 @@ class RiskPanel(QWidget):
         study_uid: str | None,
         facts: StudyFacts | None,
         kept: dict[str, dict[str, Any]] | None = None,
+        modality: str = "",
+        body_part: str = "",
     ) -> None:
-        """A study was opened: its header facts and the results kept with it."""
+        """A study was opened: its header facts, the results kept with it and its kind
+        (``modality``, ``body_part``), which chooses the model shown first: one with a result
+        kept for this study, else the one last used for this kind of study, else the first
+        made for it, else none (the reader picks)."""
         self._study_uid, self._facts, self._kept = study_uid, facts, dict(kept or {})
-        self._model_chosen()
+        self._kind = f"{modality.upper()}/{body_part.upper()}" if modality else ""
+        wanted = next(iter(self._kept), None)
+        if wanted is None and self._kind:
+            wanted = self.last_used.get(self._kind)
+        if wanted is None:
+            wanted = next(
+                (m.id for m in self._models.values() if m.suits(modality, body_part)), None
+            )
+        i = self.model_box.findData(wanted) if wanted is not None else 0
+        self._choosing = True
+        try:
+            if i != self.model_box.currentIndex() and i >= 0:
+                self.model_box.setCurrentIndex(i)  # rebuilds the form
+            else:
+                self._model_chosen()
+        finally:
+            self._choosing = False
 
     def fill_from_study(self) -> None:
         if self._model is None:
@@ -391,7 +426,22 @@ class RiskPanel(QWidget):
                 self.set_value(name, f"{value.value:g}", value.origin)
             elif self.origin(name).startswith("from study"):
                 self.set_value(name, "", "")
-        self._show_note("\n".join(filled.notes))
+        labels = {f.name: f.label for f in self._model.features}
+        got = [labels[n] for n in self._rows if n in filled.values]
+        study_kinds = ("dicom", "derived", "segmentation")
+        sources = {
+            f.name for f in self._model.features if any(x.kind in study_kinds for x in f.sources)
+        }
+        absent = [labels[n] for n in self._rows if n in sources and n not in filled.values]
+        report = [
+            "Filled from the study: " + (", ".join(got) if got else "nothing") + ".",
+        ]
+        if absent:
+            report.append("Not in the study's headers or segments: " + ", ".join(absent) + ".")
+        rest = len(self._rows) - len(got) - len(absent)
+        if rest:
+            report.append(f"{rest} other input(s) are entered by hand or from a CSV row.")
+        self._show_note("\n".join([*report, *filled.notes]))
         self.recompute()
 
     def _fill_menu(self, name: str, menu: QMenu) -> None:
@@ -498,9 +548,17 @@ class RiskPanel(QWidget):
             self.detail.setText(why)
             self.result_changed.emit(None)
             return
-        self.probability.setText(f"{100 * result.probability:.1f} %")
         colour = BAND_COLOURS.get(result.band, "#555555")
         self.band.setText(f" {result.band} ")
+        if result.band == INSUFFICIENT and self._model is not None:
+            # no band the card does not vouch for: the interval, and why
+            self.probability.setText(f"{100 * result.low:.0f}–{100 * result.high:.0f} %")
+            self.band.setText(
+                f" insufficient inputs: {len(result.missing)} of {len(self._model.features)} "
+                f"missing (the card allows {self._model.max_missing}) "
+            )
+        else:
+            self.probability.setText(f"{100 * result.probability:.1f} %")
         self.band.setStyleSheet(
             f"background: {colour}; color: white; border-radius: 3px; padding: 2px"
         )

@@ -274,9 +274,13 @@ def write_manifest(
     bands: list[tuple[float | None, str]],
     threshold: float,
     evaluation: dict[str, Any],
+    max_missing: int,
+    suits: dict[str, list[str]],
 ) -> None:
     """``manifest.json``: ``identity`` holds id, name, version, outcome and description;
-    ``bands`` are (upper probability or None for the last, label)."""
+    ``bands`` are (upper probability or None for the last, label); ``max_missing``: the most
+    missing inputs with which a band is still shown; ``suits``: the studies (modalities, body
+    parts) the panel offers the model for first."""
     manifest = {
         "format": "medview-risk/1",
         **identity,
@@ -287,6 +291,8 @@ def write_manifest(
             for upper, label in bands
         ],
         "threshold": threshold,
+        "max_missing": max_missing,
+        "suits": suits,
         "interval": f"{BOOTSTRAP} bootstrap refits; missing values drawn from the training "
         "distribution",
         "card": "MODEL_CARD.md",

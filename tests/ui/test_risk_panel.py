@@ -146,3 +146,61 @@ def test_nothing_entered_is_not_a_prediction(qtbot, window, tmp_path: Path) -> N
     assert "every feature is missing" in panel.detail.text()
     panel.flush()
     assert window.db.risk_results(window.current_series.study_uid) == {}
+
+
+def _open_demo(qtbot, window, folder) -> None:  # type: ignore[no-untyped-def]
+    window.import_paths([str(folder)])
+    wait_for_volume(qtbot, window)
+    qtbot.waitUntil(lambda: window.risk_panel.study_uid is not None, timeout=10000)
+
+
+def test_default_model_follows_the_study_and_the_readers_choice(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import DEMO_CT, DEMO_MR
+    from tests.ui.conftest import open_window
+
+    window = open_window(qtbot, tmp_path)
+    _open_demo(qtbot, window, DEMO_CT)  # a chest CT: the coronary risk model
+    assert window.risk_panel.model is not None and window.risk_panel.model.id == CHD
+    window.risk_panel.study_uid  # noqa: B018
+    window._study_changed(None)
+    _open_demo(qtbot, window, DEMO_MR)  # a brain MR: no model is made for it
+    qtbot.waitUntil(lambda: window.risk_panel.model is None, timeout=10000)
+    assert window.risk_panel.model_box.currentData() is None
+    window.risk_panel.select("breast-mass-malignancy")  # the reader's choice for MR heads
+    window.close()
+    window.db.close()
+    again = open_window(qtbot, tmp_path)  # restarted: the choice is remembered
+    try:
+        _open_demo(qtbot, again, DEMO_MR)
+        qtbot.waitUntil(lambda: again.risk_panel.model is not None, timeout=10000)
+        assert again.risk_panel.model.id == "breast-mass-malignancy"
+    finally:
+        again.close()
+        again.db.close()
+
+
+def test_fill_from_study_reports_and_no_band_without_inputs(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _open_study(qtbot, window, tmp_path, PatientAge="061Y", PatientSex="M")
+    panel = window.risk_panel
+    panel.select(CHD)
+    panel.fill_from_study()
+    note = panel.notes.text()
+    assert "Filled from the study:" in note and "Age" in note and "Sex" in note
+    assert "entered by hand or from a CSV row" in note
+    # 2 of 15 inputs: a probability, but no band the card does not vouch for
+    assert panel.result is not None and panel.result.band == "insufficient inputs"
+    assert "insufficient inputs" in panel.band.text() and "the card allows 3" in panel.band.text()
+    assert not panel.band.text().strip().startswith(("low", "intermediate", "high"))
+    assert "–" in panel.probability.text()  # the interval, not a point figure
+    # enough inputs: the band comes back; the form kept its room
+    before = panel.form_area.height()
+    csv = tmp_path / "row.csv"
+    csv.write_text(
+        "age,sex,education,currentSmoker,cigsPerDay,BPMeds,prevalentStroke,prevalentHyp,"
+        "diabetes,totChol,sysBP,diaBP,BMI,heartRate,glucose\n"
+        "61,1,2,1,20,0,0,1,0,250,150,90,27,80,90\n"
+    )
+    panel.import_csv(str(csv))
+    assert panel.result is not None and panel.result.band in ("low", "intermediate", "high")
+    assert panel.form_area.height() >= before - 2
+    assert panel.form_area.height() >= 8 * 30

@@ -157,7 +157,17 @@ def main(argv: list[str]) -> int:
         "aspirate (Wisconsin Diagnostic Breast Cancer data).",
     }
     bands = [(0.05, "low"), (0.5, "intermediate"), (None, "high")]
-    rt.write_manifest(folder, identity, features, sha, bands, 0.5, evaluation)
+    rt.write_manifest(
+        folder,
+        identity,
+        features,
+        sha,
+        bands,
+        0.5,
+        evaluation,
+        max_missing=5,
+        suits={"modalities": ["MG", "US", "MR"], "body_parts": ["BREAST"]},
+    )
     rt.write_json(folder / "examples.json", rt.examples(data, pipe, [0, 19, 50, 100, 568]))
     rt.write_card(folder, card(summary, split, c, cv_seconds, time.perf_counter() - t0))
     return 0
@@ -200,6 +210,9 @@ symmetry and fractal dimension of the cell nuclei, the mean, the standard error 
 radiology study: enter them by hand or import a CSV row. Lengths are in the program's image
 units. Values outside the training range are flagged (the model extrapolates); negative values
 or more than 5 x the training maximum are refused.
+With more than 5 of the 30 inputs missing MedView shows the 95 % interval alone, marked
+"insufficient inputs", and no risk band. The panel is offered first for breast studies
+(MG, US, MR).
 
 ## The published baseline, reproduced
 Protocol: one 80/20 split (`train_test_split(test_size=0.2, random_state={SPLIT_SEED})`), an MLP

@@ -184,7 +184,20 @@ def main(argv: list[str]) -> int:
         "missing_in_training": missing,
         "reliability": table,
     }
-    rt.write_manifest(folder, identity, features, sha, bands, THRESHOLD, evaluation)
+    rt.write_manifest(
+        folder,
+        identity,
+        features,
+        sha,
+        bands,
+        THRESHOLD,
+        evaluation,
+        max_missing=3,
+        suits={
+            "modalities": ["CT", "MR", "XA"],
+            "body_parts": ["CHEST", "THORAX", "HEART", "CARDIAC", "CORONARY"],
+        },
+    )
     rows = [0, 14, 21, 49, 4239]  # includes rows with missing glucose and education
     rt.write_json(folder / "examples.json", rt.examples(data, pipe, rows))
     rt.write_card(folder, card(summary, c, cv_seconds, time.perf_counter() - t0, missing, data))
@@ -221,6 +234,9 @@ plausible (a size that looks like centimetres is refused with a note). The rest 
 hand or imported from a CSV row. Cholesterol and glucose are in mg/dL; a value that only
 makes sense in mmol/L is refused with the conversion spelt out. Missing values in training:
 {gaps}.
+With more than 3 of the 15 inputs missing MedView shows the 95 % interval alone, marked
+"insufficient inputs", and no risk band: the band would rest on training medians, not on the
+patient. The panel is offered first for chest, heart and coronary CT, MR and angiography.
 
 ## Evaluation: 10 x repeated stratified 10-fold cross-validation
 The whole procedure (imputation, scaling, choice of C, fit) is refitted in every fold.
