@@ -263,7 +263,7 @@ def _export(
     tick("structured report written")
 
     # 4. key images
-    keys = list(content.key_images) or default_key_images(label_map)
+    keys = list(content.key_images) or default_key_images(label_map, volume, content.measurements)
     if not keys:
         keys = [KeyImage("axial", volume.shape[0] // 2, "middle slice")]
     labelled = [

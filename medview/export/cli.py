@@ -85,6 +85,7 @@ def _label_map(path: str, volume: Any) -> Any:
                 color=tuple(lb.color) if lb else palette[(v - 1) % len(palette)],
                 snomed_code=lb.snomed_code if lb else "",
                 snomed_meaning=lb.snomed_meaning if lb else "",
+                finding=bool(lb and lb.finding),
             )
         )
     return LabelMap(labels, tuple(segments), algo, notes)

@@ -22,6 +22,7 @@ class SegmentInfo:
     color: tuple[int, int, int] = (255, 0, 0)
     snomed_code: str = ""
     snomed_meaning: str = ""
+    finding: bool = False  # a finding (lesion), not anatomy: it gets an automatic key image
 
 
 @dataclass(frozen=True)

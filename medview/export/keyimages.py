@@ -19,17 +19,36 @@ from medview.viewer.windowing import Window, initial_window
 PRINT_PIXELS = 1400  # longest side; 300 dpi over about 12 cm
 
 
-def default_key_images(label_map: LabelMap | None) -> list[KeyImage]:
-    """The axial slice with the largest cross-section of each present segment."""
-    if label_map is None:
-        return []
-    overlay = LabelOverlay(label_map.labels, {}, {})
+def default_key_images(
+    label_map: LabelMap | None,
+    volume: Volume | None = None,
+    measurements: Sequence[dict[str, Any]] = (),
+) -> list[KeyImage]:
+    """Automatic key images: the axial slice with the largest cross-section of each present
+    finding segment (a lesion; anatomy such as body, lung or bone never), and each slice
+    that holds one of the reader's measurements."""
     out = []
-    for s in label_map.present():
-        at = overlay.largest_section(s.value)
-        if at is not None:
-            out.append(KeyImage("axial", at[0], f"largest cross-section of {s.name}"))
+    if label_map is not None:
+        overlay = LabelOverlay(label_map.labels, {}, {})
+        for s in label_map.present():
+            if not s.finding:
+                continue
+            at = overlay.largest_section(s.value)
+            if at is not None:
+                out.append(KeyImage("axial", at[0], f"largest cross-section of {s.name}"))
+    if volume is not None:
+        for i, m in enumerate(measurements):
+            view, k = measurement_slice(volume, m)
+            if all((x.view, x.index) != (view, k) for x in out):
+                out.append(KeyImage(view, k, f"measurement {i + 1}"))
     return out
+
+
+def measurement_slice(volume: Volume, m: dict[str, Any]) -> tuple[str, int]:
+    """The view and slice a measurement lies on."""
+    zyx = volume.geometry.lps_to_index(np.asarray(m["points"], dtype=np.float64))
+    mapping = plane_mapping(volume.geometry, View(m["view"]))
+    return str(m["view"]), round(float(mapping.to_screen(zyx[0])[0]))
 
 
 def heatmap_key_image(heatmap: Volume, name: str) -> KeyImage:
@@ -109,7 +128,40 @@ def render_key_image(
             x = max(0.0, min(p[0] for p in xy) - 2 * lw - box[2])
         y = min(max(0.0, y - box[3]), size[1] - box[3])
         draw.text((x, y), text, fill=color, font=font, stroke_width=2, stroke_fill=(0, 0, 0))
+    _orientation_and_scale(draw, mapping, size, width_mm / size[0], font, lw)
     return img
+
+
+def _orientation_and_scale(
+    draw: Any, mapping: Any, size: tuple[int, int], mm_per_px: float, font: Any, lw: int
+) -> None:
+    """Orientation letters at the middle of each edge and a scale bar at the bottom left,
+    as the viewer draws them, so a printed key image reads on its own."""
+    letters = mapping.edge_labels()
+    w, h = size
+    pad = max(6, w // 100)
+    style = {"font": font, "stroke_width": 2}
+    shadow = (0, 0, 0)
+    yellow, white = (255, 220, 120), (235, 235, 235)
+    for edge in ("top", "bottom", "left", "right"):
+        text = letters[edge]
+        box = draw.textbbox((0, 0), text, **style)
+        tw, th = box[2] - box[0], box[3] - box[1]
+        x = {"left": pad, "right": w - pad - tw}.get(edge, (w - tw) / 2)
+        y = {"top": pad, "bottom": h - pad - th - box[1]}.get(edge, (h - th) / 2)
+        draw.text((x, y), text, fill=yellow, stroke_fill=shadow, **style)
+    steps = (1, 2, 5, 10, 20, 50, 100, 200)
+    fitting = [s for s in steps if s / mm_per_px <= w / 4]
+    length = max(fitting) if fitting else steps[0]
+    px = length / mm_per_px
+    label = f"{length} mm"
+    box = draw.textbbox((0, 0), label, **style)
+    y = h - 3 * pad - (box[3] - box[1])
+    draw.line([(pad, y), (pad + px, y)], fill=(0, 0, 0), width=lw + 2)
+    draw.line([(pad, y), (pad + px, y)], fill=white, width=lw)
+    draw.text(
+        (pad + px + pad, y - (box[3] + box[1]) / 2), label, fill=white, stroke_fill=shadow, **style
+    )
 
 
 def _arrow_head(

@@ -582,11 +582,18 @@ class MainWindow(QMainWindow):
         seg = self.last_segmentation
         if seg is not None and seg[0] is state.volume:
             r = seg[1]
-            codes = self._snomed(r.model_id)
+            labels = self._manifest_labels(r.model_id)
             content.label_map = LabelMap(
                 r.labels,
                 tuple(
-                    SegmentInfo(s.value, s.name, s.color, *codes.get(s.value, ("", "")))
+                    SegmentInfo(
+                        s.value,
+                        s.name,
+                        s.color,
+                        lb.snomed_code if (lb := labels.get(s.value)) else "",
+                        lb.snomed_meaning if lb else "",
+                        bool(lb and lb.finding),
+                    )
                     for s in r.stats
                 ),
                 _algorithm(r, seg[2]),
@@ -608,15 +615,13 @@ class MainWindow(QMainWindow):
         return content
 
     @staticmethod
-    def _snomed(model_id: str) -> dict[int, tuple[str, str]]:
-        """SNOMED CT code and meaning per label value from the model's manifest (read once
-        per model, not once per segment)."""
+    def _manifest_labels(model_id: str) -> dict[int, Any]:
+        """The model manifest's labels by value (SNOMED CT codes, which are findings), read
+        once per export, not once per segment."""
         from medview.inference.registry import find_model
 
         try:
-            return {
-                lb.value: (lb.snomed_code, lb.snomed_meaning) for lb in find_model(model_id).labels
-            }
+            return {lb.value: lb for lb in find_model(model_id).labels}
         except MedviewError:
             return {}
 

@@ -89,7 +89,7 @@ def make_study(folder: Path, n: int = 10, rows: int = 40, cols: int = 48) -> Stu
         (
             SegmentInfo(1, "liver", (220, 120, 60), "10200004", "Liver"),
             SegmentInfo(2, "spleen", (0, 0, 255), "78961009", "Spleen"),  # empty
-            SegmentInfo(3, "tumour", (0, 220, 0)),
+            SegmentInfo(3, "tumour", (0, 220, 0), finding=True),
         ),
         AlgorithmInfo(
             "test-model", "Test model", "1.2.0", "ab" * 32, "cpu", 2.5, "2026-11-24T10:00:00"

@@ -201,10 +201,13 @@ def test_pdf_shows_header_figures_and_volumes(study: Study, tmp_path: Path) -> N
     subprocess.run([require_tool("pdftoppm"), "-r", "40", "-png", str(pdf), str(pages)], check=True)
     rendered = sorted(tmp_path.glob("page*.png"))
     assert rendered and all(p.stat().st_size > 5000 for p in rendered)
+    # key images: the tumour (a finding; the liver is anatomy) and the measurements' slices
     assert sorted(result.files) == sorted(
         ["seg.dcm", "sr.dcm", "labels.nii.gz", "report.pdf", "bundle.json"]
-        + [f"key-images/key-{i:02d}.png" for i in (1, 2)]
+        + [f"key-images/key-{i:02d}.png" for i in (1, 2, 3)]
     )
+    assert "largest cross-section of tumour" in text
+    assert "cross-section of liver" not in text
 
 
 def test_nifti_label_map_keeps_the_grid(study: Study, tmp_path: Path) -> None:
