@@ -267,6 +267,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             return 1
         except MedviewError as e:
             sys.stderr.write(f"medview run-model: {e}\n")
+            if e.__cause__ is not None:  # the CLI has no log file: the cause, in one line
+                sys.stderr.write(f"  cause: {type(e.__cause__).__name__}: {e.__cause__}\n")
             return 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

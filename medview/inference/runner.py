@@ -230,9 +230,9 @@ def segment(
         except CancelledError:
             raise
         except Exception as e:  # only out-of-memory is retried; everything else is reported
-            if not _is_oom(e):
+            if not _is_oom(e):  # one sentence; the cause travels to the log with the traceback
                 raise InferenceError(
-                    f"model {manifest.id} failed: {type(e).__name__}: {str(e)[:300]}"
+                    f"{manifest.name} could not finish this run because of an internal error."
                 ) from e
             notes.append(f"out of memory on {dev} with a batch of {batch} window(s)")
             if dev == "cuda":

@@ -73,10 +73,16 @@ def _serve(conn: Connection, cancel_event: Any) -> None:
         except CancelledError:
             conn.send(("cancelled",))
         except MedviewError as e:
-            conn.send(("error", type(e).__name__, str(e)))
-        except Exception as e:  # reported to the parent, which shows one sentence
+            detail = traceback.format_exc() if e.__cause__ is not None else ""
+            conn.send(("error", type(e).__name__, str(e), detail))
+        except Exception as e:  # the parent shows one sentence and logs the traceback
             conn.send(
-                ("error", type(e).__name__, f"{type(e).__name__}: {e}", traceback.format_exc())
+                (
+                    "error",
+                    type(e).__name__,
+                    "The model run failed because of an internal error.",
+                    traceback.format_exc(),
+                )
             )
         else:
             conn.send(("done", result))
@@ -162,8 +168,9 @@ class InferenceProcess:
                 elif kind == "cancelled":
                     raise CancelledError()
                 else:
-                    if len(reply) > 3:
+                    if len(reply) > 3 and reply[3]:
                         log.error("model run failed in the worker:\n%s", reply[3])
+                        raise InferenceError(f"{reply[2]} The details are in the log file.")
                     raise InferenceError(reply[2])
 
     def shutdown(self) -> None:

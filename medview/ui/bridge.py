@@ -91,9 +91,14 @@ class TaskRunner(QObject):
             except MedviewError as e:
                 sig.failed.emit(task.id, str(e), False)
             except Exception as e:  # a bug must become a notice, never a dead window
-                log.error("task %s failed:\n%s", name, traceback.format_exc())
+                # one sentence for the reader; the traceback goes to the log file
+                log.error(
+                    "task %s failed (%s):\n%s", name, type(e).__name__, traceback.format_exc()
+                )
                 sig.failed.emit(
-                    task.id, f"{name} failed unexpectedly: {type(e).__name__}: {e}", False
+                    task.id,
+                    f"{name} failed because of an internal error; the details are in the log file.",
+                    False,
                 )
             else:
                 sig.succeeded.emit(task.id, result)

@@ -31,8 +31,7 @@ def demo() -> tuple:  # type: ignore[type-arg]
     result = segment(volume, manifest, device="cpu")
     labels = {lb.value: lb for lb in manifest.labels}
     segments = tuple(
-        SegmentInfo(s.value, s.name, s.color, finding=labels[s.value].finding)
-        for s in result.stats
+        SegmentInfo(s.value, s.name, s.color, finding=labels[s.value].finding) for s in result.stats
     )
     return series, volume, LabelMap(result.labels, segments)
 
