@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 DEMO   := resources/demo
 
-.PHONY: run test bench lint demo models clean
+.PHONY: run test bench lint demo models clean gpu-check
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -38,6 +38,11 @@ test: $(VENV)/.test-installed $(RUNTIME)/.installed
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q -s -m benchmark tests/benchmarks
+
+# Every shipped model on the GPU against the same run on the CPU, and the inference benchmark
+# on the GPU; prints a table (tests/benchmarks/gpu_check.py). Exit 2 without a CUDA device.
+gpu-check: $(VENV)/.test-installed
+	$(BIN)/python tests/benchmarks/gpu_check.py --bench
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check medview tests resources models

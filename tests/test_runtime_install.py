@@ -41,11 +41,11 @@ def medview(
     )
 
 
-@pytest.fixture(scope="module")
-def big_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def write_big_head(folder: Path) -> Path:
     """The demo T1 (Colin27, 181 x 217 x 181 at 1 mm) in a whole-head field of view of
-    181 x 256 x 256 voxels (11.9 M), written as an MR series: the size of an ordinary 1 mm
-    head scan, above the 8.4 M voxels where a dangling SimpleITK view used to crash."""
+    181 x 256 x 256 voxels (11.9 M), written as an MR series into ``folder``: the size of an
+    ordinary 1 mm head scan, above the 8.4 M voxels where a dangling SimpleITK view used to
+    crash."""
     from medview.core.geometry import Geometry
     from medview.export.series_writer import SeriesInfo, write_series
     from medview.io.loader import load_series
@@ -59,7 +59,6 @@ def big_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
     g = v.geometry
     direction = np.asarray(g.direction)
     origin = np.asarray(g.affine)[:3, 3] - direction @ (np.array([x0, y0, 0.0]) * g.spacing)
-    folder = tmp_path_factory.mktemp("big-head")
     write_series(
         big,
         Geometry(shape=big.shape, origin=tuple(origin), spacing=g.spacing, direction=direction),
@@ -67,6 +66,11 @@ def big_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
         SeriesInfo(seed="big-head", modality="MR", body_part="HEAD", series_description="T1 3D"),
     )
     return folder
+
+
+@pytest.fixture(scope="module")
+def big_head(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_big_head(tmp_path_factory.mktemp("big-head"))
 
 
 def test_runtime_environment_has_no_test_extra(runtime: Path) -> None:

@@ -1,0 +1,185 @@
+"""`make gpu-check`: every shipped model on the GPU against the same run on the CPU.
+
+Runs each shipped model through `medview run-model` (the path users take) with ``--device cpu``
+and ``--device cuda`` on the demo chest CT (61 x 512 x 512) and on the demo T1 in a whole-head
+field of view (181 x 256 x 256), compares the outputs and prints a table:
+
+- segmentation: per-label Dice between the CUDA and the CPU label maps and the fraction of
+  voxels that agree; it passes when every label's Dice >= 0.99 and >= 99.9 % of voxels agree
+  (float32 sums differ in order between cuDNN and the CPU, so a boundary voxel may flip);
+- classification: the largest difference of any slice probability (<= 0.01) and of the heat
+  map (<= 0.05).
+
+Exit status 0 when every model passes, 1 when one does not, 2 when there is no CUDA device.
+``--bench`` also runs the inference benchmark (MedView vs MONAI's bare inference) on the GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+DICE_MIN = 0.99
+AGREE_MIN = 0.999
+PROB_MAX_DIFF = 0.01
+HEAT_MAX_DIFF = 0.05
+
+
+def medview(*args: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    t0 = time.perf_counter()
+    run = subprocess.run(
+        [sys.executable, "-m", "medview.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    return time.perf_counter() - t0, run
+
+
+def big_head(folder: Path) -> Path:
+    from tests.test_runtime_install import write_big_head
+
+    return write_big_head(folder)
+
+
+def read_labels(path: Path) -> np.ndarray:
+    import nibabel as nib
+
+    return np.asarray(nib.load(str(path)).dataobj)
+
+
+def compare_segmentation(cpu: Path, cuda: Path) -> tuple[bool, str]:
+    a, b = read_labels(cpu / "labels.nii.gz"), read_labels(cuda / "labels.nii.gz")
+    agree = float((a == b).mean())
+    dices = []
+    for v in sorted(set(np.unique(a)) | set(np.unique(b)) - {0}):
+        x, y = a == v, b == v
+        total = int(x.sum() + y.sum())
+        dices.append((int(v), 2 * float((x & y).sum()) / total if total else 1.0))
+    ok = agree >= AGREE_MIN and all(d >= DICE_MIN for _, d in dices)
+    detail = f"{100 * agree:.3f} % voxels agree; Dice " + ", ".join(
+        f"{v}: {d:.4f}" for v, d in dices
+    )
+    return ok, detail
+
+
+def compare_classification(cpu: Path, cuda: Path) -> tuple[bool, str]:
+    a = json.loads((cpu / "summary.json").read_text())
+    b = json.loads((cuda / "summary.json").read_text())
+    pa, pb = np.asarray(a["per_slice"] or [0.0]), np.asarray(b["per_slice"] or [0.0])
+    prob = float(np.abs(pa - pb).max())
+    heat = 0.0
+    if (cpu / "heatmap.nii.gz").is_file():
+        heat = float(
+            np.abs(read_labels(cpu / "heatmap.nii.gz") - read_labels(cuda / "heatmap.nii.gz")).max()
+        )
+    ok = prob <= PROB_MAX_DIFF and heat <= HEAT_MAX_DIFF
+    return ok, f"max slice-probability difference {prob:.2e}; heat map {heat:.2e}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bench", action="store_true", help="also run the inference benchmark")
+    ap.add_argument(
+        "--devices",
+        nargs=2,
+        default=("cpu", "cuda"),
+        metavar=("REFERENCE", "CHECKED"),
+        help="the two devices compared (default: cpu cuda; `cpu cpu` checks the script)",
+    )
+    args = ap.parse_args()
+    import torch
+
+    ref, dev = args.devices
+    if "cuda" in args.devices:
+        if not torch.cuda.is_available():
+            print("gpu-check: no CUDA device here (torch.cuda.is_available() is False)")
+            return 2
+        print(f"GPU: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
+    rows = []
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="medview-gpu-") as tmp:
+        work = Path(tmp)
+        env = {**os.environ, "MEDVIEW_HOME": str(work / "home")}
+        data = {"CT": REPO / "resources" / "demo" / "lung2", "MR": big_head(work / "head")}
+        _, listed = medview("models", "list", "--json", env=env)
+        models = [m for m in json.loads(listed.stdout) if not m["refused"]]
+        for m in models:
+            outs = {}
+            seconds = {}
+            for side, device in (("ref", ref), ("dev", dev)):
+                # the first CUDA run pays for CUDA's start: run twice, report the second
+                for _ in range(2 if device == "cuda" else 1):
+                    out = work / side / m["id"]
+                    seconds[side], run = medview(
+                        "run-model",
+                        m["id"],
+                        str(data[m["modality"]]),
+                        "--device",
+                        device,
+                        "--out",
+                        str(out),
+                        env=env,
+                    )
+                    if run.returncode != 0:
+                        break
+                outs[side] = (out, run)
+            bad = [d for d, (_, r) in outs.items() if r.returncode != 0]
+            if bad:
+                failed = True
+                rows.append((m["id"], "-", "-", "-", "FAIL", outs[bad[0]][1].stderr[-300:]))
+                continue
+            compare = (
+                compare_segmentation if m["task"] == "segmentation" else compare_classification
+            )
+            ok, detail = compare(outs["ref"][0], outs["dev"][0])
+            failed |= not ok
+            rows.append(
+                (
+                    m["id"],
+                    f"{seconds['ref']:.1f}",
+                    f"{seconds['dev']:.1f}",
+                    f"{seconds['ref'] / seconds['dev']:.1f}x",
+                    "ok" if ok else "FAIL",
+                    detail,
+                )
+            )
+    print(f"\n| model | {ref} s | {dev} s | speed-up | labels | agreement |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print("(wall time of `medview run-model`, process start and model load included)")
+    if args.bench:
+        bench = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-s",
+                "-m",
+                "benchmark",
+                "tests/benchmarks/test_bench_inference.py",
+            ],
+            cwd=REPO,
+            check=False,  # the benchmark runs on the GPU when there is one
+        )
+        failed |= bench.returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
