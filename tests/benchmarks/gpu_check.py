@@ -65,7 +65,7 @@ def compare_segmentation(cpu: Path, cuda: Path) -> tuple[bool, str]:
     a, b = read_labels(cpu / "labels.nii.gz"), read_labels(cuda / "labels.nii.gz")
     agree = float((a == b).mean())
     dices = []
-    for v in sorted(set(np.unique(a)) | set(np.unique(b)) - {0}):
+    for v in sorted((set(np.unique(a)) | set(np.unique(b))) - {0}):
         x, y = a == v, b == v
         total = int(x.sum() + y.sum())
         dices.append((int(v), 2 * float((x & y).sum()) / total if total else 1.0))
