@@ -3,6 +3,7 @@ mouse input into view changes (radiology conventions)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -242,6 +243,8 @@ class SliceView(QWidget):
             p.setFont(QFont("Sans", 9))
             anchor = max(pts, key=lambda q: q.x())
             text = describe(m, state).split(": ", 1)[1]
+            if p.fontMetrics().horizontalAdvance(text) > 0.45 * self.width():
+                text = re.sub(r"\s+(?=mean |SD |min |\()", "\n", text)  # a figure a line
             box = self.label_rect(anchor, text, p.fontMetrics())
             _shadowed(p, box, int(Qt.AlignmentFlag.AlignLeft), text, colour)
 

@@ -1,0 +1,90 @@
+"""Retake the README's screenshots on a real X display with Qt's default (xcb) platform:
+
+    xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python docs/take_screenshots.py
+
+Opens the demo chest CT as `medview` does, grabs the screen (MPR), draws a ruler and an
+ellipse ROI (measurements), then runs the shipped chest models (AI) and grabs again. Writes
+docs/screenshot-*.png. A throw-away data folder is used; nothing of the user's is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+
+
+def main() -> int:
+    if not os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM", "xcb") != "xcb":
+        print("run under an X server with the xcb platform (see the docstring)")
+        return 2
+    os.environ["MEDVIEW_HOME"] = tempfile.mkdtemp(prefix="medview-shots-")
+    sys.path.insert(0, str(REPO))
+    from PySide6.QtWidgets import QApplication
+
+    from medview.app import create_window
+    from medview.viewer.annotations import Kind, Measurement
+    from medview.viewer.mpr import View
+
+    window = create_window([str(REPO / "resources" / "demo" / "lung2")])
+    window.resize(1600, 1000)
+    window.show()
+    app = QApplication.instance()
+    assert app is not None
+
+    def settle(until: object, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            app.processEvents()
+            if until():  # type: ignore[operator]
+                break
+            time.sleep(0.02)
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+
+    def grab(name: str) -> None:
+        shot = app.primaryScreen().grabWindow(0)  # the X screen, as a user sees it
+        shot.copy(window.frameGeometry()).save(str(DOCS / name))
+        print("wrote", DOCS / name)
+
+    settle(lambda: window.controller.state is not None and not window.runner.running)
+    state = window.controller.state
+    window.controller.go_to(View.AXIAL, 30)
+    settle(lambda: True)
+    grab("screenshot-mpr.png")
+
+    g = state.volume.geometry
+
+    def at(z: float, y: float, x: float) -> tuple[float, float, float]:
+        return tuple(float(v) for v in g.index_to_lps([z, y, x]))  # type: ignore[return-value]
+
+    window.controller.add_measurement(
+        Measurement(Kind.RULER, View.AXIAL, (at(30, 300, 300), at(30, 330, 380)))
+    )
+    window.controller.add_measurement(
+        Measurement(Kind.ELLIPSE, View.AXIAL, (at(30, 180, 120), at(30, 240, 190)))
+    )
+    window.measure_dock.raise_()
+    settle(lambda: True)
+    grab("screenshot-measure.png")
+
+    for model in ("chest-ct-segmentation", "chest-ct-lesion-classifier"):
+        window.models_panel.select(model)
+        window.run_model(window.models_panel.selected(), "cpu")
+        settle(lambda: not window.inference.running, timeout=300)
+    window.models_dock.raise_()
+    window.controller.go_to(View.AXIAL, 30)
+    settle(lambda: True)
+    grab("screenshot-ai.png")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
