@@ -989,12 +989,17 @@ class MainWindow(QMainWindow):
         from medview.ui.preferences import ct_presets
 
         self.controller.ct_presets = ct_presets(self.settings)
-        self.models_dock.raise_()  # the window opens on the Models tab
         state = self.controller.state
         if state is not None and state.volume.modality == "CT":
             state.presets = self.controller.ct_presets
         apply_theme(QApplication.instance(), str(self.settings.value("theme", "dark")))
         self.models_panel.device.setCurrentText(str(self.settings.value("compute_device", "auto")))
+
+    def showEvent(self, event: object) -> None:
+        super().showEvent(event)  # type: ignore[arg-type]
+        if not getattr(self, "_shown_once", False):
+            self._shown_once = True
+            self.models_dock.raise_()  # the window opens on the Models tab
 
     # -- measurements ---------------------------------------------------------------------------
     def set_tool(self, kind: Kind | None) -> None:

@@ -371,3 +371,29 @@ def test_r_resets_zoom_and_pan_only(qtbot, window) -> None:  # type: ignore[no-u
     qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ShiftModifier)
     state = window.controller.state
     assert state.slice_index(View.AXIAL) != slice_ or state.window != level
+
+
+def test_opens_on_the_models_tab_and_dialogs_remember_folders(
+    qtbot, window, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QFileDialog
+
+    assert not window.models_dock.visibleRegion().isEmpty()  # the Models tab is in front
+    assert window.pacs_dock.visibleRegion().isEmpty()
+    asked: list[str] = []
+    chosen = tmp_path / "exports"
+    chosen.mkdir()
+
+    def fake(parent, caption, folder="", *rest):  # type: ignore[no-untyped-def]
+        asked.append(folder)
+        return str(chosen)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(fake))
+    assert window._ask_export_dir() == str(chosen)
+    assert window._ask_export_dir() == str(chosen)
+    assert asked[1] == str(chosen)  # the second time it opens where the first ended
+    window.settings.sync()
+    from PySide6.QtCore import QSettings
+
+    kept = QSettings(window.settings.fileName(), QSettings.Format.IniFormat)
+    assert kept.value("dialogs/export") == str(chosen)  # and after a restart
