@@ -152,3 +152,32 @@ def test_mistyped_command_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert run.returncode == 2
     assert "'convert' is neither a command" in run.stderr
+
+
+def test_make_run_without_an_xcb_library_says_what_to_install(tmp_path: Path) -> None:
+    """The README's first command, `make run`, on a desktop whose libxcb-cursor is unusable:
+    the message and a non-zero exit, no Qt abort."""
+    require_tool("ldd")
+    make = require_tool("make")
+    venv = tmp_path / "venv"  # the installed environment, as `make run` left it
+    (venv / "bin").mkdir(parents=True)
+    for name in ("python", "medview"):
+        (venv / "bin" / name).symlink_to(MEDVIEW.parent / name)
+    (venv / ".run-installed").touch()  # installed: make goes straight to the window
+    stub = tmp_path / "lib"
+    stub.mkdir()
+    (stub / "libxcb-cursor.so.0").write_bytes(b"")
+    env = user_env(":0", tmp_path / "home")
+    env["LD_LIBRARY_PATH"] = str(stub)
+    run = subprocess.run(
+        [make, "--no-print-directory", "run", f"VENV={venv}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0, out
+    assert "apt-get install libxcb-cursor0" in out and "dnf install xcb-util-cursor" in out
+    assert "Aborted" not in out and "core dumped" not in out, out
