@@ -83,3 +83,37 @@ def test_results_survive_a_restart_in_window_and_export(qtbot, tmp_path: Path) -
         assert "lung lesion" in text and "Risk" in text
     finally:
         _close(second)
+
+
+def test_results_survive_quitting_the_application(tmp_path: Path) -> None:
+    """The same across a real restart: one process runs and quits, a new one reopens."""
+    import json
+    import os
+    import sys
+
+    env = {**os.environ, "MEDVIEW_HOME": str(tmp_path / "home"), "QT_QPA_PLATFORM": "offscreen"}
+    driver = Path(__file__).with_name("restart_driver.py")
+
+    def phase(name: str) -> dict:  # type: ignore[type-arg]
+        run = subprocess.run(
+            [sys.executable, str(driver), name, str(tmp_path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        return json.loads(run.stdout.strip().splitlines()[-1])
+
+    before = phase("run")
+    after = phase("check")
+    assert before["labels_sha256"] and after["labels_sha256"] == before["labels_sha256"]
+    assert after["overlay_on_grid"] and after["heatmap"]
+    assert after["finding_probability"] == before["finding_probability"]
+    assert after["risk"] == before["risk"]
+    pdf = next(p for p in after["export"] if p.endswith(".pdf"))
+    assert any(p.endswith("seg.dcm") for p in after["export"])
+    text = subprocess.run(
+        [require_tool("pdftotext"), pdf, "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Chest CT: lung lesion per slice" in text and "Risk" in text

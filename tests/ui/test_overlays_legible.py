@@ -60,3 +60,16 @@ def test_overlays_fit_and_do_not_collide(qtbot, loaded, view: View, w: int, h: i
     for anchor in (QPointF(w - 2, 4), QPointF(2, h - 2), QPointF(w / 2, h / 2)):
         box = sv.label_rect(anchor, "123.4 mm  mean 45 HU", small)
         assert _inside(box, w, h) or box.width() > w, (anchor, box)
+
+
+def test_corner_text_has_a_shadow_that_reads_on_white(qtbot, loaded) -> None:  # type: ignore[no-untyped-def]
+    from medview.viewer.windowing import Window
+
+    loaded.controller.set_window(Window(center=-5000, width=10))  # every pixel white
+    sv = SliceView(loaded.controller, View.AXIAL)
+    qtbot.addWidget(sv)
+    sv.resize(400, 400)  # square: the image fills the view, the text lies on white
+    image = sv.grab().toImage()
+    corner = [image.pixelColor(x, y).lightness() for x in range(6, 120) for y in range(6, 40)]
+    assert sum(v < 60 for v in corner) > 30  # the dark shadow around the letters
+    assert sum(v > 200 for v in corner) > 30  # the letters and the white image
