@@ -228,3 +228,46 @@ def test_ybr_is_converted_like_rgb() -> None:
     assert rgb.shape == ybr.shape
     # 8-bit YBR round trip rounds a little; unconverted YBR would differ by more than 100
     assert np.abs(rgb.astype(int) - ybr.astype(int)).max() <= 8
+
+
+def test_oblique_rounding_is_not_a_tilt_but_a_real_tilt_is() -> None:
+    """Siemens XA30 oblique MR: slice positions deviate from the normal by 0.013-0.016 degrees
+    through rounding (0.04 mm over 144 mm); that is no tilt. 2 degrees is."""
+    from medview.io.assemble import spacing_warnings
+
+    a = np.radians(17.0)
+    normal = np.array([0.0, np.sin(a), np.cos(a)])
+    side = np.array([0.0, np.cos(a), -np.sin(a)])
+    k = np.arange(60)[:, None]
+    for degrees, tilted in ((0.015, False), (2.0, True)):
+        pos = k * 2.4 * normal + k * 2.4 * np.tan(np.radians(degrees)) * side
+        notes = [w for w in spacing_warnings(list(pos), normal) if "gantry tilt" in w]
+        assert bool(notes) is tilted, (degrees, notes)
+        if tilted:
+            assert "2°" in notes[0] and "4.9 mm over the stack" in notes[0]
+
+
+def test_lone_2d_slice_keeps_its_position() -> None:
+    """A single real CT slice (pydicom's CT_small.dcm) is placed where its header says."""
+    from medview.io.assemble import series_geometry
+    from medview.io.loader import load_series
+    from tests.conftest import PYDICOM_FILES
+
+    path = PYDICOM_FILES / "CT_small.dcm"
+    ipp = [float(v) for v in pydicom.dcmread(path).ImagePositionPatient]
+    s = scan([path]).series[0]
+    assert np.allclose(series_geometry(s).origin, ipp)
+    volume = load_series(s)
+    assert np.allclose(volume.geometry.affine[:3, 3], ipp)
+
+
+def test_stacks_are_listed_in_natural_order(tmp_path: Path) -> None:
+    """Twelve projection images of one series: UID, UID#2 ... UID#12, with #2 before #10."""
+    files = write_ct(tmp_path / "s", n=12)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.ImagePositionPatient, ds.ImageOrientationPatient
+        ds.save_as(f)
+    keys = [s.key for s in scan([tmp_path / "s"]).series]
+    uid = keys[0]
+    assert keys == [uid] + [f"{uid}#{i}" for i in range(2, 13)]
