@@ -66,6 +66,8 @@ class InstanceRecord:
     # enhanced multi-frame: one position per frame; shared orientation/spacing above
     frame_positions: tuple[Vec3, ...] | None = None
     frame_rescale: tuple[tuple[float, float], ...] | None = None
+    # a Siemens mosaic: (slices, stored rows, stored columns); rows/columns above are a tile's
+    mosaic: tuple[int, int, int] | None = None
     pixel_offset: int = -1
     pixel_length: int = 0
     little_endian: bool = True
@@ -93,6 +95,8 @@ class InstanceRecord:
                 d[key] = tuple(d[key])
         if d.get("frame_positions") is not None:
             d["frame_positions"] = tuple(tuple(p) for p in d["frame_positions"])
+        if d.get("mosaic") is not None:
+            d["mosaic"] = tuple(d["mosaic"])
         if d.get("frame_rescale") is not None:
             d["frame_rescale"] = tuple(tuple(p) for p in d["frame_rescale"])
         return cls(**d)

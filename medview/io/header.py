@@ -31,6 +31,7 @@ from medview.core.errors import (
 )
 from medview.core.records import InstanceRecord
 from medview.io.fastheader import FastHeader, read_fast_header
+from medview.io.mosaic import mosaic_layout
 
 PIXEL_DATA = 0x7FE00010
 FLOAT_PIXEL_DATA = 0x7FE00008
@@ -413,7 +414,7 @@ def parse_header(path: str | os.PathLike[str], *, fast: bool = True) -> Instance
             flags = check_preamble(head)
             fh = read_fast_header(fp, st.st_size, head, WANTED_TAGS) if fast else None
             if fh is not None:
-                return _record(
+                rec = _record(
                     _Fast(fh),
                     fh.transfer_syntax,
                     fh.media_class,
@@ -424,6 +425,9 @@ def parse_header(path: str | os.PathLike[str], *, fast: bool = True) -> Instance
                     st.st_mtime_ns,
                     flags,
                 )
+                if "MOSAIC" not in rec.image_type:
+                    return rec
+                # a Siemens mosaic: its layout is in the private CSA header (pydicom reads it)
             fp.seek(0)
             ds = _open_dataset(fp, p, head)
             return _from_dataset(ds, p, st.st_size, st.st_mtime_ns, flags)
@@ -579,6 +583,17 @@ def _record(
     if pixel_spacing is None:
         # projection radiography: spacing at the detector is the best we have
         pixel_spacing = _positive(r.vec(T["ImagerPixelSpacing"], 2))
+    mosaic = None
+    image_type = tuple(x for x in r.text(T["ImageType"]).split("\\") if x)
+    if "MOSAIC" in image_type and frames == 1 and ds is not None:
+        layout, why = mosaic_layout(ds, rows, cols, orientation, position, pixel_spacing)
+        if layout is None:
+            flags = (*flags, f"{why}: shown as the stored mosaic, not unpacked")
+        else:
+            mosaic = (layout.tiles, rows, cols)
+            rows, cols, frames = layout.tile_rows, layout.tile_cols, layout.tiles
+            frame_positions = layout.positions
+            position = frame_positions[0]
     slope = r.number(T["RescaleSlope"], 1.0)
     intercept = r.number(T["RescaleIntercept"], 0.0)
     if frame_rescale and len(set(frame_rescale)) == 1:
@@ -610,7 +625,7 @@ def _record(
         frame_of_reference_uid=r.text(T["FrameOfReferenceUID"]),
         instance_number=r.integer(T["InstanceNumber"]),
         acquisition_number=r.integer(T["AcquisitionNumber"]),
-        image_type=tuple(x for x in r.text(T["ImageType"]).split("\\") if x),
+        image_type=image_type,
         rows=rows,
         columns=cols,
         frames=frames,
@@ -632,6 +647,7 @@ def _record(
         gantry_tilt=r.number(T["GantryDetectorTilt"], 0.0) or 0.0,
         frame_positions=frame_positions,
         frame_rescale=frame_rescale,
+        mosaic=mosaic,
         pixel_offset=pixel_offset if in_file else -2,
         pixel_length=pixel_length,
         little_endian=ts != "1.2.840.10008.1.2.2",

@@ -29,6 +29,7 @@ from medview.core.volume import Volume
 from medview.io.assemble import series_geometry
 from medview.io.decode_worker import decode_file
 from medview.io.isolation import IsolatedDecoder, default_decoder
+from medview.io.mosaic import unpack
 
 _DIRECT_TS = {str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)}
 _UNCOMPRESSED_TS = {str(ts) for ts in UncompressedTransferSyntaxes}
@@ -54,6 +55,7 @@ def is_direct(rec: InstanceRecord) -> bool:
         and rec.samples_per_pixel == 1
         and rec.photometric in _GREY
         and rec.bits_allocated in (8, 16, 32)
+        and rec.mosaic is None  # a mosaic is read whole, then cut into its slices
     )
 
 
@@ -197,6 +199,14 @@ def _decode_in_process(rec: InstanceRecord) -> np.ndarray:
 def _place(
     rec: InstanceRecord, frames: np.ndarray, targets: Sequence[tuple[int, int]], buf: np.ndarray
 ) -> None:
+    if rec.mosaic is not None:
+        tiles, rows, cols = rec.mosaic
+        if frames.shape[1:3] != (rows, cols):
+            raise DecodeError(
+                f"decoded mosaic {frames.shape[1:3]} differs from the header {(rows, cols)}",
+                path=rec.path,
+            )
+        frames = unpack(frames[0], tiles, rec.rows, rec.columns)
     if frames.shape[1:3] != buf.shape[1:3]:
         raise DecodeError(
             f"decoded size {frames.shape[1:3]} differs from the header {buf.shape[1:3]}",
