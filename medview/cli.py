@@ -39,6 +39,7 @@ def _series_dict(s: SeriesRecord, decode_error: str | None, decoded: bool) -> di
         "spacing": [round(float(v), 6) for v in g.spacing],
         "transfer_syntax": sorted({i.transfer_syntax_uid for i in s.instances}),
         "warnings": list(s.warnings),
+        "volume": s.volume_label,  # one volume of a 4-D series, e.g. "volume 3 of 10 (...)"
     }
     if decoded:
         d["decode"] = "ok" if decode_error is None else decode_error
@@ -105,7 +106,9 @@ def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
                 out.write(
                     f"    Series {number}  {s['modality']:<3} {s['description']!r}  "
                     f"{s['instances']} files, {shape} voxels (z,y,x), "
-                    f"spacing {spacing} mm (x,y,z)\n"
+                    f"spacing {spacing} mm (x,y,z)"
+                    + (f"  [{s['volume']}]" if s.get("volume") else "")
+                    + "\n"
                 )
                 for w in s["warnings"]:
                     out.write(f"      warning: {w}\n")

@@ -43,6 +43,10 @@ class InstanceRecord:
     frame_of_reference_uid: str = ""
     instance_number: int | None = None
     acquisition_number: int | None = None
+    # what tells the volumes of a 4-D series apart (images repeating the same positions)
+    temporal_position: int | None = None
+    trigger_time: float | None = None
+    echo_number: int | None = None
     image_type: tuple[str, ...] = ()
     rows: int = 0
     columns: int = 0
@@ -131,6 +135,8 @@ class SeriesRecord:
     slices: tuple[SliceRef, ...]
     kind: str  # "volume" | "image" | "frames"
     warnings: tuple[str, ...] = ()
+    # one volume of a 4-D series: e.g. "volume 3 of 10 (time point 3)"; "" otherwise
+    volume_label: str = ""
 
     @property
     def first(self) -> InstanceRecord:

@@ -6,8 +6,10 @@ Rules (never silently mis-stack):
 * one stack per (orientation, image size, samples per pixel, localizer or not) within a Series
   Instance UID; extra stacks get keys ``UID#2``, ``UID#3``... and a warning saying why;
 * enhanced multi-frame instances with per-frame positions are volumes of their own;
-* duplicate positions split by Acquisition Number when that separates them; otherwise the
-  duplicates are dropped with a warning;
+* positions that repeat make a 4-D series: split into one stack per volume by the attribute
+  that tells the volumes apart (acquisition, time point, trigger time, echo, magnitude/phase),
+  else by instance-number order when every position repeats equally often; every volume stays
+  reachable with its label; only what cannot be split safely drops duplicates, with a warning;
 * uneven spacing, missing slices and gantry tilt load with a warning.
 """
 
@@ -93,6 +95,7 @@ def stack_order(key: str) -> tuple[str, int]:
 
 def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
     stacks: list[tuple[list[InstanceRecord], str, list[str]]] = []  # recs, kind, warnings
+    labels: dict[int, str] = {}  # stack index -> its volume label (4-D series)
     singles: list[InstanceRecord] = []
     for rec in recs:
         if rec.frames > 1:
@@ -131,8 +134,9 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
         if len(group) == 1:
             stacks.append((group, "image", notes))
             continue
-        for part, part_notes in _split_duplicates(group):
+        for part, part_notes, label in _split_duplicates(group):
             stacks.append((part, "volume", notes + part_notes))
+            labels[len(stacks) - 1] = label
 
     out: list[SeriesRecord] = []
     for i, (part, kind, notes) in enumerate(stacks):
@@ -153,6 +157,7 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
                 slices=tuple(slices),
                 kind="volume" if kind == "volume" and len(slices) > 1 else kind,
                 warnings=tuple(dict.fromkeys(warnings)),
+                volume_label=labels.get(i, ""),
             )
         )
     return out
@@ -173,32 +178,91 @@ def _projection(rec: InstanceRecord, normal: np.ndarray) -> float:
     return float(np.dot(rec.image_position, normal))
 
 
+# what may tell the volumes of a 4-D series apart, in the order they are tried
+_VOLUME_KEYS: tuple[tuple[str, str], ...] = (
+    ("acquisition_number", "acquisition"),
+    ("temporal_position", "time point"),
+    ("trigger_time", "trigger time"),
+    ("echo_number", "echo"),
+    ("magnitude_or_phase", "image type"),
+)
+
+
+def _volume_value(rec: InstanceRecord, attr: str) -> object:
+    if attr == "magnitude_or_phase":  # ImageType's third value on MR: M, P, R, I ...
+        return rec.image_type[2] if len(rec.image_type) > 2 else None
+    return getattr(rec, attr)
+
+
 def _split_duplicates(
     group: list[InstanceRecord],
-) -> list[tuple[list[InstanceRecord], list[str]]]:
-    """Split a geometric group whose positions repeat (several acquisitions/phases)."""
+) -> list[tuple[list[InstanceRecord], list[str], str]]:
+    """Split a geometric group whose positions repeat into the volumes of a 4-D series:
+    by the first attribute that takes one value per volume with each position once in it
+    (acquisition, time point, trigger time, echo, magnitude/phase), else by instance-number
+    order when every position repeats equally often. Each part comes with its warnings and
+    its volume label. What cannot be split safely stays whole: its repeated positions are
+    dropped with a warning (never mis-stacked)."""
     assert group[0].image_orientation is not None
     normal = slice_normal(group[0].image_orientation)
-    positions = [round(_projection(r, normal), 3) for r in group]
-    if len(set(positions)) == len(positions):
-        return [(group, [])]
-    by_acq: dict[int | None, list[InstanceRecord]] = defaultdict(list)
+    where = {id(r): round(_projection(r, normal), 3) for r in group}
+    by_pos: dict[float, list[InstanceRecord]] = defaultdict(list)
     for r in group:
-        by_acq[r.acquisition_number].append(r)
-    if len(by_acq) > 1 and all(
-        len({round(_projection(r, normal), 3) for r in rs}) == len(rs) for rs in by_acq.values()
-    ):
+        by_pos[where[id(r)]].append(r)
+    if all(len(rs) == 1 for rs in by_pos.values()):
+        return [(group, [], "")]
+    for attr, name in _VOLUME_KEYS:
+        values = [_volume_value(r, attr) for r in group]
+        if any(v is None for v in values):
+            continue
+        by_value: dict[object, list[InstanceRecord]] = defaultdict(list)
+        for r, v in zip(group, values, strict=True):
+            by_value[v].append(r)
+        if len(by_value) < 2 or any(
+            len({where[id(r)] for r in rs}) != len(rs) for rs in by_value.values()
+        ):
+            continue
+        ordered = sorted(by_value.items(), key=lambda kv: str(kv[0]).zfill(12))
+        n = len(ordered)
+        if attr == "acquisition_number":
+            return [
+                (
+                    rs,
+                    [f"acquisition {v} of {n} sharing slice positions: split into its own stack"],
+                    f"volume {i + 1} of {n} (acquisition {v})",
+                )
+                for i, (v, rs) in enumerate(ordered)
+            ]
         return [
-            (
-                rs,
-                [
-                    f"acquisition {acq} of {len(by_acq)} sharing slice positions: "
-                    "split into its own stack"
-                ],
-            )
-            for acq, rs in sorted(by_acq.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+            (rs, [], f"volume {i + 1} of {n} ({name} {_shown(v)})")
+            for i, (v, rs) in enumerate(ordered)
         ]
-    return [(group, [])]  # _order_slices drops and reports the duplicates
+    counts = {len(rs) for rs in by_pos.values()}
+    if len(counts) == 1:
+        n = counts.pop()
+        volumes: list[list[InstanceRecord]] = [[] for _ in range(n)]
+        for rs in by_pos.values():
+            ranked = sorted(rs, key=lambda r: (r.instance_number or 0, r.path))
+            for k, r in enumerate(ranked):
+                volumes[k].append(r)
+        return [
+            (v, [], f"volume {k + 1} of {n} (in instance-number order)")
+            for k, v in enumerate(volumes)
+        ]
+    return [
+        (
+            group,
+            [
+                "positions repeat unevenly and nothing in the headers tells the volumes "
+                "apart: the series could not be split into volumes safely"
+            ],
+            "",
+        )
+    ]
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _order_slices(part: list[InstanceRecord], kind: str) -> tuple[list[SliceRef], list[str]]:

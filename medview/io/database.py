@@ -320,7 +320,10 @@ class StudyDatabase:
                             len(s.slices),
                             json.dumps(list(s.shape)),
                             s.kind,
-                            s.description,
+                            # the browser row of one volume of a 4-D series says which
+                            f"{s.description} [{s.volume_label}]"
+                            if s.volume_label
+                            else s.description,
                             s.modality,
                             s.series_number,
                         )
