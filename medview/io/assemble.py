@@ -97,10 +97,15 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
     stacks: list[tuple[list[InstanceRecord], str, list[str]]] = []  # recs, kind, warnings
     labels: dict[int, str] = {}  # stack index -> its volume label (4-D series)
     singles: list[InstanceRecord] = []
+    frame_sets: dict[int, list[int]] = {}  # stack index -> its frames (one volume of a 4-D file)
     for rec in recs:
         if rec.frames > 1:
             if rec.frame_positions and rec.image_orientation:
-                stacks.append(([rec], "volume", []))
+                for frames, label in _frame_volumes(rec):
+                    if frames is not None:
+                        frame_sets[len(stacks)] = frames
+                    stacks.append(([rec], "volume", []))
+                    labels[len(stacks) - 1] = label
             else:
                 stacks.append(
                     (
@@ -141,7 +146,7 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
     out: list[SeriesRecord] = []
     for i, (part, kind, notes) in enumerate(stacks):
         stack_key = uid if i == 0 else f"{uid}#{i + 1}"
-        slices, slice_notes = _order_slices(part, kind)
+        slices, slice_notes = _order_slices(part, kind, frame_sets.get(i))
         first = part[0]
         warnings = [*notes, *slice_notes, *_flag_notes(part)]
         out.append(
@@ -265,7 +270,30 @@ def _shown(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _order_slices(part: list[InstanceRecord], kind: str) -> tuple[list[SliceRef], list[str]]:
+def _frame_volumes(rec: InstanceRecord) -> list[tuple[list[int] | None, str]]:
+    """The volumes of an enhanced multi-frame file whose frames repeat positions (echoes,
+    time points, magnitude and phase): the k-th frame at each position, in stored order, is
+    volume k when every position holds the same number of frames. (None, "") for a file of
+    one volume, or one that cannot be split safely (its repeats are then dropped with a
+    warning)."""
+    assert rec.frame_positions is not None and rec.image_orientation is not None
+    normal = slice_normal(rec.image_orientation)
+    by_pos: dict[float, list[int]] = defaultdict(list)
+    for f, p in enumerate(rec.frame_positions):
+        by_pos[round(float(np.dot(p, normal)), 3)].append(f)
+    counts = {len(fs) for fs in by_pos.values()}
+    if len(counts) != 1 or (n := counts.pop()) == 1:
+        return [(None, "")]
+    volumes: list[list[int]] = [[] for _ in range(n)]
+    for fs in by_pos.values():
+        for k, f in enumerate(fs):
+            volumes[k].append(f)
+    return [(v, f"volume {k + 1} of {n} (frames in stored order)") for k, v in enumerate(volumes)]
+
+
+def _order_slices(
+    part: list[InstanceRecord], kind: str, frames: list[int] | None = None
+) -> tuple[list[SliceRef], list[str]]:
     if kind != "volume":
         first = part[0]
         if first.frames == 1 and first.image_position is not None:
@@ -276,7 +304,8 @@ def _order_slices(part: list[InstanceRecord], kind: str) -> tuple[list[SliceRef]
         rec = part[0]
         assert rec.image_orientation is not None and rec.frame_positions is not None
         normal = slice_normal(rec.image_orientation)
-        refs = [SliceRef(0, f, p) for f, p in enumerate(rec.frame_positions)]
+        wanted = range(len(rec.frame_positions)) if frames is None else frames
+        refs = [SliceRef(0, f, rec.frame_positions[f]) for f in wanted]
     else:
         assert part[0].image_orientation is not None
         normal = slice_normal(part[0].image_orientation)
