@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -65,18 +66,30 @@ def _describe_split(key: tuple[object, ...], first_key: tuple[object, ...]) -> s
 def assemble_series(records: Iterable[InstanceRecord]) -> list[SeriesRecord]:
     """Group instance records into `SeriesRecord` stacks, sorted by study then series number."""
     by_series: dict[str, list[InstanceRecord]] = defaultdict(list)
-    seen: set[tuple[str, str]] = set()
+    seen: dict[tuple[str, str], list[InstanceRecord]] = defaultdict(list)
+    copies: dict[str, int] = defaultdict(int)
     for rec in records:
         if not rec.has_pixels:
             continue
+        series = rec.series_uid or f"no-series:{rec.path}"
+        # the same instance reached twice (a copy, DICOMDIR + folder walk) counts once; files
+        # that share a UID but hold different bytes are different images and stay
         ident = (rec.series_uid, rec.sop_instance_uid or rec.path)
-        if ident in seen:  # same instance reached twice (copy, DICOMDIR + folder walk)
+        if any(_same_file(rec, other) for other in seen[ident]):
+            copies[series] += 1
             continue
-        seen.add(ident)
-        by_series[rec.series_uid or f"no-series:{rec.path}"].append(rec)
+        seen[ident].append(rec)
+        by_series[series].append(rec)
     out: list[SeriesRecord] = []
     for uid, recs in by_series.items():
-        out.extend(_assemble_one(uid, recs))
+        stacks = _assemble_one(uid, recs)
+        if copies.get(uid):  # never silently: the series says how many copies it skipped
+            note = (
+                f"{copies[uid]} file(s) repeating SOP Instance UIDs already imported (copies) "
+                "were counted once"
+            )
+            stacks = [replace(s, warnings=(*s.warnings, note)) for s in stacks]
+        out.extend(stacks)
     out.sort(
         key=lambda s: (
             s.study_uid,
@@ -91,6 +104,25 @@ def stack_order(key: str) -> tuple[str, int]:
     """Sort key of a stack key in natural order: ``UID#2`` before ``UID#10``."""
     uid, _, n = key.partition("#")
     return uid, int(n) if n.isdigit() else 1
+
+
+def _same_file(a: InstanceRecord, b: InstanceRecord) -> bool:
+    """Whether two records of one SOP Instance UID are the same file or byte-identical copies
+    (compared only when UIDs collide, which is rare)."""
+    if a.path == b.path:
+        return True
+    if a.file_size != b.file_size:
+        return False
+    try:
+        with open(a.path, "rb") as fa, open(b.path, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                if x != y:
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return True  # unreadable now: counted once, as before
 
 
 def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:

@@ -271,3 +271,13 @@ def test_stacks_are_listed_in_natural_order(tmp_path: Path) -> None:
     keys = [s.key for s in scan([tmp_path / "s"]).series]
     uid = keys[0]
     assert keys == [uid] + [f"{uid}#{i}" for i in range(2, 13)]
+
+
+def test_copies_count_once_and_say_so(tmp_path: Path) -> None:
+    import shutil
+
+    files = write_ct(tmp_path / "a", n=5)
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    stacks = scan([tmp_path / "a", tmp_path / "b"]).series
+    assert len(stacks) == 1 and len(stacks[0].slices) == len(files)
+    assert any("5 file(s) repeating SOP Instance UIDs" in w for w in stacks[0].warnings)

@@ -22,7 +22,7 @@ REALDATA = REPO.parent / "shared" / "realdata"
 @pytest.fixture(scope="module")
 def realdata(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("realdata")
-    for name in ("dcm_qa_ts", "dcm_qa_nih", "dcm_qa_enh"):
+    for name in ("dcm_qa_ts", "dcm_qa_nih", "dcm_qa_enh", "dcm_qa_12bit"):
         packed = REALDATA / f"{name}.tar.xz"
         if not packed.is_file():
             missing_outside_ci(f"{packed} (real scanner data beside the project)")
@@ -220,3 +220,19 @@ def _same_within(volume, ref, folder: Path, tol: float) -> bool:  # type: ignore
         and float(np.abs(affine - r.affine).max()) <= 0.05
         and float(np.abs(data - rd).max()) <= tol
     )
+
+
+def test_12_bit_mosaics_sharing_one_uid_are_all_kept(realdata: Path, tmp_path: Path) -> None:
+    """Three files of one SOP Instance UID with different pixels (12-bit signed, unsigned,
+    unsigned with stray high bits): three images, as dcm2niix writes them, not one."""
+    import nibabel as nib
+
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+
+    bit12 = realdata / "dcm_qa_12bit"
+    stacks = scan([str(bit12 / "In")]).series
+    assert sorted(s.series_number for s in stacks) == [2, 3, 4]
+    for s in stacks:
+        ref = nib.load(bit12 / "Ref" / f"{s.series_number}.nii")
+        assert _same(load_series(s), ref, tmp_path), s.series_number
