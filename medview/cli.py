@@ -151,6 +151,15 @@ def cmd_load(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
         result = scan([args.path], extract_dir=tmp)
         series = result.series
+        volumes = _volumes_of(series, args.series)
+        if volumes and args.volume is None:
+            return _load_4d(volumes, args.out)
+        if volumes and args.volume is not None:
+            if not 1 <= args.volume <= len(volumes):
+                sys.stderr.write(f"medview load: --volume must be 1 to {len(volumes)}\n")
+                return 2
+            series = [volumes[args.volume - 1]]
+            args.series = series[0].key
         chosen = _pick(series, args.series)
         if chosen is None:
             if args.series:
@@ -176,6 +185,36 @@ def cmd_load(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"wrote {args.out}: {'x'.join(map(str, volume.shape))} voxels (z,y,x), "
         f"{volume.array.dtype}\n"
+    )
+    return 0
+
+
+def _volumes_of(series: list[SeriesRecord], wanted: str | None) -> list[SeriesRecord]:
+    """The stacks of one 4-D series (several volumes of one Series Instance UID), in volume
+    order: the one asked for with ``--series UID``, or the only series present."""
+    uids = {s.series_uid for s in series}
+    uid = (
+        wanted if wanted in uids else (next(iter(uids)) if len(uids) == 1 and not wanted else None)
+    )
+    stacks = [s for s in series if s.series_uid == uid and s.volume_label]
+    return stacks if len(stacks) > 1 else []
+
+
+def _load_4d(volumes: list[SeriesRecord], out: str) -> int:
+    from medview.export.nifti import write_nifti_4d
+    from medview.io.loader import load_series
+
+    try:
+        loaded = [load_series(s) for s in volumes]
+        write_nifti_4d(loaded, out)
+    except (MedviewError, ValueError) as e:
+        sys.stderr.write(f"medview load: {e}\n")
+        return 1
+    for w in dict.fromkeys(w for v in loaded for w in v.warnings):
+        sys.stderr.write(f"warning: {w}\n")
+    shape = "x".join(map(str, loaded[0].shape))
+    sys.stdout.write(
+        f"wrote {out}: {len(loaded)} volumes of {shape} voxels (z,y,x), {loaded[0].array.dtype}\n"
     )
     return 0
 
@@ -381,6 +420,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="PATH")
     p.add_argument("--series", help="series key or Series Instance UID (see `info`)")
     p.add_argument("--out", required=True, metavar="FILE.nii.gz")
+    p.add_argument(
+        "--volume",
+        type=int,
+        metavar="N",
+        help="one volume (1 = first) of a 4-D series; without it a 4-D series is written 4-D",
+    )
     p.set_defaults(func=cmd_load)
     p = sub.add_parser("models", help="list or import model packages")
     msub = p.add_subparsers(dest="models_command")

@@ -130,6 +130,17 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
     labels: dict[int, str] = {}  # stack index -> its volume label (4-D series)
     singles: list[InstanceRecord] = []
     frame_sets: dict[int, list[int]] = {}  # stack index -> its frames (one volume of a 4-D file)
+    # multi-frame files (enhanced, mosaics) in acquisition order: one file per volume of a run
+    recs = sorted(
+        recs,
+        key=lambda r: (
+            r.frames == 1,
+            r.acquisition_number or 0,
+            r.temporal_position or 0,
+            r.instance_number or 0,
+            r.path,
+        ),
+    )
     for rec in recs:
         if rec.frames > 1:
             if rec.frame_positions and rec.image_orientation:
@@ -152,6 +163,7 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
         else:
             singles.append(rec)
 
+    _label_file_volumes(stacks, labels)
     groups: dict[tuple[object, ...], list[InstanceRecord]] = defaultdict(list)
     for rec in singles:
         groups[_group_key(rec)].append(rec)
@@ -300,6 +312,23 @@ def _split_duplicates(
 
 def _shown(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _label_file_volumes(
+    stacks: list[tuple[list[InstanceRecord], str, list[str]]], labels: dict[int, str]
+) -> None:
+    """Multi-frame files of one series at the same positions (one mosaic or enhanced file per
+    volume of an fMRI or field-map run) are the volumes of a 4-D series: label them in
+    acquisition order."""
+    same: dict[tuple[object, ...], list[int]] = defaultdict(list)
+    for i, (part, kind, _) in enumerate(stacks):
+        rec = part[0]
+        if kind == "volume" and rec.frame_positions and not labels.get(i):
+            same[(rec.rows, rec.columns, tuple(np.round(rec.frame_positions, 2).ravel()))].append(i)
+    for members in same.values():
+        if len(members) > 1:
+            for k, i in enumerate(members):
+                labels[i] = f"volume {k + 1} of {len(members)} (one file each)"
 
 
 def _frame_volumes(rec: InstanceRecord) -> list[tuple[list[int] | None, str]]:

@@ -236,3 +236,33 @@ def test_12_bit_mosaics_sharing_one_uid_are_all_kept(realdata: Path, tmp_path: P
     for s in stacks:
         ref = nib.load(bit12 / "Ref" / f"{s.series_number}.nii")
         assert _same(load_series(s), ref, tmp_path), s.series_number
+
+
+@pytest.mark.parametrize(
+    ("source", "reference"),
+    [
+        ("dcm_qa_nih/In/20180918GE/mr_0004", "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii"),
+        ("dcm_qa_nih/In/20180918Si/mr_0003", "dcm_qa_nih/Ref/EPI_PE=AP_3.nii"),
+        ("dcm_qa_enh/In/Siemens/XA10", "dcm_qa_enh/Ref/Siemens_REST1_w_SMS_PF7-8_6.nii"),
+    ],
+    ids=["GE fMRI", "Siemens mosaic EPI", "Siemens XA10 enhanced"],
+)
+def test_cli_load_writes_the_4d_series_like_dcm2niix(
+    realdata: Path, tmp_path: Path, source: str, reference: str
+) -> None:
+    import nibabel as nib
+
+    from medview.cli import main
+
+    out = tmp_path / "4d.nii.gz"
+    assert main(["load", str(realdata / source), "--out", str(out)]) == 0
+    ours = nib.as_closest_canonical(nib.load(out))
+    ref = nib.as_closest_canonical(nib.load(realdata / reference))
+    assert ours.shape == ref.shape and len(ref.shape) == 4
+    assert float(np.abs(ours.affine - ref.affine).max()) <= 0.05
+    assert np.array_equal(np.asarray(ours.dataobj), np.asarray(ref.get_fdata()))
+    one = tmp_path / "one.nii.gz"
+    assert main(["load", str(realdata / source), "--volume", "2", "--out", str(one)]) == 0
+    second = nib.as_closest_canonical(nib.load(one))
+    assert np.array_equal(np.asarray(second.dataobj), np.asarray(ref.get_fdata())[..., 1])
+    assert main(["load", str(realdata / source), "--volume", "99", "--out", str(one)]) == 2
