@@ -119,7 +119,15 @@ def build_seg(
     if not present:
         raise ExportError("the label map has no labelled voxel: no SEG to write")
     numbers = {s.value: i + 1 for i, s in enumerate(present)}
-    planes = _frames(series, np.asarray(label_map.labels.array))
+    # mosaics and enhanced multi-frame sources: the planes do not map one to one onto the
+    # stored images (tiles of one image; geometry in functional groups), so the SEG states
+    # its own plane positions, orientation and pixel measures, from the volume's grid
+    by_geometry = any(r.mosaic is not None or r.frames > 1 for r in series.instances)
+    planes = (
+        np.asarray(label_map.labels.array)
+        if by_geometry
+        else _frames(series, np.asarray(label_map.labels.array))
+    )
     # the smallest type that holds the segment numbers: highdicom's work scales with it
     lut = np.zeros(int(planes.max()) + 1, dtype=np.uint8 if len(numbers) < 256 else np.uint16)
     for value, number in numbers.items():
@@ -151,10 +159,12 @@ def build_seg(
         )
     else:
         pixel_array = remapped
+    geometry_args = _plane_geometry(label_map) if by_geometry else {}
     try:
         seg = hd.seg.Segmentation(
-            source_images=list(sources),
+            source_images=[_with_shared_geometry(ds) for ds in sources],
             pixel_array=pixel_array,
+            **geometry_args,
             segmentation_type=segmentation_type.upper(),
             segment_descriptions=descriptions,
             series_instance_uid=generate_uid(),
@@ -177,6 +187,61 @@ def build_seg(
     except (ValueError, TypeError, AttributeError) as e:
         raise ExportError(f"cannot build the DICOM SEG: {e}") from e
     return seg, numbers
+
+
+def _with_shared_geometry(ds: Dataset) -> Dataset:
+    """An enhanced multi-frame source whose pixel measures and orientation sit in the
+    per-frame groups (valid DICOM, e.g. Siemens XA) as highdicom reads it: a copy in memory
+    with them in the shared group too (the source file is never written)."""
+    import copy
+
+    from pydicom.dataset import Dataset as PydicomDataset
+    from pydicom.sequence import Sequence as PydicomSequence
+
+    if "PerFrameFunctionalGroupsSequence" not in ds:
+        return ds
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else PydicomDataset()
+    missing = [
+        kw
+        for kw in ("PixelMeasuresSequence", "PlaneOrientationSequence")
+        if kw not in shared and kw in ds.PerFrameFunctionalGroupsSequence[0]
+    ]
+    if not missing:
+        return ds
+    out = copy.deepcopy(ds)
+    if not shared_seq:
+        out.SharedFunctionalGroupsSequence = PydicomSequence([PydicomDataset()])
+    target = out.SharedFunctionalGroupsSequence[0]
+    for kw in missing:
+        setattr(target, kw, copy.deepcopy(out.PerFrameFunctionalGroupsSequence[0][kw].value))
+    return out
+
+
+def _plane_geometry(label_map: LabelMap) -> dict[str, Any]:
+    """highdicom's plane positions, orientation and pixel measures of the label map's grid
+    (one position per plane, LPS mm)."""
+    import highdicom as hd
+
+    g = label_map.labels.geometry
+    sx, sy, sz = (float(v) for v in g.spacing)
+    row, col = g.direction[:, 0], g.direction[:, 1]
+    return {
+        "plane_positions": [
+            hd.PlanePositionSequence(
+                coordinate_system="PATIENT",
+                image_position=[float(v) for v in g.index_to_lps(np.array([z, 0.0, 0.0]))],
+            )
+            for z in range(g.shape[0])
+        ],
+        "plane_orientation": hd.PlaneOrientationSequence(
+            coordinate_system="PATIENT",
+            image_orientation=[float(v) for v in (*row, *col)],
+        ),
+        "pixel_measures": hd.PixelMeasuresSequence(
+            pixel_spacing=[sy, sx], slice_thickness=sz, spacing_between_slices=sz
+        ),
+    }
 
 
 def _ucum(code: str, meaning: str) -> Any:
