@@ -10,8 +10,9 @@ removed everywhere, the file meta is rebuilt from scratch, and UIDs are remapped
 map per export (keyed by a secret drawn per export), so a study, its SEG and its SR stay
 consistent with each other and with nothing else.
 
-Where the profile leaves a choice (X/Z, X/D, Z/D, X/Z/D) we take the one that keeps the
-object valid: an empty or dummy value, not a removal. Instances that declare burned-in
+Where the profile leaves a choice we take the one that keeps the object valid: a dummy value
+where it allows one (Z/D, X/D, X/Z/D: the attribute may be Type 1 in the IOD), else an empty
+one (X/Z), never a removal. Instances that declare burned-in
 annotation are not copied (the basic profile does not clean pixel data).
 """
 
@@ -41,10 +42,14 @@ def _table() -> tuple[dict[tuple[int, int], str], list[tuple[int, int, int, int,
         ("Z_TAGS", "Z"),
         ("X_TAGS", "X"),
         ("U_TAGS", "U"),
-        ("Z_D_TAGS", "Z"),  # Z/D: empty keeps Type 2 valid and carries nothing
+        # where the profile allows a dummy (Z/D, X/D, X/Z/D), a dummy: the attribute may be
+        # Type 1 in the object's IOD (ContentDate in enhanced MR, DeviceSerialNumber in
+        # Enhanced General Equipment), where an empty value makes the copy invalid; for a
+        # sequence, its items are kept and cleaned (one item may be required)
+        ("Z_D_TAGS", "D"),
         ("X_Z_TAGS", "Z"),
         ("X_D_TAGS", "D"),
-        ("X_Z_D_TAGS", "Z"),
+        ("X_Z_D_TAGS", "D"),
         ("X_Z_U_STAR_TAGS", "U*"),
     ):
         for tag in getattr(t, name):
@@ -150,6 +155,8 @@ class Deidentifier:
 
     def _dummy(self, elem: DataElement) -> None:
         vr = elem.VR
+        if elem.value is None or elem.value == "" or elem.value == b"":
+            return  # empty in the source: empty stays valid wherever it was
         if vr == "SQ":
             for item in elem.value or ():
                 self._clean(item)

@@ -310,3 +310,57 @@ def test_seg_and_sr_of_real_series_are_dciodvfy_clean(
     assert rc == 0
     assert sorted(report["validated"]) == ["seg.dcm", "sr.dcm"]
     assert report["dciodvfy_errors"] == 0, report["warnings"]
+
+
+def _dciodvfy_errors(path: Path) -> list[str]:
+    import subprocess
+
+    from tests.conftest import require_tool
+
+    run = subprocess.run([require_tool("dciodvfy"), str(path)], capture_output=True, text=True)
+    return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+@pytest.mark.parametrize("case", REAL_SERIES[:4] + REAL_SERIES[5:])
+def test_deidentified_copies_add_no_dciodvfy_error(
+    realdata: Path, tmp_path: Path, case: str
+) -> None:
+    """The de-identified copy of each real series has no more dciodvfy errors than its
+    source, file by file (dummy values where the profile allows them and the attribute may be
+    Type 1; sequences that need an item keep it), and none of the source's identifying
+    values."""
+    import pydicom
+
+    from medview.cli import main
+    from medview.io.scan import scan
+
+    stack = scan([str(realdata / case)]).series[0]
+    out = tmp_path / "out"
+    assert main(["export", str(realdata / case), "--series", stack.key, "--out", str(out),
+                 "--deidentify"]) == 0  # fmt: skip
+    copies = sorted(out.rglob("dicom/*/*.dcm"))
+    assert copies
+    sources = {}
+    for rec in stack.instances:
+        ds = pydicom.dcmread(rec.path, stop_before_pixels=True)
+        sources[(str(ds.get("InstanceNumber", "")), rec.frames)] = (rec.path, ds)
+    identifying = set()
+    for _, ds in sources.values():
+        for kw in (
+            "PatientName",
+            "PatientID",
+            "InstitutionName",
+            "StationName",
+            "DeviceSerialNumber",
+        ):
+            value = str(ds.get(kw, "") or "").strip()
+            if len(value) >= 4:
+                identifying.add(value.encode())
+    for copy in copies:
+        ds = pydicom.dcmread(copy, stop_before_pixels=True)
+        key = (str(ds.get("InstanceNumber", "")), int(ds.get("NumberOfFrames", 1) or 1))
+        if key not in sources:
+            continue
+        assert len(_dciodvfy_errors(copy)) <= len(_dciodvfy_errors(Path(sources[key][0]))), copy
+        data = copy.read_bytes()
+        assert not [v for v in identifying if v in data], copy
