@@ -37,7 +37,13 @@ from medview.core.volume import Volume
 from medview.export.atomic import atomic_path
 from medview.export.content import ExportContent, ExportOptions, KeyImage, segment_stats
 from medview.export.deid import Deidentifier, token_now
-from medview.export.dicom_objects import build_seg, build_sr, read_sources, source_order
+from medview.export.dicom_objects import (
+    build_seg,
+    build_sr,
+    harmonise_orientation,
+    read_sources,
+    source_order,
+)
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +246,9 @@ def _export(
         sources = _copy_deidentified(series, to_copy, stage, deid, files, warnings, tick)
     else:
         sources = read_sources(series)
+    sources, note = harmonise_orientation(sources)
+    if note:
+        warnings.append(note)
     tick("source headers read")
 
     # 2. DICOM SEG and the label map

@@ -189,6 +189,39 @@ def build_seg(
     return seg, numbers
 
 
+ORIENTATION_TOL = 1e-4  # direction cosines this close are one orientation (as assembly)
+
+
+def harmonise_orientation(sources: Sequence[Dataset]) -> tuple[list[Dataset], str | None]:
+    """Sources whose ImageOrientationPatient differ only by rounding (a GE 3-D T1: up to
+    3.3e-8 over 130 slices) as highdicom needs them, exactly equal: in-memory copies set to
+    the first slice's values (the files are never written), and a note saying so. Sources
+    that really differ are returned as they are."""
+    import copy
+
+    values = [ds.get("ImageOrientationPatient") for ds in sources]
+    if any(v is None for v in values) or len(sources) < 2:
+        return list(sources), None
+    first = np.asarray(values[0], dtype=np.float64)
+    arrays = [np.asarray(v, dtype=np.float64) for v in values]
+    if all(np.array_equal(a, first) for a in arrays):
+        return list(sources), None
+    worst = max(float(np.abs(a - first).max()) for a in arrays)
+    if worst > ORIENTATION_TOL:
+        return list(sources), None
+    out = []
+    for ds, a in zip(sources, arrays, strict=True):
+        if not np.array_equal(a, first):
+            ds = copy.deepcopy(ds)  # headers only: a cheap copy
+            ds.ImageOrientationPatient = list(values[0])
+        out.append(ds)
+    note = (
+        f"slice orientations differ by up to {worst:.1e} (rounding): the SEG and SR use the "
+        "first slice's orientation for all"
+    )
+    return out, note
+
+
 def _with_shared_geometry(ds: Dataset) -> Dataset:
     """An enhanced multi-frame source whose pixel measures and orientation sit in the
     per-frame groups (valid DICOM, e.g. Siemens XA) as highdicom reads it: a copy in memory

@@ -409,3 +409,35 @@ def test_classification_and_warnings_in_the_pdf(study: Study, tmp_path: Path) ->
         check=True,
     ).stdout.splitlines()[2:]
     assert len(images) >= 2  # the key image and the Grad-CAM thumbnail
+
+
+def test_orientation_rounding_between_slices_does_not_stop_the_seg(tmp_path: Path) -> None:
+    """Slices whose direction cosines differ by 3e-8 (as on a real GE 3-D T1) are one series
+    for the viewer and one orientation for the SEG, with a note; highdicom needs them equal."""
+    import numpy as np
+    import pydicom
+
+    from medview.core.volume import Volume
+    from medview.export.bundle import export_bundle
+    from medview.export.content import ExportContent, LabelMap, SegmentInfo
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+    from tests.conftest import write_ct
+
+    files = write_ct(tmp_path / "ct", n=6)
+    for i, f in enumerate(files):
+        ds = pydicom.dcmread(f)
+        iop = [float(v) for v in ds.ImageOrientationPatient]
+        iop[1] += 3.3e-8 * i
+        ds.ImageOrientationPatient = [f"{v:.10g}" for v in iop]
+        ds.save_as(f)
+    series = scan([tmp_path / "ct"]).series[0]
+    volume = load_series(series)
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[2:4, 10:20, 10:20] = 1
+    content = ExportContent(
+        label_map=LabelMap(Volume(labels, volume.geometry), (SegmentInfo(1, "lesion"),))
+    )
+    result = export_bundle(series, volume, content, tmp_path / "out")
+    assert "seg.dcm" in result.files
+    assert any("orientations differ by up to" in w and "rounding" in w for w in result.warnings)
