@@ -599,6 +599,17 @@ def _record(
             position = frame_positions[0]
     slope = r.number(T["RescaleSlope"], 1.0)
     intercept = r.number(T["RescaleIntercept"], 0.0)
+    window_center, window_width = r.number(T["WindowCenter"]), r.number(T["WindowWidth"])
+    if window_center is None and ds is not None and "PerFrameFunctionalGroupsSequence" in ds:
+        # enhanced multi-frame: the scanner's window lives in the functional groups
+        try:
+            first_frame = ds.PerFrameFunctionalGroupsSequence[0]
+        except (IndexError, TypeError, AttributeError):
+            first_frame = None
+        groups = (first_frame, _item(ds, "SharedFunctionalGroupsSequence"))
+        voi = _functional(groups, "FrameVOILUTSequence")
+        if voi is not None:
+            window_center, window_width = _f(voi, "WindowCenter"), _f(voi, "WindowWidth")
     if frame_rescale and len(set(frame_rescale)) == 1:
         slope, intercept = frame_rescale[0]
         frame_rescale = None
@@ -644,8 +655,8 @@ def _record(
         rescale_slope=slope if slope else 1.0,
         rescale_intercept=intercept or 0.0,
         rescale_type=r.ptext("RescaleType"),
-        window_center=r.number(T["WindowCenter"]),
-        window_width=r.number(T["WindowWidth"]),
+        window_center=window_center,
+        window_width=window_width,
         pixel_spacing=(pixel_spacing[0], pixel_spacing[1]) if pixel_spacing else None,
         slice_thickness=slice_thickness,
         image_position=(position[0], position[1], position[2]) if position else None,

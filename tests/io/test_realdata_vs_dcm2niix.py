@@ -364,3 +364,20 @@ def test_deidentified_copies_add_no_dciodvfy_error(
         assert len(_dciodvfy_errors(copy)) <= len(_dciodvfy_errors(Path(sources[key][0]))), copy
         data = copy.read_bytes()
         assert not [v for v in identifying if v in data], copy
+
+
+def test_enhanced_series_open_with_the_scanners_window(realdata: Path) -> None:
+    """Enhanced multi-frame MR keeps its Window Center/Width in the functional groups: the
+    viewer opens with it (before: an automatic window, a nearly black or white image)."""
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+    from medview.viewer.windowing import initial_window
+
+    for case, window in (
+        ("dcm_qa_enh/In/Siemens/XA10", (625.0, 1361.0)),
+        ("dcm_qa_enh/In/Philips", (959.0, 1667.0)),
+    ):
+        volume = load_series(scan([str(realdata / case)]).series[0])
+        assert volume.window == window, case
+        shown = initial_window(volume.modality, volume.array[0], volume.window)
+        assert (shown.center, shown.width) == window
