@@ -39,6 +39,23 @@ def require_tool(name: str) -> str:
     missing_outside_ci(f"{name} not installed")
 
 
+REALDATA = REPO.parent / "shared" / "realdata"
+
+
+def extract_realdata(names: tuple[str, ...], out: Path) -> Path:
+    """Unpack real scanner collections from ../shared/realdata into ``out`` (skip on a
+    laptop without them, fail in CI)."""
+    import tarfile
+
+    for name in names:
+        packed = REALDATA / f"{name}.tar.xz"
+        if not packed.is_file():
+            missing_outside_ci(f"{packed} (real scanner data beside the project)")
+        with tarfile.open(packed) as tar:
+            tar.extractall(out, filter="data")
+    return out
+
+
 def missing_outside_ci(what: str) -> NoReturn:
     """Something a test needs is absent: skip on a laptop, fail in CI (``.ci/run`` sets
     ``MEDVIEW_REQUIRE_TOOLS=1`` after installing tools and fetching data)."""

@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.splitter.setStretchFactor(1, 4)
         self.setCentralWidget(self.splitter)
         self.current_series: SeriesRecord | None = None
+        self._keep_view = False  # the next volume shown keeps the view (4-D stepping)
         self.key_images: list[KeyImage] = []
         self._key_images_of: str | None = None
         self.last_segmentation: tuple[Volume, Any, str] | None = None
@@ -283,6 +284,8 @@ class MainWindow(QMainWindow):
         ):
             act = self._action(nav, text, lambda _=False, d=delta: self.step_active(d))
             act.setShortcuts([QKeySequence(k) for k in keys])
+        self._action(nav, "Next volume (4-D)", lambda: self.step_volume(1), "Ctrl+Down")
+        self._action(nav, "Previous volume (4-D)", lambda: self.step_volume(-1), "Ctrl+Up")
         self._action(nav, "First slice", lambda: self.go_active(0), "Home")
         self._action(nav, "Last slice", lambda: self.go_active(10**9), "End")
         t = mb.addMenu("&Tools")
@@ -1172,6 +1175,27 @@ class MainWindow(QMainWindow):
             slot="compare" if compare else "load",
         )
 
+    def step_volume(self, delta: int) -> Task | None:
+        """Show the next (or previous) volume of the shown 4-D series, keeping slice, window
+        and zoom; says so when there is no other volume."""
+        s = self.current_series
+        if s is None or not s.volume_label:
+            self.statusBar().showMessage("The shown series has a single volume", 3000)
+            return None
+        keys = [
+            r.key
+            for r in self.db.stack_rows(s.study_uid)
+            if r.series_uid == s.series_uid and r.shape == s.shape
+        ]
+        if s.key not in keys:
+            return None
+        k = keys.index(s.key) + delta
+        if not 0 <= k < len(keys):
+            self.statusBar().showMessage("No further volume", 2000)
+            return None
+        self._keep_view = True
+        return self.open_stack(s.series_uid, keys[k])
+
     def open_series(self, series: SeriesRecord) -> Task:
         self.current_series = series
         return self.runner.submit(
@@ -1192,7 +1216,15 @@ class MainWindow(QMainWindow):
             "patient_id": first.patient_id if first else "",
             "study_date": first.study_date if first else "",
             "modality": volume.modality,
+            "volume": s.volume_label if s is not None else "",
         }
+        before = self.controller.state
+        keep = (  # another volume of the same 4-D series on the same grid: keep the view
+            self._keep_view
+            and before is not None
+            and before.volume.geometry.almost_equal(volume.geometry)
+        )
+        self._keep_view = False
         if s is not None:
             self._remember(s.study_uid)
         if s is None or self.risk_panel.study_uid != s.study_uid:
@@ -1205,9 +1237,16 @@ class MainWindow(QMainWindow):
         self.models_panel.refresh(volume)
         self.models_panel.clear_results()
         self._refresh_measure_list()
-        self.viewer.set_layout(self.viewer.layout_name)
-        for v in self.viewer.views.values():
-            v.reset()
+        if keep and before is not None:
+            state = self.controller.state
+            assert state is not None
+            state.crosshair = before.crosshair.copy()
+            state.window, state.invert = before.window, before.invert
+            self.controller.changed.emit()
+        else:
+            self.viewer.set_layout(self.viewer.layout_name)
+            for v in self.viewer.views.values():
+                v.reset()
         for w in volume.warnings:
             self.notify(f"Series warning: {w}")
         self._restore_results(volume)

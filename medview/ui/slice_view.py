@@ -299,6 +299,7 @@ class SliceView(QWidget):
                 None,
                 [
                     v.description,
+                    info.get("volume", ""),  # one volume of a 4-D series
                     info.get("modality", ""),
                     self.view.value.capitalize() + (" (approx.)" if m.approximate else ""),
                 ],

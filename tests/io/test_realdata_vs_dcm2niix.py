@@ -7,28 +7,19 @@ wrong one; 10,000 one-slice volumes assemble in linear time."""
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pytest
 
-from tests.conftest import REPO, missing_outside_ci
-
-REALDATA = REPO.parent / "shared" / "realdata"
+from tests.conftest import extract_realdata
 
 
 @pytest.fixture(scope="module")
 def realdata(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("realdata")
-    for name in ("dcm_qa_ts", "dcm_qa_nih", "dcm_qa_enh", "dcm_qa_12bit"):
-        packed = REALDATA / f"{name}.tar.xz"
-        if not packed.is_file():
-            missing_outside_ci(f"{packed} (real scanner data beside the project)")
-        with tarfile.open(packed) as tar:
-            tar.extractall(out, filter="data")
-    return out
+    names = ("dcm_qa_ts", "dcm_qa_nih", "dcm_qa_enh", "dcm_qa_12bit")
+    return extract_realdata(names, tmp_path_factory.mktemp("realdata"))
 
 
 def _canonical(volume, folder: Path):  # type: ignore[no-untyped-def]
