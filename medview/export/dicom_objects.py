@@ -8,10 +8,12 @@ resampling, and the SEG references exactly the source instances.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import logging
 import re
-from collections.abc import Sequence
-from typing import Any
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import pydicom
@@ -100,6 +102,23 @@ def algorithm_identification(algo: AlgorithmInfo) -> Any:
     )
 
 
+T = TypeVar("T")
+
+
+def _quiet_names(fn: Callable[..., T]) -> Callable[..., T]:
+    """highdicom warns about single-component person names, quoting the name: a patient's
+    name must not reach stderr or a log, so that warning is silenced while it builds."""
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> T:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*intended person name.*")
+            return fn(*args, **kwargs)
+
+    return run
+
+
+@_quiet_names
 def build_seg(
     series: SeriesRecord,
     sources: Sequence[Dataset],
@@ -370,6 +389,7 @@ def ellipse_axes(m: dict[str, Any], volume: Volume) -> np.ndarray:
     return _to_lps(mapping, volume, krc)
 
 
+@_quiet_names
 def build_sr(
     sources: Sequence[Dataset],
     volume: Volume,
