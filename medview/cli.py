@@ -154,13 +154,13 @@ def cmd_load(args: argparse.Namespace) -> int:
         volumes = _volumes_of(series, args.series)
         if volumes and args.volume is None:
             return _load_4d(volumes, args.out)
+        wanted = args.series
         if volumes and args.volume is not None:
             if not 1 <= args.volume <= len(volumes):
                 sys.stderr.write(f"medview load: --volume must be 1 to {len(volumes)}\n")
                 return 2
-            series = [volumes[args.volume - 1]]
-            args.series = series[0].key
-        chosen = _pick(series, args.series)
+            wanted = volumes[args.volume - 1].key
+        chosen = _pick(series, wanted)
         if chosen is None:
             if args.series:
                 sys.stderr.write(f"medview load: no series {args.series!r} under {args.path}\n")

@@ -28,8 +28,34 @@ def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+def result_record(result: object, date: str) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
+    """What is kept of a segmentation or classification: (kind, description, images)."""
+    if isinstance(result, SegmentationResult):
+        return SEGMENTATION, *segmentation_record(result, date)
+    assert isinstance(result, ClassificationResult)
+    return CLASSIFICATION, *classification_record(result, date)
+
+
+def kept_results(
+    kept: dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]], volume: Volume
+) -> list[tuple[str, SegmentationResult | ClassificationResult | None, str]]:
+    """The kept results of a series (as `StudyDatabase.ai_results` gives them) on
+    ``volume``'s grid: (kind, result or None when it no longer fits, date), the segmentation
+    first."""
+    readers = {
+        SEGMENTATION: segmentation_from_record,
+        CLASSIFICATION: classification_from_record,
+    }
+    out: list[tuple[str, SegmentationResult | ClassificationResult | None, str]] = []
+    for kind, read in readers.items():
+        if kind in kept:
+            data, arrays = kept[kind]
+            out.append((kind, read(data, arrays, volume), str(data.get("date", ""))))
+    return out
+
+
 def segmentation_record(
-    result: SegmentationResult, date: str, extra: dict[str, Any] | None = None
+    result: SegmentationResult, date: str
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     data: dict[str, Any] = {p: getattr(result, p) for p in _PROVENANCE}
     data.update(
@@ -39,7 +65,6 @@ def segmentation_record(
         timings=dict(result.timings),
         stats=[{**asdict(s), "mean": _finite(s.mean), "sd": _finite(s.sd)} for s in result.stats],
         description=result.labels.description,
-        **(extra or {}),
     )
     arrays = {"labels": result.labels.array}
     if result.uncertainty is not None:
@@ -94,7 +119,7 @@ def segmentation_from_record(
 
 
 def classification_record(
-    result: ClassificationResult, date: str, extra: dict[str, Any] | None = None
+    result: ClassificationResult, date: str
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     data: dict[str, Any] = {p: getattr(result, p) for p in _PROVENANCE}
     data.update(
@@ -109,7 +134,6 @@ def classification_record(
         heatmap_threshold=result.heatmap_threshold,
         series_note=result.series_note,
         notes=list(result.notes),
-        **(extra or {}),
     )
     arrays: dict[str, np.ndarray] = {}
     if result.per_slice is not None:

@@ -204,11 +204,8 @@ class MainWindow(QMainWindow):
         act.setCheckable(checkable)
         act.triggered.connect(slot)
         menu.addAction(act)  # type: ignore[attr-defined]
-        self._bind(act)
-        return act
-
-    def _bind(self, act: QAction) -> None:
         self.addAction(act)
+        return act
 
     def _build_actions(self) -> None:
         self.slab_mode = QComboBox()
@@ -737,11 +734,7 @@ class MainWindow(QMainWindow):
             k.replace("|", "/"): str(self.settings.value(k)) for k in self.settings.childKeys()
         }
         self.settings.endGroup()
-        self.risk_panel.model_used.connect(
-            lambda kind, mid: self.settings.setValue(
-                f"risk_last_used/{kind.replace('/', '|')}", mid
-            )
-        )
+        self.risk_panel.model_used.connect(self._risk_model_used)
         self.risk_panel.measurement_provider = self._selected_measurement_figures
         self.risk_panel.segment_provider = lambda: list(self.segments)
 
@@ -786,22 +779,13 @@ class MainWindow(QMainWindow):
 
     def _keep_result(self, volume: Volume, result: object) -> None:
         """Keep a new AI result with its series, in the background (restored on reopening)."""
-        from medview.inference.kept import (
-            CLASSIFICATION,
-            SEGMENTATION,
-            classification_record,
-            segmentation_record,
-        )
-        from medview.inference.runner import SegmentationResult
+        from medview.inference.kept import result_record
 
         series = self.current_series
         if series is None:
             return
-        key, date = series.key, _now()
-        if isinstance(result, SegmentationResult):
-            kind, (data, arrays) = SEGMENTATION, segmentation_record(result, date)
-        else:
-            kind, (data, arrays) = CLASSIFICATION, classification_record(result, date)  # type: ignore[arg-type]
+        key = series.key
+        kind, data, arrays = result_record(result, _now())
 
         def work(*, cancel: CancelToken, progress: Progress) -> None:
             self.db.save_ai_result(key, kind, data, arrays)
@@ -812,31 +796,31 @@ class MainWindow(QMainWindow):
             on_error=lambda m: self.notify(f"The {kind} could not be kept: {m}"),
         )
 
-    def _restore_results(self, volume: Volume) -> None:
-        """Show the AI results kept with the shown series."""
-        from medview.inference.kept import (
-            CLASSIFICATION,
-            SEGMENTATION,
-            classification_from_record,
-            segmentation_from_record,
-        )
+    def _restore_results(self, volume: Volume) -> Task | None:
+        """Show the AI results kept with the shown series (read and decompressed off the
+        GUI thread)."""
+        from medview.inference.kept import SEGMENTATION, kept_results
 
         series = self.current_series
         if series is None:
-            return
-        kept = self.db.ai_results(series.key)
-        if SEGMENTATION in kept:
-            data, arrays = kept[SEGMENTATION]
-            seg = segmentation_from_record(data, arrays, volume)
-            if seg is None:
-                self.notify("A kept segmentation no longer fits this series; it is not shown.")
-            else:
-                self._show_segmentation(volume, seg, kept_on=str(data.get("date", "")))
-        if CLASSIFICATION in kept:
-            data, arrays = kept[CLASSIFICATION]
-            cls = classification_from_record(data, arrays, volume)
-            if cls is not None:
-                self._show_classification(volume, cls, kept_on=str(data.get("date", "")))
+            return None
+        key = series.key
+
+        def work(*, cancel: CancelToken, progress: Progress) -> list[tuple[str, Any, str]]:
+            return kept_results(self.db.ai_results(key), volume)
+
+        def done(results: list[tuple[str, Any, str]]) -> None:
+            for kind, result, date in results:
+                if result is None:
+                    self.notify(f"A kept {kind} no longer fits this series; it is not shown.")
+                elif kind == SEGMENTATION:
+                    self._show_segmentation(volume, result, kept_on=date)
+                else:
+                    self._show_classification(volume, result, kept_on=date)
+
+        return self.runner.submit(
+            "Reading kept results", work, on_done=done, on_error=self.notify, slot="kept"
+        )
 
     def _show_segmentation(
         self, volume: Volume, result: object, kept_on: str | None = None

@@ -149,6 +149,7 @@ def test_classifier_shows_one_series_figure_and_a_body_masked_heatmap(
     # the series is shown anew: the result kept with it comes back
     qtbot.waitUntil(lambda: not window.runner.running, timeout=10000)
     window._show_volume(state.volume)
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=10000)  # read off the GUI thread
     assert panel.slice_plot.isVisible() and panel.finding.isVisible()
     assert window.controller.state.heatmap is not None
     # another series: nothing of this one's result is shown
