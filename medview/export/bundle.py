@@ -40,6 +40,7 @@ from medview.export.deid import Deidentifier, token_now
 from medview.export.dicom_objects import (
     build_seg,
     build_sr,
+    drop_empty_sequences,
     harmonise_orientation,
     read_sources,
     source_order,
@@ -247,6 +248,7 @@ def _export(
     else:
         sources = read_sources(series)
     sources, note = harmonise_orientation(sources)
+    drop_empty_sequences(sources)
     if note:
         warnings.append(note)
     tick("source headers read")

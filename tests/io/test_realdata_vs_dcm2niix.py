@@ -361,3 +361,46 @@ def test_enhanced_series_open_with_the_scanners_window(realdata: Path) -> None:
         assert volume.window == window, case
         shown = initial_window(volume.modality, volume.array[0], volume.window)
         assert (shown.center, shown.width) == window
+
+
+def test_empty_source_sequence_does_not_make_seg_and_sr_invalid(
+    realdata: Path, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """A real Philips series whose headers carry an empty ProcedureCodeSequence (as some
+    Philips scanners write): the SEG and SR built from it stay dciodvfy-clean (highdicom copies
+    study attributes as they are; an empty Type 3 sequence is an error)."""
+    import json
+
+    from pydicom.sequence import Sequence as PydicomSequence
+
+    from medview.cli import main
+    from medview.core.volume import Volume
+    from medview.export.nifti import write_nifti
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+    from tests.conftest import require_tool
+
+    require_tool("dciodvfy")
+    folder = tmp_path / "philips"
+    folder.mkdir()
+    for src in sorted((realdata / "dcm_qa_enh/In/Philips").iterdir()):
+        ds = pydicom.dcmread(src)
+        ds.ProcedureCodeSequence = PydicomSequence([])
+        ds.save_as(folder / src.name)
+    stack = scan([str(folder)]).series[0]
+    volume = load_series(stack)
+    mask = (volume.array > np.percentile(volume.array, 85)).astype(np.uint8)
+    write_nifti(Volume(mask, volume.geometry), tmp_path / "labels.nii.gz")
+    capsys.readouterr()
+    rc = main(
+        [
+            "export", str(folder), "--series", stack.key, "--seg", str(tmp_path / "labels.nii.gz"),
+            "--out", str(tmp_path / "out"), "--json",
+        ]
+    )  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert sorted(report["validated"]) == ["seg.dcm", "sr.dcm"]
+    assert report["dciodvfy_errors"] == 0, report["warnings"]
+    # the source files are unchanged: the sequence is left out in memory only
+    assert "ProcedureCodeSequence" in pydicom.dcmread(next(folder.iterdir()))
