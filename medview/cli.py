@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from medview import __version__
 from medview.core.errors import MedviewError
 from medview.core.records import SeriesRecord
-from medview.io.assemble import series_geometry
+from medview.io.assemble import series_geometry, what_varies
 from medview.io.scan import ScanResult, scan
 
 log = logging.getLogger("medview")
@@ -94,26 +94,57 @@ def build_tree(result: ScanResult, decode: bool = False) -> dict[str, Any]:
     }
 
 
+def _four_d_groups(series: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Consecutive volumes of one 4-D series (same UID, labelled, one grid) as one group;
+    every other series a group of its own."""
+    groups: list[list[dict[str, Any]]] = []
+    for s in series:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and s.get("volume")
+            and last.get("volume")
+            and s["series_uid"] == last["series_uid"]
+            and s["shape"] == last["shape"]
+        ):
+            groups[-1].append(s)
+        else:
+            groups.append([s])
+    return groups
+
+
 def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
     for p in tree["patients"]:
         out.write(f"Patient {p['patient_name'] or '(no name)'}  [{p['patient_id']}]\n")
         for st in p["studies"]:
             out.write(f"  Study {st['date'] or '(no date)'}  {st['description']}\n")
-            for s in st["series"]:
+            for group in _four_d_groups(st["series"]):
+                s = group[0]
                 shape = "x".join(str(v) for v in s["shape"])
                 spacing = " x ".join(f"{v:g}" for v in s["spacing"])
                 number = s["series_number"] if s["series_number"] is not None else "-"
-                out.write(
-                    f"    Series {number}  {s['modality']:<3} {s['description']!r}  "
-                    f"{s['instances']} files, {shape} voxels (z,y,x), "
-                    f"spacing {spacing} mm (x,y,z)"
-                    + (f"  [{s['volume']}]" if s.get("volume") else "")
-                    + "\n"
-                )
-                for w in s["warnings"]:
+                if len(group) > 1:  # one row for a 4-D series, saying what varies
+                    varies = what_varies([g["volume"] for g in group])
+                    files = sum(g["instances"] for g in group)
+                    out.write(
+                        f"    Series {number}  {s['modality']:<3} {s['description']!r}  "
+                        f"4-D: {len(group)} volumes of {shape} voxels (z,y,x), {files} files, "
+                        f"spacing {spacing} mm (x,y,z), varies: {varies}"
+                        " (medview load --volume N for one)\n"
+                    )
+                else:
+                    out.write(
+                        f"    Series {number}  {s['modality']:<3} {s['description']!r}  "
+                        f"{s['instances']} files, {shape} voxels (z,y,x), "
+                        f"spacing {spacing} mm (x,y,z)"
+                        + (f"  [{s['volume']}]" if s.get("volume") else "")
+                        + "\n"
+                    )
+                for w in dict.fromkeys(w for g in group for w in g["warnings"]):
                     out.write(f"      warning: {w}\n")
-                if "decode" in s:
-                    out.write(f"      decode: {s['decode']}\n")
+                for g in group:
+                    if "decode" in g and (g["decode"] != "ok" or g is group[0]):
+                        out.write(f"      decode: {g['decode']}\n")
     for k in tree["skipped"]:
         out.write(f"skipped {k['path']}: {k['reason']}\n")
     out.write(f"{tree['series_count']} series, {len(tree['skipped'])} skipped file(s)\n")
@@ -201,13 +232,18 @@ def _volumes_of(series: list[SeriesRecord], wanted: str | None) -> list[SeriesRe
 
 
 def _load_4d(volumes: list[SeriesRecord], out: str) -> int:
-    from medview.export.nifti import write_nifti_4d
+    from medview.export.nifti import write_bval_bvec, write_nifti_4d
+    from medview.io.diffusion import diffusion_labels, stack_encoding
     from medview.io.loader import load_series
 
     try:
         loaded = [load_series(s) for s in volumes]
         write_nifti_4d(loaded, out)
-    except (MedviewError, ValueError) as e:
+        encodings = [stack_encoding(s)[0] for s in volumes]
+        if diffusion_labels(encodings) is not None:
+            written = write_bval_bvec(out, encodings, loaded[0])
+            sys.stdout.write(f"wrote {written[0]} and {written[1]} (FSL convention)\n")
+    except (MedviewError, ValueError, OSError) as e:
         sys.stderr.write(f"medview load: {e}\n")
         return 1
     for w in dict.fromkeys(w for v in loaded for w in v.warnings):

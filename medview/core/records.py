@@ -47,6 +47,10 @@ class InstanceRecord:
     temporal_position: int | None = None
     trigger_time: float | None = None
     echo_number: int | None = None
+    # diffusion: (b-value s/mm², unit gradient direction in LPS or None), for the image or,
+    # in an enhanced multi-frame image, for each frame
+    diffusion: tuple[float, Vec3 | None] | None = None
+    frame_diffusion: tuple[tuple[float, Vec3 | None] | None, ...] | None = None
     image_type: tuple[str, ...] = ()
     rows: int = 0
     columns: int = 0
@@ -101,6 +105,14 @@ class InstanceRecord:
             d["frame_positions"] = tuple(tuple(p) for p in d["frame_positions"])
         if d.get("mosaic") is not None:
             d["mosaic"] = tuple(d["mosaic"])
+        if d.get("diffusion") is not None:
+            b, v = d["diffusion"]
+            d["diffusion"] = (b, tuple(v) if v is not None else None)
+        if d.get("frame_diffusion") is not None:
+            d["frame_diffusion"] = tuple(
+                None if e is None else (e[0], tuple(e[1]) if e[1] is not None else None)
+                for e in d["frame_diffusion"]
+            )
         if d.get("frame_rescale") is not None:
             d["frame_rescale"] = tuple(tuple(p) for p in d["frame_rescale"])
         return cls(**d)

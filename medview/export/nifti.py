@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from medview.core.volume import Volume
 from medview.export.atomic import atomic_path
+from medview.io.diffusion import Encoding, fsl_bvals_bvecs
 
 
 def to_sitk(volume: Volume) -> Any:
@@ -41,6 +43,24 @@ def write_nifti_4d(volumes: list[Volume], path: str | os.PathLike[str]) -> None:
     img.header.set_xyzt_units("mm", "sec")
     with atomic_path(path, suffix) as tmp:
         nib.save(img, tmp)
+
+
+def write_bval_bvec(
+    nifti_path: str | os.PathLike[str],
+    encodings: Sequence[Encoding | None],
+    volume: Volume,
+) -> tuple[str, str]:
+    """Write FSL's ``.bval`` and ``.bvec`` beside a 4-D NIfTI written by `write_nifti_4d` from
+    volumes on ``volume``'s grid (atomically); returns their paths."""
+    path = os.fspath(nifti_path)
+    stem = path[: -len(".nii.gz")] if path.endswith(".nii.gz") else path.removesuffix(".nii")
+    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.geometry.affine  # as write_nifti_4d
+    texts = fsl_bvals_bvecs(encodings, volume.geometry.direction, affine)
+    paths = (stem + ".bval", stem + ".bvec")
+    for target, text in zip(paths, texts, strict=True):
+        with atomic_path(target) as tmp, open(tmp, "w", encoding="ascii") as f:
+            f.write(text)
+    return paths
 
 
 def write_nifti(volume: Volume, path: str | os.PathLike[str]) -> None:

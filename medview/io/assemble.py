@@ -23,6 +23,7 @@ import numpy as np
 
 from medview.core.geometry import Geometry
 from medview.core.records import InstanceRecord, SeriesRecord, SliceRef
+from medview.io.diffusion import diffusion_labels, stack_encoding
 
 ORIENTATION_TOL = 1e-3  # direction cosine difference treated as "same orientation"
 SPACING_REL_TOL = 0.01  # 1 % spread of slice gaps is still "even"
@@ -209,6 +210,30 @@ def _assemble_one(uid: str, recs: list[InstanceRecord]) -> list[SeriesRecord]:
                 volume_label=labels.get(i, ""),
             )
         )
+    return _label_diffusion(out)
+
+
+def _label_diffusion(stacks: list[SeriesRecord]) -> list[SeriesRecord]:
+    """The volumes of a diffusion series labelled with their encoding ("volume 8 of 31 (b=1000,
+    dir 7/30)"); a volume whose images disagree on it says so (never silently mixed)."""
+    volumes = [i for i, s in enumerate(stacks) if s.volume_label]
+    if len(volumes) < 2:
+        return stacks
+    found = [stack_encoding(stacks[i]) for i in volumes]
+    names = diffusion_labels([e for e, _ in found])
+    if names is None:
+        return stacks
+    out = list(stacks)
+    n = len(volumes)
+    for k, (i, name, (_, same)) in enumerate(zip(volumes, names, found, strict=True)):
+        notes = stacks[i].warnings
+        if not same:
+            notes = (
+                *notes,
+                "the images of this volume carry different diffusion encodings: the volumes "
+                "of this series may be mixed",
+            )
+        out[i] = replace(stacks[i], volume_label=f"volume {k + 1} of {n} ({name})", warnings=notes)
     return out
 
 
@@ -233,6 +258,7 @@ _VOLUME_KEYS: tuple[tuple[str, str], ...] = (
     ("temporal_position", "time point"),
     ("trigger_time", "trigger time"),
     ("echo_number", "echo"),
+    ("diffusion", "diffusion"),
     ("magnitude_or_phase", "image type"),
 )
 
@@ -240,10 +266,26 @@ _VOLUME_KEYS: tuple[tuple[str, str], ...] = (
 def _volume_value(rec: InstanceRecord, attr: str) -> object:
     if attr == "magnitude_or_phase":  # ImageType's third value on MR: M, P, R, I ...
         return rec.image_type[2] if len(rec.image_type) > 2 else None
+    if attr == "diffusion":  # b-value and direction, rounded so rounding noise is one value
+        e = rec.diffusion
+        if e is None:
+            return None
+        return (round(e[0]), None if e[1] is None else tuple(round(x, 3) for x in e[1]))
     return getattr(rec, attr)
 
 
 def _split_duplicates(
+    group: list[InstanceRecord],
+) -> list[tuple[list[InstanceRecord], list[str], str]]:
+    """`_split_4d`, with a warning on every volume when the instance numbers skip values."""
+    parts = _split_4d(group)
+    if len(parts) < 2:
+        return parts
+    gaps = _numbering_gaps(group)
+    return [(rs, notes + gaps, label) for rs, notes, label in parts]
+
+
+def _split_4d(
     group: list[InstanceRecord],
 ) -> list[tuple[list[InstanceRecord], list[str], str]]:
     """Split a geometric group whose positions repeat into the volumes of a 4-D series:
@@ -260,6 +302,7 @@ def _split_duplicates(
         by_pos[where[id(r)]].append(r)
     if all(len(rs) == 1 for rs in by_pos.values()):
         return [(group, [], "")]
+    uneven: list[tuple[list[InstanceRecord], list[str], str]] | None = None
     for attr, name in _VOLUME_KEYS:
         values = [_volume_value(r, attr) for r in group]
         if any(v is None for v in values):
@@ -271,10 +314,15 @@ def _split_duplicates(
             len({where[id(r)] for r in rs}) != len(rs) for rs in by_value.values()
         ):
             continue
-        ordered = sorted(by_value.items(), key=lambda kv: str(kv[0]).zfill(12))
+        if attr in ("diffusion", "magnitude_or_phase"):  # in acquisition order
+            ordered = sorted(
+                by_value.items(), key=lambda kv: min(r.instance_number or 0 for r in kv[1])
+            )
+        else:
+            ordered = sorted(by_value.items(), key=lambda kv: str(kv[0]).zfill(12))
         n = len(ordered)
         if attr == "acquisition_number":
-            return [
+            parts = [
                 (
                     rs,
                     [f"acquisition {v} of {n} sharing slice positions: split into its own stack"],
@@ -282,10 +330,15 @@ def _split_duplicates(
                 )
                 for i, (v, rs) in enumerate(ordered)
             ]
-        return [
-            (rs, [], f"volume {i + 1} of {n} ({name} {_shown(v)})")
-            for i, (v, rs) in enumerate(ordered)
-        ]
+        else:
+            parts = [
+                (rs, [], f"volume {i + 1} of {n} ({name} {_shown(v)})")
+                for i, (v, rs) in enumerate(ordered)
+            ]
+        if len({len(rs) for _, rs in ordered}) == 1:
+            return parts
+        if uneven is None and _nearly_full([len(rs) for _, rs in ordered], len(by_pos)):
+            uneven = parts  # volumes of unequal size: only if nothing splits evenly
     counts = {len(rs) for rs in by_pos.values()}
     if len(counts) == 1:
         n = counts.pop()
@@ -297,6 +350,26 @@ def _split_duplicates(
         return [
             (v, [], f"volume {k + 1} of {n} (in instance-number order)")
             for k, v in enumerate(volumes)
+        ]
+    if uneven is None:
+        uneven = _acquisition_runs(group, where, by_pos)
+    if uneven is not None:
+        full = max(len(rs) for rs, _, _ in uneven)
+        return [
+            (
+                rs,
+                notes
+                + (
+                    [
+                        f"this volume has {len(rs)} of the series' {full} slice positions: "
+                        f"{full - len(rs)} slice(s) missing"
+                    ]
+                    if len(rs) < full
+                    else []
+                ),
+                label,
+            )
+            for rs, notes, label in uneven
         ]
     return [
         (
@@ -310,6 +383,84 @@ def _split_duplicates(
     ]
 
 
+# a volume short of slices still counts as one when it holds this share of the positions
+NEARLY_FULL = 0.8
+
+
+def _nearly_full(sizes: list[int], positions: int) -> bool:
+    """Whether volumes of these sizes are a 4-D series with slices missing (one complete, the
+    others nearly), not stray repeats split into fragments."""
+    return max(sizes) == positions and min(sizes) >= NEARLY_FULL * positions
+
+
+def _acquisition_runs(
+    group: list[InstanceRecord],
+    where: dict[int, float],
+    by_pos: dict[float, list[InstanceRecord]],
+) -> list[tuple[list[InstanceRecord], list[str], str]] | None:
+    """Volumes as runs in instance-number order, a new one starting where a position
+    repeats: how GE numbers a 4-D run (volume after volume), which still splits it when a
+    slice is missing. Accepted only when it gives as many volumes as a position has images
+    and they are `_nearly_full` (else None)."""
+    if any(r.instance_number is None for r in group):
+        return None
+    runs: list[list[InstanceRecord]] = [[]]
+    used: set[float] = set()
+    for r in sorted(group, key=lambda r: (r.instance_number or 0, r.path)):
+        if where[id(r)] in used:
+            runs.append([])
+            used = set()
+        runs[-1].append(r)
+        used.add(where[id(r)])
+    most = max(len(rs) for rs in by_pos.values())
+    if len(runs) != most or not _nearly_full([len(run) for run in runs], len(by_pos)):
+        return None
+    n = len(runs)
+    return [
+        (run, [], f"volume {k + 1} of {n} (in instance-number order)") for k, run in enumerate(runs)
+    ]
+
+
+def _numbering_gaps(group: list[InstanceRecord]) -> list[str]:
+    """A warning when the instance numbers of a 4-D series skip values (a volume or slices
+    absent from what was imported)."""
+    numbers = sorted({r.instance_number for r in group if r.instance_number is not None})
+    if len(numbers) < 2 or len(numbers) != len(group):
+        return []
+    missing = numbers[-1] - numbers[0] + 1 - len(numbers)
+    if missing <= 0:
+        return []
+    return [
+        f"instance numbers {numbers[0]} to {numbers[-1]} skip {missing} value(s): images of "
+        "this series (a volume or slices) may be missing"
+    ]
+
+
+def what_varies(labels: Sequence[str]) -> str:
+    """What tells the volumes of a 4-D series apart, from their labels: "diffusion (b=0, 1000;
+    30 directions)", "time point", "echo", "acquisition", ..."""
+    inner = [label[label.find("(") + 1 : label.rfind(")")] for label in labels if "(" in label]
+    if not inner:
+        return "volume order"
+    if all(i.startswith("b=") for i in inner):
+        bvals = sorted({float(i.split(",")[0][2:]) for i in inner})
+        dirs = {i.split("/")[-1] for i in inner if "dir " in i}
+        n = max((int(d) for d in dirs if d.isdigit()), default=0)
+        shown = ", ".join(f"{b:g}" for b in bvals)
+        return f"diffusion (b={shown}; {n} direction{'s' if n != 1 else ''})"
+    plain = {
+        "in instance-number order": "acquisition order (instance numbers)",
+        "one file each": "file (one per volume)",
+        "frames in stored order": "frame order in the file",
+    }
+    if inner[0] in plain:
+        return plain[inner[0]]
+    words = inner[0].split(" ")
+    while len(words) > 1 and not words[-1].isalpha():
+        words.pop()  # "time point 3" -> "time point"
+    return " ".join(words)
+
+
 def _shown(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -317,14 +468,16 @@ def _shown(value: object) -> str:
 def _label_file_volumes(
     stacks: list[tuple[list[InstanceRecord], str, list[str]]], labels: dict[int, str]
 ) -> None:
-    """Multi-frame files of one series at the same positions (one mosaic or enhanced file per
-    volume of an fMRI or field-map run) are the volumes of a 4-D series: label them in
-    acquisition order."""
+    """Multi-frame files of one series (and Series Number) at the same positions (one mosaic
+    or enhanced file per volume of an fMRI or field-map run) are the volumes of a 4-D series:
+    label them in acquisition order."""
     same: dict[tuple[object, ...], list[int]] = defaultdict(list)
     for i, (part, kind, _) in enumerate(stacks):
         rec = part[0]
         if kind == "volume" and rec.frame_positions and not labels.get(i):
-            same[(rec.rows, rec.columns, tuple(np.round(rec.frame_positions, 2).ravel()))].append(i)
+            where = tuple(np.round(rec.frame_positions, 2).ravel())
+            # files with their own Series Number are series of their own (as dcm2niix)
+            same[(rec.series_number, rec.rows, rec.columns, where)].append(i)
     for members in same.values():
         if len(members) > 1:
             for k, i in enumerate(members):

@@ -151,6 +151,18 @@ class StackRow:
     series_number: int | None
     warnings: tuple[str, ...]
 
+    @property
+    def volume(self) -> str:
+        """The volume label of one volume of a 4-D series ("volume 3 of 10 (...)"), else "".
+        The summary table keeps it at the end of the description (see `_refresh_warnings`)."""
+        _, sep, tail = self.description.rpartition(" [volume ")
+        return "volume " + tail[:-1] if sep and tail.endswith("]") else ""
+
+    @property
+    def plain_description(self) -> str:
+        """The series description without the volume label."""
+        return self.description.rpartition(" [volume ")[0] if self.volume else self.description
+
 
 @dataclass(frozen=True)
 class ImportResult:

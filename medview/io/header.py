@@ -30,6 +30,7 @@ from medview.core.errors import (
     ResourceLimitError,
 )
 from medview.core.records import InstanceRecord
+from medview.io import diffusion
 from medview.io.fastheader import FastHeader, read_fast_header
 from medview.io.mosaic import mosaic_layout
 
@@ -112,6 +113,10 @@ class _Accessor:
     def vec(self, tag: int, n: int) -> tuple[float, ...] | None:
         v = self.floats(tag)
         return v if v is not None and len(v) == n else None
+
+    def binary(self, tag: int, fmt: str) -> tuple[float, ...] | None:
+        """A binary float value (FD: ``"d"``, FL: ``"f"``)."""
+        return diffusion.binary_floats(self._value(tag), fmt, self.little)
 
 
 class _Raw(_Accessor):
@@ -218,7 +223,7 @@ TEXT_TAGS: dict[str, int] = {
 }
 
 
-WANTED_TAGS = frozenset(T.values()) | frozenset(TEXT_TAGS.values())
+WANTED_TAGS = frozenset(T.values()) | frozenset(TEXT_TAGS.values()) | diffusion.TAGS
 
 
 def _s(ds: Dataset, keyword: str) -> str:
@@ -331,6 +336,32 @@ def _multiframe_geometry(
             )
     sp = (spacing[0], spacing[1]) if spacing else None
     return sp, thickness, orientation, tuple(positions), (tuple(rescale) or None), tuple(flags)
+
+
+def _frame_diffusion(
+    ds: Dataset, frames: int
+) -> tuple[tuple[float, tuple[float, float, float] | None] | None, ...] | None:
+    """Each frame's b-value and direction from the MR Diffusion functional group of an
+    enhanced MR image, or None when no frame carries one."""
+    shared = _item(ds, "SharedFunctionalGroupsSequence")
+    try:
+        per_frame: Sequence[Dataset] = ds.get("PerFrameFunctionalGroupsSequence") or []
+    except Exception:  # an invalid optional value counts as absent
+        return None
+    if len(per_frame) != frames:
+        return None
+    out: list[tuple[float, tuple[float, float, float] | None] | None] = []
+    for fg in per_frame:
+        item = _functional((fg, shared), "MRDiffusionSequence")
+        b = _f(item, "DiffusionBValue") if item is not None else None
+        if b is None:
+            out.append(None)
+            continue
+        direction = _vec(
+            _item(item, "DiffusionGradientDirectionSequence"), "DiffusionGradientOrientation", 3
+        )
+        out.append((b, diffusion.unit(direction)))
+    return tuple(out) if any(e is not None for e in out) else None
 
 
 def check_preamble(head: bytes) -> tuple[str, ...]:
@@ -610,6 +641,10 @@ def _record(
         voi = _functional(groups, "FrameVOILUTSequence")
         if voi is not None:
             window_center, window_width = _f(voi, "WindowCenter"), _f(voi, "WindowWidth")
+    frame_diffusion = None
+    if frames > 1 and ds is not None and "PerFrameFunctionalGroupsSequence" in ds:
+        frame_diffusion = _frame_diffusion(ds, frames)
+    encoding = diffusion.read_encoding(r.text, r.binary, orientation)
     if frame_rescale and len(set(frame_rescale)) == 1:
         slope, intercept = frame_rescale[0]
         frame_rescale = None
@@ -642,6 +677,8 @@ def _record(
         temporal_position=r.integer(T["TemporalPositionIdentifier"]),
         trigger_time=r.number(T["TriggerTime"]),
         echo_number=r.integer(T["EchoNumbers"]),
+        diffusion=encoding,
+        frame_diffusion=frame_diffusion,
         image_type=image_type,
         rows=rows,
         columns=cols,

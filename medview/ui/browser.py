@@ -11,6 +11,7 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medview.core.records import SeriesRecord
+from medview.io.assemble import what_varies
 from medview.io.database import StackRow, StudyDatabase
 
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -72,6 +73,7 @@ class StudyBrowserPanel(QWidget):
         this stays cheap on the GUI thread)."""
         self.tree.clear()
         self._series_items: list[QTreeWidgetItem] = []
+        self._four_d_items: list[QTreeWidgetItem] = []
         patients: dict[tuple[str, str], QTreeWidgetItem] = {}
         for row in self.db.search(self.search.text().strip()):
             key = (row.patient_id, row.patient_name)
@@ -90,9 +92,16 @@ class StudyBrowserPanel(QWidget):
                 ]
             )
             pitem.addChild(sitem)
-            for stack in self.db.stack_rows(row.study_uid):
-                self._add_series(sitem, stack)
+            for group in _four_d_groups(self.db.stack_rows(row.study_uid)):
+                if len(group) == 1:
+                    self._add_series(sitem, group[0])
+                else:  # one row for a 4-D series; its volumes under it, collapsed
+                    head = self._add_series(sitem, group[0], group)
+                    for stack in group:
+                        self._add_series(head, stack)
         self.tree.expandAll()
+        for item in self._four_d_items:
+            item.setExpanded(False)
         missing = [
             i.data(0, SERIES_ROLE)
             for i in self._series_items
@@ -113,28 +122,47 @@ class StudyBrowserPanel(QWidget):
             if icon is not None:
                 item.setIcon(0, icon)
 
-    def _add_series(self, parent: QTreeWidgetItem, s: StackRow) -> None:
-        shape = "x".join(str(v) for v in s.shape)
-        notes = f"⚠ {len(s.warnings)}" if s.warnings else ""
+    def _add_series(
+        self, parent: QTreeWidgetItem, s: StackRow, volumes: list[StackRow] | None = None
+    ) -> QTreeWidgetItem:
+        """A row for a stack; with ``volumes``, the row of a whole 4-D series (it opens the
+        first volume) saying "4-D: 64x64x40 x 13" and what varies."""
+        shape = "x".join(str(v) for v in reversed(s.shape))
         number = s.series_number if s.series_number is not None else "-"
-        item = QTreeWidgetItem(
-            [
-                f"{number}  {s.description or '(no description)'}",
-                s.modality,
-                "",
-                f"{s.slices}",
-                notes,
-            ]
-        )
-        item.setToolTip(0, f"{shape} voxels (z, y, x)\n{s.key}")
-        if s.warnings:
-            item.setToolTip(4, "\n".join(s.warnings))
+        if volumes:
+            warnings = tuple(dict.fromkeys(w for v in volumes for w in v.warnings))
+            text = (
+                f"{number}  {s.plain_description or '(no description)'}  "
+                f"(4-D: {shape} x {len(volumes)})"
+            )
+            count = str(sum(v.slices for v in volumes))
+            tip = (
+                f"4-D: {shape} x {len(volumes)} volumes (x, y, z x volumes)\n"
+                f"varies: {what_varies([v.volume for v in volumes])}"
+            )
+        elif s.volume:
+            warnings, count = s.warnings, str(s.slices)
+            text = s.volume[0].upper() + s.volume[1:]
+            tip = f"{shape} voxels (x, y, z)\n{s.key}"
+        else:
+            warnings, count = s.warnings, str(s.slices)
+            text = f"{number}  {s.description or '(no description)'}"
+            tip = f"{shape} voxels (x, y, z)\n{s.key}"
+        notes = f"⚠ {len(warnings)}" if warnings else ""
+        item = QTreeWidgetItem([text, s.modality, "", count, notes])
+        if volumes:
+            self._four_d_items.append(item)
+        item.setToolTip(0, tip)
+        if warnings:
+            item.setToolTip(4, "\n".join(warnings))
         item.setData(0, SERIES_ROLE, s)
         icon = self._icons.get(s.key)
         if icon is not None:
             item.setIcon(0, icon)
         parent.addChild(item)
-        self._series_items.append(item)
+        if not volumes:
+            self._series_items.append(item)
+        return item
 
     def series_items(self) -> list[QTreeWidgetItem]:
         """Every series row, in display order."""
@@ -144,6 +172,24 @@ class StudyBrowserPanel(QWidget):
         series = item.data(0, SERIES_ROLE)
         if series is not None:
             self.series_activated.emit(series)
+
+
+def _four_d_groups(rows: list[StackRow]) -> list[list[StackRow]]:
+    """Consecutive volumes of one 4-D series on one grid as one group; others alone."""
+    groups: list[list[StackRow]] = []
+    for r in rows:
+        last = groups[-1][-1] if groups else None
+        if (
+            last is not None
+            and r.volume
+            and last.volume
+            and r.series_uid == last.series_uid
+            and r.shape == last.shape
+        ):
+            groups[-1].append(r)
+        else:
+            groups.append([r])
+    return groups
 
 
 def _date(d: str) -> str:

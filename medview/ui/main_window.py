@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QSlider,
     QSpinBox,
     QSplitter,
     QToolBar,
@@ -170,6 +172,18 @@ class MainWindow(QMainWindow):
         self.cine.timeout.connect(self._cine_step)
         self.cine_fps = QSpinBox(minimum=1, maximum=60, value=10, suffix=" fps")
         self.cine_fps.valueChanged.connect(lambda v: self.cine.setInterval(int(1000 / v)))
+        self.cine_over = QComboBox()
+        self.cine_over.addItems(["over slices", "over volumes"])
+        self.cine_over.setToolTip("Cine steps through the slices, or the volumes of a 4-D series")
+        # the volumes of the shown 4-D series and the ones lately shown (stepping, cine)
+        self._volumes: list[SeriesRecord] = []
+        self._volume_cache: OrderedDict[str, Volume] = OrderedDict()
+        self.volume_slider = QSlider(Qt.Orientation.Horizontal)
+        self.volume_slider.setRange(1, 1)
+        self.volume_slider.setToolTip("Volume of the 4-D series (Ctrl+Up / Ctrl+Down)")
+        self.volume_slider.setMaximumWidth(160)
+        self.volume_slider.valueChanged.connect(lambda v: self.go_volume(v - 1))
+        self.volume_text = QLabel()
 
         self.browser.series_activated.connect(lambda row: self.open_stack(row.series_uid, row.key))
         self.browser.thumbnails_wanted.connect(self._make_thumbnails)
@@ -266,6 +280,8 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addAction(self.cine_action)
         tb.addWidget(self.cine_fps)
+        tb.addWidget(self.cine_over)
+        self._volume_actions = [tb.addWidget(self.volume_text), tb.addWidget(self.volume_slider)]
         tb.addSeparator()
         self._syncing_slab = False
         self.slab_mode.currentIndexChanged.connect(self._slab_changed)
@@ -389,6 +405,10 @@ class MainWindow(QMainWindow):
     def _cine_step(self) -> None:
         state = self.controller.state
         if state is None:
+            return
+        if self.cine_over.currentIndex() == 1 and self._volumes:
+            if not any(t.slot == "load" for t in self.runner.running):  # one at a time
+                self.step_volume(1, wrap=True)
             return
         view = self.active_view()
         k = state.slice_index(view) + 1
@@ -1135,18 +1155,28 @@ class MainWindow(QMainWindow):
         """Open a stack by UID and key (None: the first stack of the series). The instance
         records are read and the pixels decoded in the worker."""
 
-        def work(*, cancel: CancelToken, progress: Progress) -> tuple[SeriesRecord, Volume]:
+        def work(
+            *, cancel: CancelToken, progress: Progress
+        ) -> tuple[SeriesRecord, Volume, list[SeriesRecord]]:
             stacks = self.db.series(series_uid)
             chosen = next((s for s in stacks if key is None or s.key == key), None)
             if chosen is None:
                 raise SeriesAssemblyError("that series is no longer in the database")
-            return chosen, load_series(chosen, cancel=cancel, progress=progress)
+            # the volumes of a 4-D series on one grid, in order: what the volume slider steps
+            volumes = [
+                s for s in stacks if chosen.volume_label and s.volume_label
+                and s.shape == chosen.shape
+            ]  # fmt: skip
+            return chosen, load_series(chosen, cancel=cancel, progress=progress), volumes
 
-        def done(result: tuple[SeriesRecord, Volume]) -> None:
-            series, volume = result
+        def done(result: tuple[SeriesRecord, Volume, list[SeriesRecord]]) -> None:
+            series, volume, volumes = result
             if compare:
                 self._show_compare(volume)
             else:
+                self._volumes = volumes if len(volumes) > 1 else []
+                self._volume_cache.clear()
+                self._cache_volume(series.key, volume)
                 self.current_series = series
                 self._show_volume(volume)
 
@@ -1159,29 +1189,82 @@ class MainWindow(QMainWindow):
             slot="compare" if compare else "load",
         )
 
-    def step_volume(self, delta: int) -> Task | None:
+    VOLUME_CACHE_BYTES = 768 * 1024**2  # volumes of a 4-D series kept for stepping and cine
+
+    def _cache_volume(self, key: str, volume: Volume) -> None:
+        if not self._volumes:
+            return
+        self._volume_cache[key] = volume
+        self._volume_cache.move_to_end(key)
+        while (
+            len(self._volume_cache) > 1
+            and sum(v.array.nbytes for v in self._volume_cache.values()) > self.VOLUME_CACHE_BYTES
+        ):
+            self._volume_cache.popitem(last=False)
+
+    def _show_volume_control(self) -> None:
+        """The volume slider and its label, shown for a 4-D series only."""
+        s = self.current_series
+        keys = [v.key for v in self._volumes]
+        four_d = s is not None and s.key in keys
+        for act in self._volume_actions:
+            act.setVisible(four_d)
+        if not four_d or s is None:
+            return
+        self.volume_slider.blockSignals(True)
+        self.volume_slider.setMaximum(len(keys))
+        self.volume_slider.setValue(keys.index(s.key) + 1)
+        self.volume_slider.blockSignals(False)
+        self.volume_text.setText(f" Volume {keys.index(s.key) + 1}/{len(keys)} ")
+        self.volume_text.setToolTip(s.volume_label)
+
+    def step_volume(self, delta: int, wrap: bool = False) -> Task | None:
         """Show the next (or previous) volume of the shown 4-D series, keeping slice, window
         and zoom; says so when there is no other volume."""
         s = self.current_series
-        if s is None or not s.volume_label:
+        keys = [v.key for v in self._volumes]
+        if s is None or s.key not in keys:
             self.statusBar().showMessage("The shown series has a single volume", 3000)
             return None
-        keys = [
-            r.key
-            for r in self.db.stack_rows(s.study_uid)
-            if r.series_uid == s.series_uid and r.shape == s.shape
-        ]
-        if s.key not in keys:
-            return None
         k = keys.index(s.key) + delta
+        if wrap:
+            k %= len(keys)
         if not 0 <= k < len(keys):
             self.statusBar().showMessage("No further volume", 2000)
             return None
+        return self.go_volume(k)
+
+    def go_volume(self, k: int) -> Task | None:
+        """Show volume ``k`` (from 0) of the shown 4-D series, keeping the view; from the cache
+        at once when it was shown lately, else loaded in the worker."""
+        if not 0 <= k < len(self._volumes):
+            return None
+        target = self._volumes[k]
         self._keep_view = True
-        return self.open_stack(s.series_uid, keys[k])
+        cached = self._volume_cache.get(target.key)
+        if cached is not None:
+            self._volume_cache.move_to_end(target.key)
+            self.current_series = target
+            self._show_volume(cached)
+            return None
+
+        def done(volume: Volume) -> None:
+            self._cache_volume(target.key, volume)
+            self.current_series = target
+            self._show_volume(volume)
+
+        return self.runner.submit(
+            "Loading volume",
+            lambda *, cancel, progress: load_series(target, cancel=cancel, progress=progress),
+            on_done=done,
+            on_error=self.notify,
+            on_progress=self._progress,
+            slot="load",
+        )
 
     def open_series(self, series: SeriesRecord) -> Task:
         self.current_series = series
+        self._volumes = []
         return self.runner.submit(
             "Loading",
             load_series,
@@ -1231,8 +1314,10 @@ class MainWindow(QMainWindow):
             self.viewer.set_layout(self.viewer.layout_name)
             for v in self.viewer.views.values():
                 v.reset()
-        for w in volume.warnings:
-            self.notify(f"Series warning: {w}")
+        if not keep:  # stepping through the volumes of one series: said once
+            for w in volume.warnings:
+                self.notify(f"Series warning: {w}")
+        self._show_volume_control()
         self._restore_results(volume)
         focus = QApplication.focusWidget()
         if focus is None or not self.isAncestorOf(focus) or focus is self.browser.tree:

@@ -404,3 +404,53 @@ def test_empty_source_sequence_does_not_make_seg_and_sr_invalid(
     assert report["dciodvfy_errors"] == 0, report["warnings"]
     # the source files are unchanged: the sequence is left out in memory only
     assert "ProcedureCodeSequence" in pydicom.dcmread(next(folder.iterdir()))
+
+
+def _ge_run_without(realdata: Path, tmp_path: Path, drop) -> Path:  # type: ignore[no-untyped-def]
+    """A copy of the real GE fMRI run (10 volumes of 15 slices, volume after volume in
+    instance-number order) without the files ``drop(instance_number)`` picks."""
+    import shutil
+
+    out = tmp_path / "run"
+    out.mkdir()
+    for f in sorted((realdata / "dcm_qa_nih/In/20180918GE/mr_0004").glob("*.dcm")):
+        number = int(pydicom.dcmread(f, stop_before_pixels=True).InstanceNumber)
+        if not drop(number):
+            shutil.copy(f, out / f.name)
+    return out
+
+
+def test_4d_with_a_missing_slice_keeps_every_volume_and_says_so(
+    realdata: Path, tmp_path: Path
+) -> None:
+    import nibabel as nib
+
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+
+    run = _ge_run_without(realdata, tmp_path, lambda n: n == 38)  # a slice of volume 3
+    ref = nib.load(realdata / "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii")
+    stacks = scan([str(run)]).series
+    assert len(stacks) == 10
+    assert [len(s.slices) for s in stacks] == [15, 15, 14, *[15] * 7]
+    assert any("14 of the series' 15 slice positions" in w for w in stacks[2].warnings)
+    assert any("skip 1 value(s)" in w for w in stacks[0].warnings)
+    for t, stack in enumerate(stacks):
+        assert not any("duplicate" in w for w in stack.warnings)
+        if t != 2:  # never mis-stacked: every full volume is dcm2niix's
+            assert _same(load_series(stack), ref.slicer[..., t], tmp_path), t
+
+
+def test_4d_with_a_missing_volume_says_so(realdata: Path, tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+
+    run = _ge_run_without(realdata, tmp_path, lambda n: 61 <= n <= 75)  # volume 5
+    ref = nib.load(realdata / "dcm_qa_nih/Ref/DCM2NIIX_regression_test_4.nii")
+    stacks = scan([str(run)]).series
+    assert len(stacks) == 9
+    assert all(any("skip 15 value(s)" in w for w in s.warnings) for s in stacks)
+    for k, t in enumerate([0, 1, 2, 3, 5, 6, 7, 8, 9]):
+        assert _same(load_series(stacks[k]), ref.slicer[..., t], tmp_path), t
