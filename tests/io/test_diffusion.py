@@ -187,3 +187,46 @@ def test_a_volume_mixing_encodings_is_flagged(ge_run: Path, tmp_path: Path) -> N
     stacks = scan([str(tmp_path / "in")]).series
     assert len(stacks) == 10  # every volume still reachable
     assert any("different diffusion encodings" in w for s in stacks for w in s.warnings)
+
+
+def test_enhanced_per_frame_diffusion(tmp_path: Path) -> None:
+    """An enhanced MR file whose frames carry the MR Diffusion functional group (as Canon and
+    Philips write DTI): each volume gets its frames' b-value and direction, and the .bvec
+    gives that direction back in patient coordinates. (The real file is a Philips two-volume
+    field map given a diffusion encoding; dcm2niix reads it as a field map, so it is no peer
+    here.)"""
+    import nibabel as nib
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from medview.cli import main
+    from medview.io.scan import scan
+
+    data = extract_realdata(("dcm_qa_enh",), tmp_path / "rd")
+    ds = pydicom.dcmread(data / "dcm_qa_enh/In/Philips/IM_0027_fMAP.dcm")
+    by_position: dict[float, list[int]] = defaultdict(list)
+    for i, fg in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        by_position[round(float(fg.PlanePositionSequence[0].ImagePositionPatient[2]), 2)].append(i)
+    g = np.array([0.3, -0.5, 0.81]) / np.linalg.norm([0.3, -0.5, 0.81])
+    for frames in by_position.values():
+        for k, i in enumerate(frames):
+            item = Dataset()
+            item.DiffusionBValue = 1000.0 * k
+            if k:
+                direction = Dataset()
+                direction.DiffusionGradientOrientation = [float(x) for x in g]
+                item.DiffusionGradientDirectionSequence = Sequence([direction])
+            ds.PerFrameFunctionalGroupsSequence[i].MRDiffusionSequence = Sequence([item])
+    (tmp_path / "in").mkdir()
+    ds.save_as(tmp_path / "in" / "dwi.dcm")
+    stacks = scan([str(tmp_path / "in")]).series
+    assert [s.volume_label for s in stacks] == [
+        "volume 1 of 2 (b=0)",
+        "volume 2 of 2 (b=1000, dir 1/1)",
+    ]
+    out = tmp_path / "dwi.nii"
+    assert main(["load", str(tmp_path / "in"), "--out", str(out)]) == 0
+    assert (tmp_path / "dwi.bval").read_text().split() == ["0", "1000"]
+    world = _world(out, tmp_path / "dwi.bvec")
+    assert np.abs(world[1] - g * [-1, -1, 1]).max() < 1e-5
+    assert nib.load(out).shape[3] == 2
