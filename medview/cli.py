@@ -125,10 +125,10 @@ def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
                 number = s["series_number"] if s["series_number"] is not None else "-"
                 if len(group) > 1:  # one row for a 4-D series, saying what varies
                     varies = what_varies([g["volume"] for g in group])
-                    files = sum(g["instances"] for g in group)
+                    images = sum(g["shape"][0] for g in group)  # slices or frames
                     out.write(
                         f"    Series {number}  {s['modality']:<3} {s['description']!r}  "
-                        f"4-D: {len(group)} volumes of {shape} voxels (z,y,x), {files} files, "
+                        f"4-D: {len(group)} volumes of {shape} voxels (z,y,x), {images} images, "
                         f"spacing {spacing} mm (x,y,z), varies: {varies}"
                         " (medview load --volume N for one)\n"
                     )
@@ -147,7 +147,13 @@ def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
                         out.write(f"      decode: {g['decode']}\n")
     for k in tree["skipped"]:
         out.write(f"skipped {k['path']}: {k['reason']}\n")
-    out.write(f"{tree['series_count']} series, {len(tree['skipped'])} skipped file(s)\n")
+    uids = {s["series_uid"] for p in tree["patients"] for st in p["studies"] for s in st["series"]}
+    stacks = tree["series_count"]
+    out.write(
+        f"{len(uids)} series"
+        + (f" ({stacks} stacks or volumes)" if stacks != len(uids) else "")
+        + f", {len(tree['skipped'])} skipped file(s)\n"
+    )
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -265,28 +265,12 @@ def test_seg_and_sr_of_real_series_are_dciodvfy_clean(
     """A segmentation of every real series (Siemens XA enhanced with its geometry in the
     per-frame groups, Philips enhanced, GE, Siemens mosaics) exports as SEG and SR that
     dciodvfy passes."""
-    import json
-
-    from medview.cli import main
-    from medview.core.volume import Volume
-    from medview.export.nifti import write_nifti
-    from medview.io.loader import load_series
     from medview.io.scan import scan
     from tests.conftest import require_tool
 
     require_tool("dciodvfy")
     stack = scan([str(realdata / case)]).series[0]
-    volume = load_series(stack)
-    mask = (volume.array > np.percentile(volume.array, 85)).astype(np.uint8)
-    write_nifti(Volume(mask, volume.geometry), tmp_path / "labels.nii.gz")
-    capsys.readouterr()
-    rc = main(
-        [
-            "export", str(realdata / case), "--series", stack.key,
-            "--seg", str(tmp_path / "labels.nii.gz"), "--out", str(tmp_path / "out"), "--json",
-        ]
-    )  # fmt: skip
-    report = json.loads(capsys.readouterr().out)
+    rc, report = _export_bright_seg(realdata / case, stack, tmp_path, capsys)
     assert rc == 0
     assert sorted(report["validated"]) == ["seg.dcm", "sr.dcm"]
     assert report["dciodvfy_errors"] == 0, report["warnings"]
@@ -369,14 +353,9 @@ def test_empty_source_sequence_does_not_make_seg_and_sr_invalid(
     """A real Philips series whose headers carry an empty ProcedureCodeSequence (as some
     Philips scanners write): the SEG and SR built from it stay dciodvfy-clean (highdicom copies
     study attributes as they are; an empty Type 3 sequence is an error)."""
-    import json
 
     from pydicom.sequence import Sequence as PydicomSequence
 
-    from medview.cli import main
-    from medview.core.volume import Volume
-    from medview.export.nifti import write_nifti
-    from medview.io.loader import load_series
     from medview.io.scan import scan
     from tests.conftest import require_tool
 
@@ -388,17 +367,7 @@ def test_empty_source_sequence_does_not_make_seg_and_sr_invalid(
         ds.ProcedureCodeSequence = PydicomSequence([])
         ds.save_as(folder / src.name)
     stack = scan([str(folder)]).series[0]
-    volume = load_series(stack)
-    mask = (volume.array > np.percentile(volume.array, 85)).astype(np.uint8)
-    write_nifti(Volume(mask, volume.geometry), tmp_path / "labels.nii.gz")
-    capsys.readouterr()
-    rc = main(
-        [
-            "export", str(folder), "--series", stack.key, "--seg", str(tmp_path / "labels.nii.gz"),
-            "--out", str(tmp_path / "out"), "--json",
-        ]
-    )  # fmt: skip
-    report = json.loads(capsys.readouterr().out)
+    rc, report = _export_bright_seg(folder, stack, tmp_path, capsys)
     assert rc == 0
     assert sorted(report["validated"]) == ["seg.dcm", "sr.dcm"]
     assert report["dciodvfy_errors"] == 0, report["warnings"]
@@ -454,3 +423,56 @@ def test_4d_with_a_missing_volume_says_so(realdata: Path, tmp_path: Path) -> Non
     assert all(any("skip 15 value(s)" in w for w in s.warnings) for s in stacks)
     for k, t in enumerate([0, 1, 2, 3, 5, 6, 7, 8, 9]):
         assert _same(load_series(stacks[k]), ref.slicer[..., t], tmp_path), t
+
+
+def test_seg_of_volume_k_references_that_volumes_images(
+    realdata: Path, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """A segmentation made on volume 3 of a real 4-D run exports as a SEG whose source
+    images are volume 3's instances, none of another volume's."""
+
+    from medview.io.scan import scan
+
+    run = realdata / "dcm_qa_nih/In/20180918GE/mr_0004"
+    stacks = scan([str(run)]).series
+    third = stacks[2]
+    assert third.volume_label.startswith("volume 3 of 10")
+    rc, _ = _export_bright_seg(run, third, tmp_path, capsys)
+    assert rc == 0
+    seg = pydicom.dcmread(next((tmp_path / "out").rglob("seg.dcm")))
+    referenced = {
+        item.ReferencedSOPInstanceUID
+        for series in seg.ReferencedSeriesSequence
+        for item in series.ReferencedInstanceSequence
+    }
+    assert referenced == {r.sop_instance_uid for r in third.instances}
+    per_frame = {
+        src.ReferencedSOPInstanceUID
+        for fg in seg.PerFrameFunctionalGroupsSequence
+        for d in fg.DerivationImageSequence
+        for src in d.SourceImageSequence
+    }
+    assert per_frame <= referenced and per_frame
+
+
+def _export_bright_seg(source: Path, stack, tmp_path: Path, capsys) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    """Export a segmentation of the brightest 15 % of ``stack`` (found under ``source``) with
+    `medview export --json`; returns the exit code and the JSON report."""
+    import json
+
+    from medview.cli import main
+    from medview.core.volume import Volume
+    from medview.export.nifti import write_nifti
+    from medview.io.loader import load_series
+
+    volume = load_series(stack)
+    mask = (volume.array > np.percentile(volume.array, 85)).astype(np.uint8)
+    write_nifti(Volume(mask, volume.geometry), tmp_path / "labels.nii.gz")
+    capsys.readouterr()
+    rc = main(
+        [
+            "export", str(source), "--series", stack.key, "--seg", str(tmp_path / "labels.nii.gz"),
+            "--out", str(tmp_path / "out"), "--json",
+        ]
+    )  # fmt: skip
+    return rc, json.loads(capsys.readouterr().out)
