@@ -1,6 +1,3 @@
-"""DICOM in: indexing, series assembly, pixel decoding, volume loading, the study database."""
+"""DICOM in: indexing, series assembly, pixel decoding, volume loading, the study database.
 
-import pydicom.config as _pydicom_config
-
-# Untrusted files carry invalid values all the time; MedView reports what matters itself.
-_pydicom_config.settings.reading_validation_mode = _pydicom_config.IGNORE
+pydicom is imported through `medview.io.dicom`, only by what needs it (see there)."""

@@ -18,8 +18,6 @@ import tempfile
 import zipfile
 from dataclasses import dataclass, field
 
-import pydicom
-
 from medview.core.errors import ArchiveError
 from medview.core.records import SkippedFile
 
@@ -151,6 +149,8 @@ def _find_case_insensitive(root: str, parts: list[str]) -> str | None:
 def read_dicomdir(path: str) -> Expanded:
     """Files referenced by a DICOMDIR, each checked to lie inside the media root."""
     out = Expanded()
+    from medview.io.dicom import pydicom
+
     root = os.path.realpath(os.path.dirname(os.path.abspath(path)))
     try:
         ds = pydicom.dcmread(path)

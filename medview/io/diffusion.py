@@ -12,6 +12,7 @@ of the same element numbers is never read as a b-value.
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Callable, Sequence
 
@@ -49,15 +50,15 @@ TAGS = frozenset(
 
 
 def unit(v: Sequence[float] | None) -> Vec3 | None:
-    """A direction of unit length, or None for none (zero, missing, not finite)."""
+    """A direction of unit length, or None for none (zero, missing, not finite). Plain
+    arithmetic: it runs once per image while indexing, where numpy's call overhead showed."""
     if v is None or len(v) != 3:
         return None
-    a = np.asarray(v, dtype=np.float64)
-    n = float(np.linalg.norm(a))
-    if not np.isfinite(n) or n < 1e-6:
+    x, y, z = (float(c) for c in v)
+    n = math.sqrt(x * x + y * y + z * z)
+    if not math.isfinite(n) or n < 1e-6:
         return None
-    a = a / n
-    return (float(a[0]), float(a[1]), float(a[2]))
+    return (x / n, y / n, z / n)
 
 
 def read_encoding(
@@ -106,10 +107,10 @@ def _number(t: str) -> float | None:
 
 def _ge_to_lps(v: Sequence[float], orientation: Sequence[float]) -> Vec3 | None:
     """GE's direction (image frame, first two axes reversed) in patient coordinates."""
-    row = np.asarray(orientation[:3], dtype=np.float64)
-    col = np.asarray(orientation[3:6], dtype=np.float64)
-    frame = np.column_stack([row, col, np.cross(row, col)])
-    return unit(frame @ (np.array([-1.0, -1.0, 1.0]) * np.asarray(v, dtype=np.float64)))
+    r, c = orientation[:3], orientation[3:6]
+    n = (r[1] * c[2] - r[2] * c[1], r[2] * c[0] - r[0] * c[2], r[0] * c[1] - r[1] * c[0])
+    a, b, d = -v[0], -v[1], v[2]
+    return unit([a * r[i] + b * c[i] + d * n[i] for i in range(3)])
 
 
 def stack_encoding(series: SeriesRecord) -> tuple[Encoding | None, bool]:

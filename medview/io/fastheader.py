@@ -20,11 +20,75 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from pydicom.uid import UID
-
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 )
+# little-endian, not deflated transfer syntaxes the fast walk takes (DICOM PS3.6), and the
+# implicit VR ones among them; tests/io/test_fastheader.py checks both against pydicom's UID
+# dictionary, which is not imported here (pydicom's import costs about 0.25 s)
+_FAST_TS = frozenset(
+    {
+        "1.2.840.10008.1.2",
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.1.98",
+        "1.2.840.10008.1.2.4.50",
+        "1.2.840.10008.1.2.4.51",
+        "1.2.840.10008.1.2.4.52",
+        "1.2.840.10008.1.2.4.53",
+        "1.2.840.10008.1.2.4.54",
+        "1.2.840.10008.1.2.4.55",
+        "1.2.840.10008.1.2.4.56",
+        "1.2.840.10008.1.2.4.57",
+        "1.2.840.10008.1.2.4.58",
+        "1.2.840.10008.1.2.4.59",
+        "1.2.840.10008.1.2.4.60",
+        "1.2.840.10008.1.2.4.61",
+        "1.2.840.10008.1.2.4.62",
+        "1.2.840.10008.1.2.4.63",
+        "1.2.840.10008.1.2.4.64",
+        "1.2.840.10008.1.2.4.65",
+        "1.2.840.10008.1.2.4.66",
+        "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80",
+        "1.2.840.10008.1.2.4.81",
+        "1.2.840.10008.1.2.4.90",
+        "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.4.92",
+        "1.2.840.10008.1.2.4.93",
+        "1.2.840.10008.1.2.4.94",
+        "1.2.840.10008.1.2.4.95",
+        "1.2.840.10008.1.2.4.100",
+        "1.2.840.10008.1.2.4.100.1",
+        "1.2.840.10008.1.2.4.101",
+        "1.2.840.10008.1.2.4.101.1",
+        "1.2.840.10008.1.2.4.102",
+        "1.2.840.10008.1.2.4.102.1",
+        "1.2.840.10008.1.2.4.103",
+        "1.2.840.10008.1.2.4.103.1",
+        "1.2.840.10008.1.2.4.104",
+        "1.2.840.10008.1.2.4.104.1",
+        "1.2.840.10008.1.2.4.105",
+        "1.2.840.10008.1.2.4.105.1",
+        "1.2.840.10008.1.2.4.106",
+        "1.2.840.10008.1.2.4.106.1",
+        "1.2.840.10008.1.2.4.107",
+        "1.2.840.10008.1.2.4.108",
+        "1.2.840.10008.1.2.4.201",
+        "1.2.840.10008.1.2.4.202",
+        "1.2.840.10008.1.2.4.203",
+        "1.2.840.10008.1.2.4.204",
+        "1.2.840.10008.1.2.4.205",
+        "1.2.840.10008.1.2.5",
+        "1.2.840.10008.1.2.6.1",
+        "1.2.840.10008.1.2.6.2",
+        "1.2.840.10008.1.2.7.1",
+        "1.2.840.10008.1.2.7.2",
+        "1.2.840.10008.1.2.7.3",
+        "1.2.840.10008.1.20",
+    }
+)
+_IMPLICIT_TS = frozenset({"1.2.840.10008.1.2"})
+
 _PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 _FALLBACK_TAGS = frozenset({0x52009229, 0x52009230})  # shared / per-frame functional groups
 _CHARSET_TAG = 0x00080005
@@ -146,10 +210,10 @@ def _read(fp: BinaryIO, size: int, wanted: frozenset[int]) -> FastHeader | None:
         if length == _UNDEFINED or length > MAX_VALUE:
             raise _Fallback
         meta[tag] = _exact(fp, length)
-    ts = UID(meta.get(0x00020010, b"").decode("ascii").strip(" \x00"))
-    if not ts or not ts.is_transfer_syntax or ts.is_deflated or not ts.is_little_endian:
+    ts = meta.get(0x00020010, b"").decode("ascii", "replace").strip(" \x00")
+    if ts not in _FAST_TS:
         return None
-    implicit = ts.is_implicit_VR
+    implicit = ts in _IMPLICIT_TS
     media_class = meta.get(0x00020002, b"").decode("ascii").strip(" \x00")
 
     values: dict[int, bytes] = {}

@@ -26,7 +26,6 @@ import numpy as np
 from medview.core.errors import CancelledError, DecodeError, MedviewError
 from medview.core.lifeline import mark_owner, watch_parent
 from medview.core.tasks import NEVER_CANCELLED, CancelToken
-from medview.io.decode_worker import decode_file
 
 DecodeFn = Callable[[str], np.ndarray]
 T = TypeVar("T")
@@ -45,11 +44,21 @@ def _context() -> multiprocessing.context.BaseContext:
 class IsolatedDecoder:
     """Decode files with ``decode_fn`` (a picklable module-level function) in worker processes."""
 
-    def __init__(self, decode_fn: DecodeFn = decode_file, workers: int | None = None) -> None:
-        self.decode_fn = decode_fn
+    def __init__(self, decode_fn: DecodeFn | None = None, workers: int | None = None) -> None:
+        self._decode_fn = decode_fn
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+
+    @property
+    def decode_fn(self) -> DecodeFn:
+        """The decoding function (default: `medview.io.decode_worker.decode_file`, imported
+        only when something is decoded: it brings pydicom and the codecs)."""
+        if self._decode_fn is None:
+            from medview.io.decode_worker import decode_file
+
+            self._decode_fn = decode_file
+        return self._decode_fn
 
     def _executor(self, workers: int | None = None) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -20,19 +20,19 @@ from collections.abc import Sequence
 from contextlib import closing
 
 import numpy as np
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, UncompressedTransferSyntaxes
 
 from medview.core.errors import DecodeError, MedviewError, SeriesAssemblyError
 from medview.core.records import InstanceRecord, SeriesRecord
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
 from medview.io.assemble import series_geometry
-from medview.io.decode_worker import decode_file
 from medview.io.isolation import IsolatedDecoder, default_decoder
 from medview.io.mosaic import unpack
 
-_DIRECT_TS = {str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)}
-_UNCOMPRESSED_TS = {str(ts) for ts in UncompressedTransferSyntaxes}
+# explicit and implicit VR little endian (pydicom is not imported for these: see header.py)
+_DIRECT_TS = {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2"}
+# ... and with big endian and deflated, pydicom's UncompressedTransferSyntaxes
+_UNCOMPRESSED_TS = _DIRECT_TS | {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 _GREY = {"MONOCHROME1", "MONOCHROME2", ""}
 
 
@@ -186,6 +186,8 @@ def _read_direct(rec: InstanceRecord, targets: Sequence[tuple[int, int]], buf: n
 
 
 def _decode_in_process(rec: InstanceRecord) -> np.ndarray:
+    from medview.io.decode_worker import decode_file
+
     try:
         return decode_file(rec.path)
     except MedviewError:
