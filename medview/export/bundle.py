@@ -27,6 +27,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview import __version__
 from medview.core.errors import ExportError
 from medview.core.notices import RESEARCH_USE
@@ -231,7 +232,7 @@ def _export(
     to_copy = list(study_series) or [series]
     if not any(s.key == series.key for s in to_copy):
         to_copy.append(series)
-    n_copy = sum(len(s.instances) for s in to_copy) if options.deidentify else 0
+    n_copy = sum(len(g) for g in _files_by_series(to_copy)) if options.deidentify else 0
     total = n_copy + 8
     step = 0
 
@@ -365,6 +366,17 @@ def _export(
     return files, validation, warnings
 
 
+def _files_by_series(to_copy: Sequence[SeriesRecord]) -> list[list[str]]:
+    """The files of ``to_copy``, each once, grouped by Series Instance UID in volume order:
+    the stacks of a 4-D series (several volumes of one file, or of one UID) are one series."""
+    groups: dict[str, dict[str, None]] = {}
+    for s in to_copy:
+        group = groups.setdefault(s.series_uid or s.key, {})
+        for idx in source_order(s):
+            group.setdefault(s.instances[idx].path, None)
+    return [list(g) for g in groups.values()]
+
+
 def _copy_deidentified(
     series: SeriesRecord,
     to_copy: Sequence[SeriesRecord],
@@ -374,15 +386,14 @@ def _copy_deidentified(
     warnings: list[str],
     tick: Any,
 ) -> list[Dataset]:
-    """Copy every instance of ``to_copy`` de-identified; return the chosen series' copies
-    (headers only) in `read_sources` order."""
-    sources: dict[int, Dataset] = {}
-    for n, s in enumerate(to_copy):
+    """Copy every file of ``to_copy`` de-identified, once, one folder per series; return the
+    chosen series' copies (headers only) in `read_sources` order."""
+    wanted = {r.path for r in series.instances}
+    sources: dict[str, Dataset] = {}
+    for n, paths in enumerate(_files_by_series(to_copy)):
         folder = stage / "dicom" / f"series-{n + 1:03d}"
         folder.mkdir(parents=True)
-        order = source_order(s)
-        for i, idx in enumerate(order):
-            path = s.instances[idx].path
+        for i, path in enumerate(paths):
             try:
                 ds = pydicom.dcmread(path)
             except (OSError, pydicom.errors.InvalidDicomError) as e:
@@ -396,18 +407,18 @@ def _copy_deidentified(
             rel = f"dicom/series-{n + 1:03d}/IM{i + 1:05d}.dcm"
             _save(ds, stage / rel)
             files.append(rel)
-            if s.key == series.key:
+            if path in wanted:
                 if "PixelData" in ds:
                     del ds.PixelData
-                sources[idx] = ds
+                sources[path] = ds
             tick("de-identifying")
-    missing = [i for i in source_order(series) if i not in sources]
-    if missing:
+    order = [series.instances[i].path for i in source_order(series)]
+    if any(p not in sources for p in order):
         raise ExportError(
             "the series has instances that cannot be de-identified (burned-in annotation); "
             "its results cannot be exported de-identified"
         )
-    return [sources[i] for i in source_order(series)]
+    return [sources[p] for p in order]
 
 
 def labels_from_nifti(path: str | os.PathLike[str], volume: Volume) -> np.ndarray:

@@ -28,6 +28,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import generate_uid
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
+
 METHOD = "PS3.15 Annex E Basic Profile (MedView)"  # LO: at most 64 characters
 _PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
 

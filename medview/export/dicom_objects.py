@@ -19,6 +19,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview import __version__
 from medview.core.errors import ExportError
 from medview.core.notices import RESEARCH_USE, is_flagged

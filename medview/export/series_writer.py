@@ -23,6 +23,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview import __version__
 from medview.core.geometry import Geometry
 from medview.export.atomic import atomic_path

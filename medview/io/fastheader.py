@@ -97,6 +97,7 @@ _ITEM, _ITEM_END, _SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _UNDEFINED = 0xFFFFFFFF
 MAX_VALUE = 1 << 20  # a wanted value larger than this is not a header value we trust
 MAX_DEPTH = 32
+_CHUNK = 1 << 16  # bytes of the header read at a time
 
 _HH = struct.Struct("<HH")
 _I = struct.Struct("<I")
@@ -218,18 +219,45 @@ def _read(fp: BinaryIO, size: int, wanted: frozenset[int]) -> FastHeader | None:
 
     values: dict[int, bytes] = {}
     last = -1
+    # the dataset is walked in a buffer of the file's bytes (read in chunks), not element by
+    # element from the file: a third of the time per element on headers of 350 elements
+    base = fp.tell()  # file offset of buf[0]
+    buf = fp.read(_CHUNK)
+    pos = 0
+    pixel: tuple[int, int] | None = None
+    unpack_hh, unpack_i, unpack_h = _HH.unpack_from, _I.unpack_from, _H.unpack_from
     while True:
-        try:
-            tag, vr, length, _ = _element_header(fp, implicit)
-        except EOFError:
-            return None  # no Pixel Data: not the common case
+        if pos + 12 > len(buf):  # refill from the current element on
+            base += pos
+            fp.seek(base)
+            buf = fp.read(_CHUNK)
+            pos = 0
+            if len(buf) < 8:
+                return None  # no Pixel Data: not the common case
+        group, elem = unpack_hh(buf, pos)
+        tag = group << 16 | elem
+        if implicit or group == 0xFFFE:
+            vr = None
+            length = unpack_i(buf, pos + 4)[0]
+            pos += 8
+        else:
+            vr = buf[pos + 4 : pos + 6]
+            if not (65 <= vr[0] <= 90 and 65 <= vr[1] <= 90):
+                raise _Fallback
+            if vr in _LONG_VRS:
+                length = unpack_i(buf, pos + 8)[0]
+                pos += 12
+            else:
+                length = unpack_h(buf, pos + 6)[0]
+                pos += 8
         if tag <= last:
             raise _Fallback  # out of order or repeated: let pydicom judge
         last = tag
+        where = base + pos  # file offset of the value
         if tag in _PIXEL_TAGS:
-            start = fp.tell()
-            pixel = (start, -1 if length == _UNDEFINED else length)
+            pixel = (where, -1 if length == _UNDEFINED else length)
             if length == _UNDEFINED:
+                fp.seek(where)
                 _check_fragments(fp, size)
             break
         if tag in _FALLBACK_TAGS:
@@ -237,16 +265,28 @@ def _read(fp: BinaryIO, size: int, wanted: frozenset[int]) -> FastHeader | None:
         if length == _UNDEFINED:
             if not implicit and vr not in (b"SQ", b"UN"):
                 raise _Fallback
+            fp.seek(where)
             _skip_undefined_sequence(fp, implicit, size)
+            base, buf, pos = fp.tell(), fp.read(_CHUNK), 0
             continue
-        if fp.tell() + length > size:
+        if where + length > size:
             raise _Fallback  # truncated: pydicom reports it precisely
         if tag in wanted or tag == _CHARSET_TAG:
             if length > MAX_VALUE:
                 raise _Fallback
-            values[tag] = _exact(fp, length)
-        else:
-            fp.seek(length, 1)
+            if pos + length > len(buf):
+                fp.seek(where)
+                values[tag] = _exact(fp, length)
+                base, buf, pos = where + length, fp.read(_CHUNK), 0
+                continue
+            values[tag] = buf[pos : pos + length]
+        pos += length
+        if pos > len(buf):  # skipped past the buffer: continue from there
+            base += pos
+            fp.seek(base)
+            buf = fp.read(_CHUNK)
+            pos = 0
+    assert pixel is not None
 
     charset = values.get(_CHARSET_TAG, b"").decode("latin-1").strip(" \x00")
     encoding = _ENCODINGS.get(charset)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview.core.errors import PacsError
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.pacs.dimse import RetrieveResult, SendResult, dicom_files

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview.core.errors import PacsError
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.pacs.nodes import PacsNode

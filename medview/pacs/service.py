@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview.core.errors import PacsError
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.pacs import dicomweb, dimse

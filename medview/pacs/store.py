@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview.core.errors import PacsError
 from medview.core.paths import data_dir
 

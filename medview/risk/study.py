@@ -107,7 +107,7 @@ def _number(value: object) -> float | None:
 
 def facts_from_file(path: str | Path) -> StudyFacts:
     """Read the few header attributes needed from one file of the study (no pixels)."""
-    import pydicom
+    from medview.io.dicom import pydicom
 
     keywords = [
         "PatientAge",

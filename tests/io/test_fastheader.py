@@ -100,3 +100,33 @@ def test_load_of_ordinary_files_never_imports_pydicom(tmp_path: Path) -> None:
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip().splitlines()[-1] == "[]", run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "medview.export.bundle",
+        "medview.export.deid",
+        "medview.export.dicom_objects",
+        "medview.export.series_writer",
+        "medview.pacs.service",
+        "medview.pacs.dimse",
+        "medview.pacs.dicomweb",
+        "medview.pacs.query",
+        "medview.pacs.store",
+        "medview.io.decode_worker",
+    ],
+)
+def test_every_module_reading_dicom_sets_pydicom_up_for_untrusted_files(module: str) -> None:
+    """pydicom is no longer set up by importing `medview.io`: each module that reads DICOM
+    with it must do so (invalid values ignored, never a warning quoting patient data)."""
+    import subprocess
+    import sys
+
+    code = (
+        f"import {module}\n"
+        "import pydicom.config as c\n"
+        "print(c.settings.reading_validation_mode == c.IGNORE)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "True", run.stderr
