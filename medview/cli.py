@@ -333,7 +333,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
                 result = run_in_domain(
                     classify, volume, manifest, facts, anyway=args.run_anyway, device=args.device
                 )
-                return _write_classification(result, args, chosen.series_uid)
+                return _write_classification(result, args, chosen)
             result = run_in_domain(
                 segment,
                 volume,
@@ -364,6 +364,8 @@ def cmd_run_model(args: argparse.Namespace) -> int:
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
         "notes": list(result.notes),
         "series_uid": chosen.series_uid,
+        "series_key": chosen.key,
+        "volume": chosen.volume_label,  # the volume of a 4-D series the model ran on
         "shape": list(volume.shape),
         "spacing": [float(v) for v in volume.geometry.spacing],
         "labels": [
@@ -411,7 +413,7 @@ def _write_summary(out: Any, summary: dict[str, Any]) -> None:
         json.dump(summary, f, indent=2)
 
 
-def _write_classification(result: Any, args: argparse.Namespace, series_uid: str) -> int:
+def _write_classification(result: Any, args: argparse.Namespace, chosen: SeriesRecord) -> int:
     from pathlib import Path
 
     from medview.export.nifti import write_nifti
@@ -422,7 +424,9 @@ def _write_classification(result: Any, args: argparse.Namespace, series_uid: str
         write_nifti(result.heatmap, out / "heatmap.nii.gz")
     summary = {
         **_provenance(result),
-        "series_uid": series_uid,
+        "series_uid": chosen.series_uid,
+        "series_key": chosen.key,
+        "volume": chosen.volume_label,
         "finding": result.finding,
         "finding_probability": result.finding_probability,
         "probabilities": result.probabilities,

@@ -481,3 +481,29 @@ def _export_bright_seg(source: Path, stack, tmp_path: Path, capsys) -> tuple[int
         ]
     )  # fmt: skip
     return rc, json.loads(capsys.readouterr().out)
+
+
+def test_model_runs_on_the_chosen_volume_of_a_4d_series(realdata: Path, tmp_path: Path) -> None:
+    """`medview run-model --series KEY` on volume 3 of a real 4-D run: the model sees that
+    volume (its grid) and the summary names it."""
+    import json
+
+    import nibabel as nib
+
+    from medview.cli import main
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+
+    run = realdata / "dcm_qa_nih/In/20180918GE/mr_0004"
+    third = scan([str(run)]).series[2]
+    out = tmp_path / "out"
+    assert main(["run-model", "brain-extraction-mr", str(run), "--series", third.key,
+                 "--run-anyway", "--device", "cpu", "--out", str(out)]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["series_key"] == third.key
+    assert summary["volume"].startswith("volume 3 of 10")
+    volume = load_series(third)
+    labels = nib.load(out / "labels.nii.gz")
+    assert labels.shape == volume.shape[::-1]
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.geometry.affine
+    assert np.allclose(labels.affine, ras, atol=1e-4)
