@@ -131,10 +131,8 @@ class StudyBrowserPanel(QWidget):
         number = s.series_number if s.series_number is not None else "-"
         if volumes:
             warnings = tuple(dict.fromkeys(w for v in volumes for w in v.warnings))
-            text = (
-                f"{number}  {s.plain_description or '(no description)'}  "
-                f"(4-D: {shape} x {len(volumes)})"
-            )
+            # the 4-D shape first: a long description is cut at the column's edge
+            text = f"{number}  4-D: {shape} x {len(volumes)}  {s.plain_description or ''}".rstrip()
             count = str(sum(v.slices for v in volumes))
             tip = (
                 f"4-D: {shape} x {len(volumes)} volumes (x, y, z x volumes)\n"

@@ -315,13 +315,16 @@ class SliceView(QWidget):
         )
         al = Qt.AlignmentFlag
         text = QColor(235, 235, 235)
-        corners = self.corner_rects(p.fontMetrics(), top_left, top_right, bottom_left, bottom_right)
+        small = p.fontMetrics()
+        letters = self.letter_rects(QFontMetrics(QFont("Sans", 11, QFont.Weight.Bold)))
+        top_left, top_right = self.fit_top(small, top_left, top_right, letters["top"][0])
+        corners = self.corner_rects(small, top_left, top_right, bottom_left, bottom_right)
         _shadowed(p, rect, int(al.AlignLeft | al.AlignTop), top_left, text)
         _shadowed(p, rect, int(al.AlignRight | al.AlignTop), top_right, text)
         _shadowed(p, rect, int(al.AlignLeft | al.AlignBottom), bottom_left, text)
         _shadowed(p, rect, int(al.AlignRight | al.AlignBottom), bottom_right, text)
         p.setFont(QFont("Sans", 11, QFont.Weight.Bold))
-        for box, letter in self.letter_rects(p.fontMetrics()).values():
+        for box, letter in letters.values():
             _shadowed(p, box, int(al.AlignCenter), letter, QColor(255, 220, 120))
         p.setFont(QFont("Sans", 8))
         bar, label, length_mm = self.scale_bar(p.fontMetrics(), corners["bottom_left"])
@@ -333,6 +336,18 @@ class SliceView(QWidget):
 
     # where the overlays go (also read by the tests: nothing clipped, nothing overlapping)
     PAD = 6
+
+    def fit_top(self, metrics: QFontMetrics, tl: str, tr: str, letter: QRectF) -> tuple[str, str]:
+        """The top corner texts shortened ("…") so that neither reaches ``letter``, the
+        orientation letter at the top edge (a long series description in a narrow viewport)."""
+        mode = Qt.TextElideMode.ElideRight
+        cap_l = max(int(letter.left()) - 4 - self.PAD, 10)
+        cap_r = max(self.width() - self.PAD - int(letter.right()) - 4, 10)
+
+        def elide(text: str, cap: int) -> str:
+            return "\n".join(metrics.elidedText(line, mode, cap) for line in text.split("\n"))
+
+        return elide(tl, cap_l), elide(tr, cap_r)
 
     def corner_rects(
         self, metrics: QFontMetrics, tl: str, tr: str, bl: str, br: str

@@ -73,7 +73,7 @@ def test_browser_shows_a_4d_series_as_one_row(qtbot, window, tmp_path: Path) -> 
     study = window.browser.tree.topLevelItem(0).child(0)
     assert study.childCount() == 1  # one row for the series
     head = study.child(0)
-    assert head.text(0).endswith("(4-D: 64x64x15 x 10)")
+    assert head.text(0).startswith("4  4-D: 64x64x15 x 10  Axial EPI-FMRI")
     assert "varies: acquisition order" in head.toolTip(0)
     assert head.text(3) == "150"
     assert head.childCount() == 10 and not head.isExpanded()

@@ -46,6 +46,20 @@ def test_overlays_fit_and_do_not_collide(qtbot, loaded, view: View, w: int, h: i
     for name, box in corners.items():
         assert not label.intersects(box), name
         assert not (box.top() <= bar.top() <= box.bottom() and bar.right() >= box.left()), name
+    # a long description beside the patient lines: the two top texts never reach the
+    # orientation letter between them, with the crosshair anywhere
+    state = loaded.controller.state
+    for where in (np.zeros(3), np.asarray(state.volume.shape, dtype=np.float64) / 2):
+        state.crosshair = where.copy()
+        letter = sv.letter_rects(QFontMetrics(QFont("Sans", 11, QFont.Weight.Bold)))["top"][0]
+        tl, tr = sv.fit_top(small, "Test^Regression^Long\nDEV\n20180918",
+                            "Axial EPI-FMRI (Interleaved I to S)\nvolume 4 of 10 (b=1000)",
+                            letter)  # fmt: skip
+        top = sv.corner_rects(small, tl, tr, "", "")
+        if w >= 220:  # room for a few letters of each beside the letter
+            assert not top["top_left"].intersects(top["top_right"]), (w, tl, tr)
+            assert not letter.intersects(top["top_left"]), (w, tl)
+            assert not letter.intersects(top["top_right"]), (w, tr)
     # orientation letters, with the crosshair through the middle of the view
     state = loaded.controller.state
     k = state.volume.shape
