@@ -29,6 +29,8 @@ class Volume:
     invert_display: bool = False
     window: tuple[float, float] | None = None  # (center, width) from the header
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    # one volume of a 4-D series: which ("volume 8 of 31 (b=1000, dir 7/30)"), else ""
+    volume_label: str = ""
 
     def __post_init__(self) -> None:
         if self.array.shape[:3] != self.geometry.shape:

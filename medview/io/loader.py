@@ -166,6 +166,7 @@ def load_series(
         if first.window_center is not None and first.window_width
         else None,
         warnings=series.warnings,
+        volume_label=series.volume_label,
     )
 
 

@@ -163,6 +163,9 @@ def test_volume_labels_and_info(ge_run: Path, tmp_path: Path, capsys) -> None:  
         *(f"volume {k + 2} of 10 (b=1000, dir {k + 1}/9)" for k in range(9)),
     ]
     assert not any(w for s in stacks for w in s.warnings if "diffusion" in w)
+    from medview.io.loader import load_series
+
+    assert load_series(stacks[4]).volume_label == "volume 5 of 10 (b=1000, dir 4/9)"
     capsys.readouterr()
     assert main(["info", str(tmp_path / "in")]) == 0
     text = capsys.readouterr().out
