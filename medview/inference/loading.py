@@ -8,7 +8,12 @@ from typing import Any
 
 from medview.core.errors import ModelError
 from medview.core.paths import sha256_file
-from medview.inference.manifest import ALLOWED_NETWORKS, ModelManifest, check_literal
+from medview.inference.manifest import (
+    ALLOWED_NETWORKS,
+    OWN_NETWORKS,
+    ModelManifest,
+    check_literal,
+)
 
 
 def read_weights(path: Path) -> dict[str, Any]:
@@ -49,10 +54,19 @@ def verified_weights(manifest: ModelManifest) -> dict[str, Any]:
 
 
 def build_network(class_name: str, args: dict[str, Any]) -> Any:
-    """An untrained allow-listed `monai.networks.nets` network from literal arguments."""
+    """An untrained allow-listed network (`monai.networks.nets`, or one of MedView's own)
+    from literal arguments."""
     if class_name not in ALLOWED_NETWORKS:
         raise ModelError(f"network class {class_name!r} is not allowed")
     args = check_literal(args, f"{class_name} arguments")
+    if class_name in OWN_NETWORKS:
+        import importlib
+
+        cls = getattr(importlib.import_module(OWN_NETWORKS[class_name]), class_name)
+        try:
+            return cls(**args)
+        except (TypeError, ValueError, ModelError) as e:
+            raise ModelError(f"{class_name}: invalid arguments: {e}") from e
     import monai.networks.nets as nets
 
     cls = getattr(nets, class_name, None)

@@ -31,9 +31,12 @@ from typing import Any
 
 from medview.core.errors import ModelError
 
-# monai.networks.nets classes a package may name; anything else is refused
+# networks written in MedView a package may name (class name -> module)
+OWN_NETWORKS = {"HDBet": "medview.inference.hdbet"}
+# monai.networks.nets classes a package may name, and ours; anything else is refused
 ALLOWED_NETWORKS = frozenset(
     {
+        *OWN_NETWORKS,
         "UNet",
         "BasicUNet",
         "SegResNet",

