@@ -220,6 +220,7 @@ def import_hdbet(dest_root: str | Path, folds: int = 1) -> Any:
     from importlib.metadata import PackageNotFoundError, version
 
     from medview.inference.loading import read_weights
+    from medview.inference.manifest import BRAIN_LABEL
     from medview.inference.package import save_package
 
     folder = package_models()
@@ -250,14 +251,7 @@ def import_hdbet(dest_root: str | Path, folds: int = 1) -> Any:
         },
         "inference": {"roi_size": [], "overlap": 0.0, "sw_batch_size": 1},
         "postprocessing": {"largest_component": [1]},
-        "labels": [
-            {
-                "value": 1,
-                "name": "brain",
-                "color": [255, 196, 64],
-                "snomed": {"code": "12738006", "meaning": "Brain"},
-            }
-        ],
+        "labels": [dict(BRAIN_LABEL)],
         "domain": {
             "modalities": ["MR"],
             "min_slices": 10,

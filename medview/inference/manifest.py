@@ -54,6 +54,13 @@ ALLOWED_NETWORKS = frozenset(
     }
 )
 TASKS = ("segmentation", "classification")
+# the brain label of MedView's brain-extraction packages (shipped and HD-BET)
+BRAIN_LABEL = {
+    "value": 1,
+    "name": "brain",
+    "color": [255, 196, 64],
+    "snomed": {"code": "12738006", "meaning": "Brain"},
+}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _EXPRESSION = re.compile(r"^[$@%]")  # MONAI bundle expression / reference syntax
 

@@ -31,6 +31,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 
 import medview_training as mt  # noqa: E402
 
+from medview.inference.manifest import BRAIN_LABEL  # noqa: E402
+
 SEED = 20261123
 
 MANIFEST: dict[str, Any] = {
@@ -67,14 +69,7 @@ MANIFEST: dict[str, Any] = {
     },
     "inference": {"roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 1},
     "postprocessing": {"largest_component": [1]},
-    "labels": [
-        {
-            "value": 1,
-            "name": "brain",
-            "color": [255, 196, 64],
-            "snomed": {"code": "12738006", "meaning": "Brain"},
-        }
-    ],
+    "labels": [dict(BRAIN_LABEL)],
 }
 
 
