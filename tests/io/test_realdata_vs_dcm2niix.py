@@ -332,6 +332,11 @@ def test_deidentified_copies_add_no_dciodvfy_error(
         key = str(ds.get("InstanceNumber", ""))
         assert len(_dciodvfy_errors(copy)) <= len(_dciodvfy_errors(Path(sources[key][0]))), copy
         data = copy.read_bytes()
+        # the copy's new UIDs are random digits: a short serial number may turn up in one by
+        # chance (it did: 35131 in a 2.25 UID), so they are taken out before the search
+        for uid in {str(e.value) for e in [*ds.iterall(), *ds.file_meta] if e.VR == "UI"}:
+            if uid.startswith("2.25."):
+                data = data.replace(uid.encode(), b"")
         assert not [v for v in identifying if v in data], copy
 
 
