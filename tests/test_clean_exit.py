@@ -71,3 +71,24 @@ def test_cli_load_leaves_no_process(sig: signal.Signals, tmp_path: Path) -> None
     assert not alive, [p.cmdline()[:4] for p in alive]
     # nothing half-written is left where the user asked for the file
     assert not (tmp_path / "ct.nii.gz").exists() or proc.returncode == 0
+
+
+def test_quit_after_reading_the_demo_mr_exits_cleanly(tmp_path: Path) -> None:
+    """Open the demo head MR, let it load (its thumbnail, header facts and volume come back
+    from worker threads), then quit: exit 0, no "Fatal Python error" (PySide6 6.12.0 aborted
+    here on a reference lost per worker result)."""
+    from tests.conftest import REPO
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "MEDVIEW_HOME": str(tmp_path)}
+    app = subprocess.Popen(
+        [str(MEDVIEW), str(REPO / "resources" / "demo" / "colin27")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(10)  # the import, the volume, the thumbnail and the header facts
+    assert app.poll() is None, app.stderr.read().decode() if app.stderr else ""
+    app.send_signal(signal.SIGTERM)
+    rc = app.wait(30)
+    err = app.stderr.read().decode() if app.stderr else ""
+    assert rc == 0 and "Fatal Python error" not in err, err[-2000:]
