@@ -67,6 +67,18 @@ SOURCES: dict[str, tuple[str, str, str]] = {
         PYRADIOMICS_DATA + "lung2_label.nrrd",
         "cef52738dc51aab69a48fe30639da956d2b911b1c2920439c091fab84727657a",
     ),
+    # real T1 with contrast head MR, 6.5 mm slices (BSD-3-Clause, pyradiomics test data):
+    # heads no brain model here was trained on
+    "brain1_image.nrrd": (
+        PYRADIOMICS,
+        PYRADIOMICS_DATA + "brain1_image.nrrd",
+        "fffdb111ee8b428ede7256707393c927a7d5be912f0604cf3c6f1bd5fc9644cf",
+    ),
+    "brain2_image.nrrd": (
+        PYRADIOMICS,
+        PYRADIOMICS_DATA + "brain2_image.nrrd",
+        "d35a1c6a3e1eb72bae97c5515472fbe057fb38ee8e1e199215d1c3c6f292332e",
+    ),
     "ch2.nii.gz": (
         "mricron-data",
         "usr/share/mricron/templates/ch2.nii.gz",

