@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from medview import __version__
 from medview.core.errors import MedviewError
 from medview.core.records import SeriesRecord
-from medview.io.assemble import series_geometry, what_varies
+from medview.io.assemble import four_d_groups, series_geometry, stack_facts, what_varies
 from medview.io.scan import ScanResult, scan
 
 log = logging.getLogger("medview")
@@ -94,31 +94,14 @@ def build_tree(result: ScanResult, decode: bool = False) -> dict[str, Any]:
     }
 
 
-def _four_d_groups(series: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Consecutive volumes of one 4-D series (same UID, labelled, one grid) as one group;
-    every other series a group of its own."""
-    groups: list[list[dict[str, Any]]] = []
-    for s in series:
-        last = groups[-1][-1] if groups else None
-        if (
-            last is not None
-            and s.get("volume")
-            and last.get("volume")
-            and s["series_uid"] == last["series_uid"]
-            and s["shape"] == last["shape"]
-        ):
-            groups[-1].append(s)
-        else:
-            groups.append([s])
-    return groups
-
-
 def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
     for p in tree["patients"]:
         out.write(f"Patient {p['patient_name'] or '(no name)'}  [{p['patient_id']}]\n")
         for st in p["studies"]:
             out.write(f"  Study {st['date'] or '(no date)'}  {st['description']}\n")
-            for group in _four_d_groups(st["series"]):
+            for group in four_d_groups(
+                st["series"], lambda d: (d["series_uid"], d["shape"], d["volume"])
+            ):
                 s = group[0]
                 shape = "x".join(str(v) for v in s["shape"])
                 spacing = " x ".join(f"{v:g}" for v in s["spacing"])
@@ -233,8 +216,8 @@ def _volumes_of(series: list[SeriesRecord], wanted: str | None) -> list[SeriesRe
     uid = (
         wanted if wanted in uids else (next(iter(uids)) if len(uids) == 1 and not wanted else None)
     )
-    stacks = [s for s in series if s.series_uid == uid and s.volume_label]
-    return stacks if len(stacks) > 1 else []
+    groups = four_d_groups(series, stack_facts)
+    return next((g for g in groups if len(g) > 1 and g[0].series_uid == uid), [])
 
 
 def _load_4d(volumes: list[SeriesRecord], out: str) -> int:

@@ -242,18 +242,15 @@ def harmonise_orientation(sources: Sequence[Dataset]) -> tuple[list[Dataset], st
     return out, note
 
 
-def drop_empty_sequences(sources: Sequence[Dataset]) -> list[str]:
+def drop_empty_sequences(sources: Sequence[Dataset]) -> None:
     """Leave out of the in-memory source headers the root-level sequences that hold no item
     (a Philips series with an empty ProcedureCodeSequence): highdicom copies the patient and
     study attributes of the source as they are, and an empty Type 3 sequence makes the SEG and
-    SR invalid. The files are never written. Returns the keywords left out."""
-    dropped: dict[str, None] = {}
+    SR invalid. The files are never written."""
     for ds in sources:
         for elem in list(ds):
             if elem.VR == "SQ" and len(elem.value) == 0:
-                dropped[elem.keyword or str(elem.tag)] = None
                 del ds[elem.tag]
-    return list(dropped)
 
 
 def _with_shared_geometry(ds: Dataset) -> Dataset:

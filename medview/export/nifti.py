@@ -58,6 +58,11 @@ _DATATYPES = {
 }
 
 
+def ras_affine(geometry: Geometry) -> np.ndarray:
+    """The grid's NIfTI affine: index (x, y, z, 1) to RAS mm (MedView works in LPS)."""
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ geometry.affine
+
+
 def _quaternion(rotation: np.ndarray) -> tuple[float, tuple[float, float, float]]:
     """qfac and (b, c, d) of NIfTI's qform for a direction matrix (columns the voxel axes in
     RAS), as nifti1_io's mat44_to_quatern: the nearest rotation, the third axis turned round
@@ -102,7 +107,7 @@ def _quaternion(rotation: np.ndarray) -> tuple[float, tuple[float, float, float]
 def nifti1_header(shape_xyzt: Sequence[int], dtype: np.dtype, geometry: Geometry) -> bytes:
     """The 348-byte NIfTI-1 header (and the 4-byte extension flag) of scalar data of
     ``dtype`` on ``geometry``'s grid: sform and qform both scanner-based (code 1), RAS."""
-    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ geometry.affine
+    ras = ras_affine(geometry)
     qfac, (qb, qc, qd) = _quaternion(ras[:3, :3] / geometry.spacing[np.newaxis, :])
     dims = [len(shape_xyzt), *shape_xyzt] + [1] * (7 - len(shape_xyzt))
     pixdim = [qfac, *(float(v) for v in geometry.spacing), 1.0, 1.0, 1.0, 1.0][:8]
@@ -161,8 +166,7 @@ def write_bval_bvec(
     volumes on ``volume``'s grid (atomically); returns their paths."""
     path = os.fspath(nifti_path)
     stem = path[: -len(".nii.gz")] if path.endswith(".nii.gz") else path.removesuffix(".nii")
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ volume.geometry.affine  # as write_nifti_4d
-    texts = fsl_bvals_bvecs(encodings, volume.geometry.direction, affine)
+    texts = fsl_bvals_bvecs(encodings, volume.geometry.direction, ras_affine(volume.geometry))
     paths = (stem + ".bval", stem + ".bvec")
     for target, text in zip(paths, texts, strict=True):
         with atomic_path(target) as tmp, open(tmp, "w", encoding="ascii") as f:

@@ -16,8 +16,9 @@ Rules (never silently mis-stack):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -32,6 +33,8 @@ TILT_TOL_DEG = 0.01  # a GantryDetectorTilt in the header beyond this is reporte
 # distance, not an angle, so rounding in oblique acquisitions (0.013-0.016 degrees on Siemens
 # XA30 MR, 0.04 mm over 144 mm) is not mistaken for a tilt
 TILT_TOL_MM = 0.2
+
+T = TypeVar("T")
 
 
 def slice_normal(orientation: Sequence[float]) -> np.ndarray:
@@ -290,9 +293,11 @@ def _split_4d(
 ) -> list[tuple[list[InstanceRecord], list[str], str]]:
     """Split a geometric group whose positions repeat into the volumes of a 4-D series:
     by the first attribute that takes one value per volume with each position once in it
-    (acquisition, time point, trigger time, echo, magnitude/phase), else by instance-number
-    order when every position repeats equally often. Each part comes with its warnings and
-    its volume label. What cannot be split safely stays whole: its repeated positions are
+    (acquisition, time point, trigger time, echo, diffusion encoding, magnitude/phase) and
+    gives volumes of equal size; else by instance-number order when every position repeats
+    equally often; else, with volumes short of a few slices (`_nearly_full`, each said), by
+    such an attribute or by runs in instance-number order. Each part comes with its warnings
+    and its volume label. What cannot be split safely stays whole: its repeated positions are
     dropped with a warning (never mis-stacked)."""
     assert group[0].image_orientation is not None
     normal = slice_normal(group[0].image_orientation)
@@ -434,6 +439,30 @@ def _numbering_gaps(group: list[InstanceRecord]) -> list[str]:
         f"instance numbers {numbers[0]} to {numbers[-1]} skip {missing} value(s): images of "
         "this series (a volume or slices) may be missing"
     ]
+
+
+def four_d_groups(
+    items: Sequence[T], facts: Callable[[T], tuple[str, object, str]]
+) -> list[list[T]]:
+    """Consecutive volumes of one 4-D series (one Series Instance UID, a volume label each,
+    one grid) as one group; every other item a group of its own. ``facts`` gives an item's
+    (series UID, shape, volume label): items may be stacks, the browser's rows or the CLI's
+    series entries."""
+    groups: list[list[T]] = []
+    last: tuple[str, object, str] | None = None
+    for item in items:
+        uid, shape, label = facts(item)
+        if last is not None and label and last[2] and (uid, shape) == last[:2]:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+        last = (uid, shape, label)
+    return groups
+
+
+def stack_facts(s: SeriesRecord) -> tuple[str, object, str]:
+    """A stack's (series UID, shape, volume label), as `four_d_groups` groups them."""
+    return s.series_uid, s.shape, s.volume_label
 
 
 def what_varies(labels: Sequence[str]) -> str:

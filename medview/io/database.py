@@ -27,7 +27,7 @@ from medview.core.records import InstanceRecord, SeriesRecord, SkippedFile
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.assemble import assemble_series
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -120,6 +120,16 @@ _MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (series_key, kind)
     );
     """,
+    # the volume label of one volume of a 4-D series in its own column (version 7 kept it
+    # at the end of the description, " [volume 3 of 10 (...)]": moved out here)
+    8: """
+    ALTER TABLE stacks ADD COLUMN volume TEXT NOT NULL DEFAULT '';
+    UPDATE stacks
+       SET volume = substr(description, instr(description, ' [volume ') + 2,
+                           length(description) - instr(description, ' [volume ') - 2),
+           description = substr(description, 1, instr(description, ' [volume ') - 1)
+     WHERE instr(description, ' [volume ') > 0 AND description LIKE '%]';
+    """,
 }
 
 
@@ -150,18 +160,7 @@ class StackRow:
     modality: str
     series_number: int | None
     warnings: tuple[str, ...]
-
-    @property
-    def volume(self) -> str:
-        """The volume label of one volume of a 4-D series ("volume 3 of 10 (...)"), else "".
-        The summary table keeps it at the end of the description (see `_refresh_warnings`)."""
-        _, sep, tail = self.description.rpartition(" [volume ")
-        return "volume " + tail[:-1] if sep and tail.endswith("]") else ""
-
-    @property
-    def plain_description(self) -> str:
-        """The series description without the volume label."""
-        return self.description.rpartition(" [volume ")[0] if self.volume else self.description
+    volume: str = ""  # one volume of a 4-D series: "volume 3 of 10 (...)"
 
 
 @dataclass(frozen=True)
@@ -323,7 +322,7 @@ class StudyDatabase:
                 )
                 c.execute("DELETE FROM stacks WHERE series_uid=?", (uid,))
                 c.executemany(
-                    "INSERT INTO stacks VALUES (?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO stacks VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
                             s.key,
@@ -332,12 +331,10 @@ class StudyDatabase:
                             len(s.slices),
                             json.dumps(list(s.shape)),
                             s.kind,
-                            # the browser row of one volume of a 4-D series says which
-                            f"{s.description} [{s.volume_label}]"
-                            if s.volume_label
-                            else s.description,
+                            s.description,
                             s.modality,
                             s.series_number,
+                            s.volume_label,
                         )
                         for i, s in enumerate(stacks)
                     ],
@@ -347,7 +344,7 @@ class StudyDatabase:
         """The stacks of a study, in series order, from the summary table (fast)."""
         rows = self._conn.execute(
             "SELECT k.key, k.series_uid, k.slices, k.shape, k.kind, k.description, k.modality,"
-            " k.series_number FROM stacks k JOIN series s ON k.series_uid=s.series_uid"
+            " k.series_number, k.volume FROM stacks k JOIN series s ON k.series_uid=s.series_uid"
             " WHERE s.study_uid=? ORDER BY COALESCE(k.series_number, 1 << 30), k.series_uid,"
             " k.position",
             (study_uid,),
@@ -370,6 +367,7 @@ class StudyDatabase:
                 r[6],
                 r[7],
                 tuple(warnings.get(r[0], ())),
+                r[8],
             )
             for r in rows
         ]

@@ -11,7 +11,7 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medview.core.records import SeriesRecord
-from medview.io.assemble import what_varies
+from medview.io.assemble import four_d_groups, what_varies
 from medview.io.database import StackRow, StudyDatabase
 
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -92,7 +92,8 @@ class StudyBrowserPanel(QWidget):
                 ]
             )
             pitem.addChild(sitem)
-            for group in _four_d_groups(self.db.stack_rows(row.study_uid)):
+            rows = self.db.stack_rows(row.study_uid)
+            for group in four_d_groups(rows, lambda r: (r.series_uid, r.shape, r.volume)):
                 if len(group) == 1:
                     self._add_series(sitem, group[0])
                 else:  # one row for a 4-D series; its volumes under it, collapsed
@@ -132,7 +133,7 @@ class StudyBrowserPanel(QWidget):
         if volumes:
             warnings = tuple(dict.fromkeys(w for v in volumes for w in v.warnings))
             # the 4-D shape first: a long description is cut at the column's edge
-            text = f"{number}  4-D: {shape} x {len(volumes)}  {s.plain_description or ''}".rstrip()
+            text = f"{number}  4-D: {shape} x {len(volumes)}  {s.description}".rstrip()
             count = str(sum(v.slices for v in volumes))
             tip = (
                 f"4-D: {shape} x {len(volumes)} volumes (x, y, z x volumes)\n"
@@ -170,24 +171,6 @@ class StudyBrowserPanel(QWidget):
         series = item.data(0, SERIES_ROLE)
         if series is not None:
             self.series_activated.emit(series)
-
-
-def _four_d_groups(rows: list[StackRow]) -> list[list[StackRow]]:
-    """Consecutive volumes of one 4-D series on one grid as one group; others alone."""
-    groups: list[list[StackRow]] = []
-    for r in rows:
-        last = groups[-1][-1] if groups else None
-        if (
-            last is not None
-            and r.volume
-            and last.volume
-            and r.series_uid == last.series_uid
-            and r.shape == last.shape
-        ):
-            groups[-1].append(r)
-        else:
-            groups.append([r])
-    return groups
 
 
 def _date(d: str) -> str:

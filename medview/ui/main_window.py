@@ -57,6 +57,7 @@ from medview.export.content import (
 )
 from medview.inference.domain import SeriesFacts, input_problems, run_in_domain
 from medview.inference.worker import InferenceProcess, on_source_grid
+from medview.io.assemble import four_d_groups, stack_facts
 from medview.io.database import ImportResult, StackRow, StudyDatabase
 from medview.io.loader import load_series
 from medview.risk.study import SegmentStat, StudyFacts, facts_from_file
@@ -1163,11 +1164,10 @@ class MainWindow(QMainWindow):
             if chosen is None:
                 raise SeriesAssemblyError("that series is no longer in the database")
             # the volumes of a 4-D series on one grid, in order: what the volume slider steps
-            volumes = [
-                s for s in stacks if chosen.volume_label and s.volume_label
-                and s.shape == chosen.shape
-            ]  # fmt: skip
-            return chosen, load_series(chosen, cancel=cancel, progress=progress), volumes
+            group = next(
+                g for g in four_d_groups(stacks, stack_facts) if any(s is chosen for s in g)
+            )
+            return chosen, load_series(chosen, cancel=cancel, progress=progress), group
 
         def done(result: tuple[SeriesRecord, Volume, list[SeriesRecord]]) -> None:
             series, volume, volumes = result
@@ -1283,7 +1283,7 @@ class MainWindow(QMainWindow):
             "patient_id": first.patient_id if first else "",
             "study_date": first.study_date if first else "",
             "modality": volume.modality,
-            "volume": s.volume_label if s is not None else "",
+            "volume": volume.volume_label,
         }
         before = self.controller.state
         keep = (  # another volume of the same 4-D series on the same grid: keep the view

@@ -115,6 +115,30 @@ def test_migrates_a_version_1_database(tmp_path: Path) -> None:
         assert db.counts()["instances"] == 2
 
 
+def test_version_7_volume_labels_move_to_their_column(tmp_path: Path) -> None:
+    """Version 7 kept a 4-D volume's label at the end of its stack's description; version 8
+    gives it its own column and the description back."""
+    path = tmp_path / "v7.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript("".join(_MIGRATIONS[v] for v in range(1, 8)) + "PRAGMA user_version=7;")
+    conn.executemany(
+        "INSERT INTO stacks VALUES (?,?,?,?,?,?,?,?,?)",
+        [
+            ("u#2", "u", 1, 15, "[15, 64, 64]", "volume",
+             "EPI [run 2] [volume 2 of 10 (b=1000, dir 1/9)]", "MR", 4),
+            ("v", "v", 0, 30, "[30, 64, 64]", "volume", "T1 [sag]", "MR", 5),
+        ],
+    )  # fmt: skip
+    conn.commit()
+    conn.close()
+    with StudyDatabase(path) as db:
+        assert db.schema_version == SCHEMA_VERSION
+        rows = dict(
+            db._conn.execute("SELECT key, description || '|' || volume FROM stacks").fetchall()
+        )
+    assert rows == {"u#2": "EPI [run 2]|volume 2 of 10 (b=1000, dir 1/9)", "v": "T1 [sag]|"}
+
+
 def test_refuses_a_newer_schema(tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite"
     conn = sqlite3.connect(path)
