@@ -53,6 +53,7 @@ class SeriesInfo:
     accession_number: str = ""
     window: tuple[float, float] | None = None
     institution: str = ""
+    patient_position: str = "HFS"  # Patient Position (0018,5100): HFS, HFP, HFDL, ...
 
 
 def _uid(seed: str, what: str) -> str:
@@ -126,7 +127,7 @@ def write_series(
         ds.BodyPartExamined = info.body_part
         ds.SliceThickness = f"{sz:.6g}"
         ds.SoftwareVersions = __version__
-        ds.PatientPosition = "HFS"
+        ds.PatientPosition = info.patient_position
         if info.modality == "CT":
             ds.KVP = ""
         else:

@@ -154,6 +154,8 @@ class ModelManifest:
     heatmap_threshold: float = 0.5  # heat-map values drawn by default (0..1)
     heatmap_note: str = ""  # how far the heat map can be trusted, shown beside it
     series_note: str = ""  # how the series probability is aggregated and calibrated
+    # ids of packages this one replaces for the same task (listed and offered before them)
+    supersedes: tuple[str, ...] = ()
 
     @property
     def weights_path(self) -> Path:
@@ -205,6 +207,7 @@ class ModelManifest:
             },
             "heatmap": {"threshold": self.heatmap_threshold, "note": self.heatmap_note},
             "series_note": self.series_note,
+            "supersedes": list(self.supersedes),
             "classes": list(self.classes),
             "gradcam_layer": self.gradcam_layer,
             "postprocessing": {
@@ -286,6 +289,9 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
         )
     dom = check_literal(data.get("domain", {}), f"{where}.domain") or {}
     heat = check_literal(data.get("heatmap", {}), f"{where}.heatmap") or {}
+    supersedes = tuple(str(v) for v in check_literal(data.get("supersedes", []), where))
+    if not all(_ID.match(v) for v in supersedes):
+        raise ModelError(f"{where}: supersedes must list package ids")
     card = str(data.get("card", ""))
     if card and os.path.basename(card) != card:
         raise ModelError(f"{where}: card must be a plain file name in the package")
@@ -340,6 +346,7 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
             heatmap_threshold=float(heat.get("threshold", 0.5)),
             heatmap_note=str(heat.get("note", "")),
             series_note=str(check_literal(data.get("series_note", ""), f"{where}.series_note")),
+            supersedes=supersedes,
         )
     except (TypeError, ValueError, KeyError) as e:
         raise ModelError(f"{where}: {type(e).__name__}: {e}") from e

@@ -57,9 +57,25 @@ def compatible(manifest: ModelManifest, volume: Volume) -> bool:
     return not (manifest.dimensions == 3 and volume.shape[0] < 2)
 
 
+def superseded_by(entries: list[PackageEntry]) -> dict[str, ModelManifest]:
+    """Installed packages that another installed package replaces: id -> the replacement
+    (e.g. the shipped brain model once HD-BET is imported)."""
+    out: dict[str, ModelManifest] = {}
+    for e in entries:
+        if e.manifest is not None:
+            for old in e.manifest.supersedes:
+                out.setdefault(old, e.manifest)
+    return out
+
+
 def ordered_for(volume: Volume | None) -> list[PackageEntry]:
-    """Packages with the compatible ones first (the Models panel order)."""
+    """Packages with the compatible ones first (the Models panel order); among those, the
+    ones not replaced by another installed package before the replaced ones."""
     entries = list_packages()
-    if volume is None:
-        return entries
-    return sorted(entries, key=lambda e: not (e.manifest and compatible(e.manifest, volume)))
+    replaced = superseded_by(entries)
+
+    def key(e: PackageEntry) -> tuple[bool, bool]:
+        fits = e.manifest is not None and (volume is None or compatible(e.manifest, volume))
+        return (not fits, e.manifest is not None and e.manifest.id in replaced)
+
+    return sorted(entries, key=key)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from medview.core.notices import RESEARCH_USE
 from medview.core.volume import Volume
 from medview.inference.manifest import ModelManifest
-from medview.inference.registry import compatible, ordered_for
+from medview.inference.registry import compatible, ordered_for, superseded_by
 
 
 class SliceProbabilities(QWidget):
@@ -172,7 +172,9 @@ class ModelsPanel(QWidget):
         """List packages, those suited to ``volume`` first; refused ones show their reason."""
         self.models.clear()
         self._manifests.clear()
-        for entry in ordered_for(volume):
+        entries = ordered_for(volume)
+        replaced = superseded_by(entries)
+        for entry in entries:
             m = entry.manifest
             if m is None:
                 item = QListWidgetItem(f"refused: {entry.folder.name}")
@@ -181,9 +183,11 @@ class ModelsPanel(QWidget):
                 item.setFlags(Qt.ItemFlag.NoItemFlags)
             else:
                 suits = volume is not None and compatible(m, volume)
+                better = replaced.get(m.id)
                 item = QListWidgetItem(
                     f"{'✓ ' if suits else ''}{m.name} {m.version}  "
                     f"({m.task}, {m.modality or 'any'})"
+                    + (f"  (replaced by {better.name})" if better else "")
                 )
                 item.setData(Qt.ItemDataRole.UserRole, m.id)
                 self._manifests[m.id] = m

@@ -34,11 +34,12 @@ import medview_training as mt  # noqa: E402
 from medview.inference.manifest import BRAIN_LABEL  # noqa: E402
 
 SEED = 20261123
+AIR_MARGIN = 32  # voxels of air added round the training head (64 mm at 2 mm)
 
 MANIFEST: dict[str, Any] = {
     "id": "brain-extraction-mr",
     "name": "Brain extraction (T1 MR)",
-    "version": "1.0",
+    "version": "1.1",
     "task": "segmentation",
     "modality": "MR",
     "body_part": "HEAD",
@@ -70,6 +71,14 @@ MANIFEST: dict[str, Any] = {
     "inference": {"roi_size": [96, 96, 96], "overlap": 0.25, "sw_batch_size": 1},
     "postprocessing": {"largest_component": [1]},
     "labels": [dict(BRAIN_LABEL)],
+    # 2-D heads with slices up to 7 mm: trained with thick slices, and the real 6.5 mm heads
+    # in tests/inference/test_hdbet.py come out brain-sized
+    "domain": {
+        "modalities": ["MR"],
+        "min_slices": 20,
+        "spacing_mm": [0.4, 7.0],
+        "plausible_ml": {"1": [900, 1900]},
+    },
 }
 
 
@@ -92,9 +101,40 @@ def training_pair(manifest: Any, image_path: Path, mask_path: Path) -> tuple[Any
     return pre.as_tensor().float(), (lab > 0.5).to(torch.float32)
 
 
+class RandThickSlices:
+    """A 2-D acquisition's thick slices: along one random axis, average ``factor`` voxels and
+    stretch them back (a slab profile), as 4-7 mm slices look on the 2 mm model grid."""
+
+    def __init__(self, prob: float, factors: tuple[float, float], seed: int) -> None:
+        import numpy as np
+
+        self.prob, self.factors = prob, factors
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        import torch
+        import torch.nn.functional as F
+
+        if self.rng.random() >= self.prob:
+            return data
+        image = torch.as_tensor(data["image"])
+        axis = int(self.rng.integers(3))
+        factor = float(self.rng.uniform(*self.factors))
+        shape = list(image.shape[1:])
+        small = list(shape)
+        small[axis] = max(2, round(shape[axis] / factor))
+        low = F.interpolate(image[None].float(), size=small, mode="area")
+        out = dict(data)
+        out["image"] = F.interpolate(low, size=shape, mode="trilinear", align_corners=False)[0]
+        return out
+
+
 def augmentations(roi: tuple[int, int, int]) -> Any:
-    """Geometry, contrast, bias field, noise, blur and lower resolution: one training subject
-    has to stand in for scanners and subjects it has never seen."""
+    """Geometry, field of view, contrast, bias field, noise, blur and thick slices: one training
+    subject has to stand in for scanners, subjects and framings it has never seen. The head is
+    moved up to 48 mm and turned up to 30 degrees inside a field padded with air, so the model
+    learns that air is never brain wherever the head lies (version 1.0, trained on centred
+    crops, put brain into the air round an off-centre head)."""
     from monai import transforms as T
 
     keys = ["image", "label"]
@@ -102,16 +142,17 @@ def augmentations(roi: tuple[int, int, int]) -> Any:
         [
             T.RandAffined(
                 keys,
-                prob=0.9,
-                rotate_range=(0.26, 0.26, 0.26),
-                scale_range=(0.15, 0.15, 0.15),
-                translate_range=(6, 6, 6),
+                prob=0.95,
+                rotate_range=(0.52, 0.52, 0.52),
+                scale_range=(0.2, 0.2, 0.2),
+                translate_range=(24, 24, 24),
                 mode=("bilinear", "nearest"),
                 padding_mode="zeros",
             ),
             T.RandFlipd(keys, prob=0.5, spatial_axis=0),
             T.RandSpatialCropd(keys, roi_size=roi, random_size=False),
             T.SpatialPadd(keys, spatial_size=roi),
+            RandThickSlices(prob=0.3, factors=(1.5, 3.5), seed=SEED),
             T.RandBiasFieldd("image", prob=0.5, coeff_range=(0.0, 0.3)),
             T.RandAdjustContrastd("image", prob=0.5, gamma=(0.6, 1.6)),
             T.RandScaleIntensityd("image", factors=0.2, prob=0.5),
@@ -136,6 +177,10 @@ def train(manifest_dict: dict[str, Any], steps: int, roi: tuple[int, int, int], 
     image, label = training_pair(m, paths["ch2.nii.gz"], paths["ch2bet.nii.gz"])
     if smoke:  # tiny data: a quarter of the grid
         image, label = image[:, ::4, ::4, ::4], label[:, ::4, ::4, ::4]
+    else:  # air round the head (the scaled image's background is 0), for the moves above
+        pad = (AIR_MARGIN,) * 6
+        image = torch.nn.functional.pad(image, pad)
+        label = torch.nn.functional.pad(label, pad)
     net = build_network(manifest_dict["network"]["class"], manifest_dict["network"]["args"])
     aug = augmentations(roi)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
@@ -241,7 +286,7 @@ def write_bundle(out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--smoke", action="store_true", help="2 steps on tiny data; no package")
     ap.add_argument("--out", type=Path, default=HERE, help="package folder to write")
     ap.add_argument(

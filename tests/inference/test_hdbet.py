@@ -28,6 +28,16 @@ def hdbet(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     return import_hdbet(tmp_path_factory.mktemp("models"), folds=1)
 
 
+@pytest.fixture(params=["HD-BET", "shipped"])
+def brain_model(request, hdbet):  # type: ignore[no-untyped-def]
+    """Each brain model MedView offers: HD-BET (imported) and the shipped one-subject model."""
+    from medview.inference.manifest import read_manifest
+
+    if request.param == "HD-BET":
+        return hdbet
+    return read_manifest(REPO / "models" / "brain-extraction-mr")
+
+
 def test_our_network_is_hdbets(hdbet) -> None:  # type: ignore[no-untyped-def]
     """Fold 0 through our network and through the package's own (its instance norms on each
     image's statistics, as HD-BET runs them): the same probabilities."""
@@ -131,14 +141,14 @@ def _variant(volume, kind: str, box: list[int] | None = None):  # type: ignore[n
     return Volume(array, geometry, modality="MR")
 
 
-def test_mask_holds_off_centre_rotated_cropped_and_thick_slices(hdbet, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_mask_holds_off_centre_rotated_cropped_and_thick_slices(brain_model, capsys) -> None:  # type: ignore[no-untyped-def]
     import torch
 
     from medview.inference.runner import segment
 
     torch.set_num_threads(2)
     head = _demo_head()
-    first = segment(head, hdbet, device="cpu")
+    first = segment(head, brain_model, device="cpu")
     centred = first.stats[0].volume_ml
     # the mask's extent in (x, y, z) voxels, 10 mm wider on each side, inside the image
     zyx = np.argwhere(first.labels.array == 1)
@@ -148,10 +158,10 @@ def test_mask_holds_off_centre_rotated_cropped_and_thick_slices(hdbet, capsys) -
     box = [int(v) for pair in zip(lo, hi, strict=True) for v in pair]
     got = {}
     for kind in ("off-centre", "rotated", "cropped", "thick slices"):
-        got[kind] = segment(_variant(head, kind, box), hdbet, device="cpu").stats[0].volume_ml
+        got[kind] = segment(_variant(head, kind, box), brain_model, device="cpu").stats[0].volume_ml
     with capsys.disabled():
         sys.stdout.write(
-            f"\nHD-BET mask volume, demo head: centred {centred:.0f} mL; "
+            f"\n{brain_model.name} mask volume, demo head: centred {centred:.0f} mL; "
             + ", ".join(
                 f"{k} {v:.0f} mL ({100 * (v / centred - 1):+.1f} %)" for k, v in got.items()
             )
@@ -168,10 +178,16 @@ def test_cli_import_and_a_clear_refusal_without_the_package(
     import importlib.util
 
     from medview.cli import main
+    from medview.inference.registry import ordered_for, superseded_by
 
     assert main(["models", "import-hdbet"]) == 0
     assert main(["models", "list"]) == 0
     assert "brain-extraction-hdbet" in capsys.readouterr().out
+    # once imported, HD-BET is offered before the one-subject model it replaces
+    entries = ordered_for(_demo_head())
+    ids = [e.manifest.id for e in entries if e.manifest is not None]
+    assert ids.index("brain-extraction-hdbet") < ids.index("brain-extraction-mr")
+    assert superseded_by(entries)["brain-extraction-mr"].id == "brain-extraction-hdbet"
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
@@ -184,8 +200,8 @@ def test_cli_import_and_a_clear_refusal_without_the_package(
 
 def test_real_heads_no_brain_model_here_saw(hdbet, capsys) -> None:  # type: ignore[no-untyped-def]
     """Two real T1-with-contrast head MRs with tumours, 6.5 mm slices (pyradiomics' test
-    data): HD-BET's mask is brain-sized and lies in the head (hardly a voxel in the air); the
-    shipped model's masks are oversized and flagged implausible, not passed off as brains."""
+    data): both models' masks are brain-sized and lie in the head (hardly a voxel in the air),
+    and they agree with each other."""
     import torch
 
     from medview.inference.domain import output_problems
@@ -201,18 +217,107 @@ def test_real_heads_no_brain_model_here_saw(hdbet, capsys) -> None:  # type: ign
         vol = mt.read_nifti(path, "MR")  # SimpleITK reads NRRD too
         arr = vol.array
         air = arr < 0.1 * np.percentile(arr, 99)
-        ours = segment(vol, hdbet, device="cpu")
-        mask = ours.labels.array == 1
-        ml = ours.stats[0].volume_ml
-        old = segment(vol, shipped, device="cpu")
-        lines.append(
-            f"{name}: HD-BET {ml:.0f} mL ({100 * air[mask].mean():.1f} % in air), "
-            f"shipped {old.stats[0].volume_ml:.0f} mL"
-        )
-        assert 900 <= ml <= 1900, (name, ml)
-        assert air[mask].mean() < 0.01, name
-        assert not output_problems({1: ml}, hdbet), name
-        if not 900 <= old.stats[0].volume_ml <= 1900:  # said, not passed off as a brain
-            assert output_problems({1: old.stats[0].volume_ml}, shipped), name
+        masks = {}
+        for model in (hdbet, shipped):
+            res = segment(vol, model, device="cpu")
+            mask = masks[model.id] = res.labels.array == 1
+            ml = res.stats[0].volume_ml
+            lines.append(
+                f"{name}, {model.name}: {ml:.0f} mL ({100 * air[mask].mean():.1f} % in air)"
+            )
+            assert 900 <= ml <= 1900, (name, model.id, ml)
+            assert air[mask].mean() < 0.01, (name, model.id)
+            assert not output_problems({1: ml}, model), (name, model.id)
+        a, b = masks.values()
+        dice = mt.dice(a, b)
+        lines.append(f"{name}: the two masks' Dice {dice:.3f}")
+        assert dice >= 0.85, (name, dice)
     with capsys.disabled():
         sys.stdout.write("\n" + "\n".join(lines) + "\n")
+
+
+# (Patient Position, where the image's columns / rows / slices point (SimpleITK's DICOM
+# orientation code), thick-slice axis and spacing, air added before / after the head in voxels)
+POSITIONS = {
+    "axial, head first supine": ("HFS", "LPS", None, (0, 0, 0), (0, 0, 0)),
+    "axial, prone": ("HFP", "RAS", None, (0, 0, 0), (0, 0, 0)),
+    "axial, decubitus right, off-centre": ("HFDR", "ALS", None, (0, 80, 0), (0, 0, 0)),
+    "axial, decubitus left, off-centre": ("HFDL", "PRS", None, (90, 0, 0), (0, 30, 0)),
+    "sagittal 2-D, 5 mm": ("HFS", "PIR", 5.0, (0, 0, 0), (0, 0, 0)),
+    "coronal 2-D, 5 mm, feet first": ("FFS", "LIP", 5.0, (0, 0, 0), (0, 0, 0)),
+}
+
+
+def _as_acquired(image, code: str, thick: float | None, before, after):  # type: ignore[no-untyped-def]
+    """A real head as a scanner would have stored it in another position or plane: pixel
+    order and orientation vectors change, the anatomy in patient coordinates does not."""
+    import SimpleITK as sitk
+
+    img = sitk.DICOMOrient(image, code)
+    if thick is not None:  # a 2-D acquisition: 1 mm in-plane, thick slices
+        spacing = (1.0, 1.0, thick)
+        old = zip(img.GetSize(), img.GetSpacing(), spacing, strict=True)
+        size = [round(n * s / t) for n, s, t in old]
+        img = sitk.Resample(
+            img, size, sitk.Transform(), sitk.sitkLinear, img.GetOrigin(), spacing,
+            img.GetDirection(), 0.0,
+        )  # fmt: skip
+    return sitk.ConstantPad(img, before, after, 0.0)
+
+
+def test_a_real_head_in_every_patient_position_and_plane(
+    brain_model, hdbet, tmp_path: Path, capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """One real T1 head (pyradiomics' brain1) written as DICOM series in four patient positions
+    (supine, prone, both decubitus with the head off-centre in the field of view) and as 2-D
+    sagittal and coronal stacks, each read back through MedView's loader: every mask is
+    brain-sized, lies in the head, and is within 5 % of the supine one's volume (HD-BET; 8 %
+    for the shipped one-subject model)."""
+    import SimpleITK as sitk
+    import torch
+
+    from medview.core.geometry import Geometry
+    from medview.export.series_writer import SeriesInfo, write_series
+    from medview.inference.runner import segment
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+
+    path = _data("brain1_image.nrrd")["brain1_image.nrrd"]
+    head = sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32)
+    torch.set_num_threads(2)
+    got: dict[str, tuple[float, float]] = {}
+    for i, (name, (position, code, thick, before, after)) in enumerate(POSITIONS.items()):
+        img = _as_acquired(head, code, thick, before, after)
+        array = np.rint(sitk.GetArrayFromImage(img)).astype(np.int16)
+        geometry = Geometry(
+            array.shape, img.GetOrigin(), img.GetSpacing(),
+            np.asarray(img.GetDirection()).reshape(3, 3),
+        )  # fmt: skip
+        folder = tmp_path / f"s{i}"
+        info = SeriesInfo(
+            seed=f"positions-{i}", modality="MR", patient_position=position,
+            body_part="HEAD", series_number=i + 1, series_description=name,
+        )  # fmt: skip
+        write_series(array, geometry, folder, info)
+        vol = load_series(scan([str(folder)]).series[0])
+        assert vol.shape == array.shape
+        res = segment(vol, brain_model, device="cpu")
+        mask = res.labels.array == 1
+        air = vol.array < 0.1 * np.percentile(vol.array, 99)
+        got[name] = (res.stats[0].volume_ml, float(air[mask].mean()))
+    base = got["axial, head first supine"][0]
+    with capsys.disabled():
+        sys.stdout.write(
+            f"\n{brain_model.name}, a real head in six positions and planes: "
+            + "; ".join(
+                f"{k}: {ml:.0f} mL ({100 * (ml / base - 1):+.1f} %, {100 * a:.1f} % in air)"
+                for k, (ml, a) in got.items()
+            )
+            + "\n"
+        )
+    for name, (ml, in_air) in got.items():
+        assert 900 <= ml <= 1900, (name, ml)
+        assert in_air < 0.01, (name, in_air)
+        # HD-BET holds to 5 %; the one-subject model, to 8 % (measured: -5.2 % with the head
+        # off-centre in a left decubitus frame; its card says so)
+        assert abs(ml / base - 1) <= (0.05 if brain_model.id == hdbet.id else 0.08), name

@@ -196,3 +196,24 @@ def test_native_crash_costs_the_run_not_the_window(
         lambda: window.controller.state.overlay is not None and not window.inference.running,
         timeout=60000,
     )
+
+
+def test_a_replacing_model_is_listed_first_and_the_replaced_one_says_so(
+    qtbot, window, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A package that names another in `supersedes` (HD-BET names the shipped brain model)
+    comes first among those that suit the series, and the replaced one is marked."""
+    from medview.inference.package import save_package
+    from tests.inference.conftest import SEG_NET, random_state, seg_manifest
+
+    older = save_package(user_models_dir(), seg_manifest("ui-old"), random_state(SEG_NET), "# old")
+    newer = seg_manifest("ui-new", supersedes=["ui-old"])
+    newer["name"] = "Better segmenter"
+    save_package(user_models_dir(), newer, random_state(SEG_NET), "# new")
+    _open(qtbot, window, tmp_path)
+    panel = window.models_panel
+    rows = [panel.models.item(i) for i in range(panel.models.count())]
+    ids = [r.data(Qt.ItemDataRole.UserRole) for r in rows]
+    assert ids.index("ui-new") < ids.index(older.id)
+    assert rows[ids.index("ui-old")].text().endswith("(replaced by Better segmenter)")
+    assert "replaced" not in rows[ids.index("ui-new")].text()
