@@ -30,7 +30,7 @@ def chosen_data_dir() -> Path | None:
 
 def choose_data_dir(path: str | os.PathLike[str] | None) -> None:
     """Record the data folder for the next start (None: back to the platform default)."""
-    from medview.export.atomic import atomic_path
+    from medview.core.atomic import atomic_path
 
     target = _location_file()
     target.parent.mkdir(parents=True, exist_ok=True)

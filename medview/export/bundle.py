@@ -29,13 +29,13 @@ from pydicom.dataset import Dataset
 
 import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview import __version__
+from medview.core.atomic import atomic_path
 from medview.core.errors import ExportError
 from medview.core.notices import RESEARCH_USE
 from medview.core.paths import sha256_file
 from medview.core.records import SeriesRecord
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
-from medview.export.atomic import atomic_path
 from medview.export.content import ExportContent, ExportOptions, KeyImage, segment_stats
 from medview.export.deid import Deidentifier, token_now
 from medview.export.dicom_objects import (

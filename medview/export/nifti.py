@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from medview.core.atomic import atomic_path
 from medview.core.geometry import Geometry
 from medview.core.volume import Volume
-from medview.export.atomic import atomic_path
 from medview.io.diffusion import Encoding, fsl_bvals_bvecs
 
 

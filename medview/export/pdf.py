@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medview import __version__
+from medview.core.atomic import atomic_path
 from medview.core.notices import RESEARCH_USE, is_flagged
-from medview.export.atomic import atomic_path
 from medview.export.content import AlgorithmInfo, Classification, SegmentStats
 
 

@@ -25,8 +25,8 @@ from pydicom.uid import (
 
 import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview import __version__
+from medview.core.atomic import atomic_path
 from medview.core.geometry import Geometry
-from medview.export.atomic import atomic_path
 
 # derived under pydicom's UID root, so it is unique without a root of our own
 IMPLEMENTATION_UID = generate_uid(entropy_srcs=["MedView implementation class"])

@@ -9,10 +9,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from medview.core.atomic import atomic_path
 from medview.core.errors import ModelError
 from medview.core.notices import RESEARCH_USE
 from medview.core.paths import sha256_file
-from medview.export.atomic import atomic_path
 from medview.inference.manifest import ModelManifest, read_manifest
 
 

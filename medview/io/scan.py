@@ -202,3 +202,15 @@ def scan(
         result.records.extend(batch.records)
         result.skipped.extend(batch.skipped)
     return result
+
+
+def pick_series(series: list[SeriesRecord], wanted: str | None) -> SeriesRecord | None:
+    """The series ``wanted`` names (its key or Series Instance UID); with none named, the one
+    volume found (None when there are several to choose from, or ``wanted`` matches none)."""
+    if wanted:
+        for s in series:
+            if wanted in (s.key, s.series_uid):
+                return s
+        return None
+    volumes = [s for s in series if s.kind == "volume"] or series
+    return volumes[0] if len(volumes) == 1 else None

@@ -99,7 +99,7 @@ def load_nodes(path: Path | None = None) -> list[PacsNode]:
 
 def save_nodes(nodes: list[PacsNode], path: Path | None = None) -> None:
     """Write the nodes (atomically) and put each password into the keyring."""
-    from medview.export.atomic import atomic_path
+    from medview.core.atomic import atomic_path
 
     path = path or nodes_path()
     names = [n.checked().name for n in nodes]

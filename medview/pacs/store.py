@@ -45,7 +45,7 @@ class ReceivedStore:
 
     def add_file(self, source: str | os.PathLike[str]) -> Path:
         """Copy a complete received file (pynetdicom's chunked temp file) into the store."""
-        from medview.export.atomic import atomic_path
+        from medview.core.atomic import atomic_path
 
         target = self._target()
         with atomic_path(target, ".part") as tmp:
@@ -57,7 +57,7 @@ class ReceivedStore:
         from pydicom.dataset import FileMetaDataset
         from pydicom.uid import ExplicitVRLittleEndian
 
-        from medview.export.atomic import atomic_path
+        from medview.core.atomic import atomic_path
 
         if not hasattr(ds, "file_meta") or "TransferSyntaxUID" not in ds.file_meta:
             meta = FileMetaDataset()

@@ -993,8 +993,8 @@ class MainWindow(QMainWindow):
             self.apply_preferences()
 
     def apply_preferences(self) -> None:
-        from medview.app import apply_theme
         from medview.ui.preferences import ct_presets
+        from medview.ui.theme import apply_theme
 
         self.controller.ct_presets = ct_presets(self.settings)
         state = self.controller.state
@@ -1066,7 +1066,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("View copied to the clipboard", 3000)
 
     def save_view(self, path: str, annotations: bool = True) -> bool:
-        from medview.export.atomic import atomic_path
+        from medview.core.atomic import atomic_path
 
         with atomic_path(path, ".png") as tmp:
             ok = bool(self.view_image(annotations).save(tmp, "PNG"))

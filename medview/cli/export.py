@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from medview.cli.progress import printer
 from medview.core.errors import MedviewError
 
 log_name = "medview export"
@@ -100,15 +101,14 @@ def _measurements(path: str) -> list[dict[str, Any]]:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from medview.cli import _pick
     from medview.export.bundle import export_bundle
     from medview.export.content import ExportContent, ExportOptions
     from medview.io.loader import load_series
-    from medview.io.scan import scan
+    from medview.io.scan import pick_series, scan
 
     with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
         found = scan([args.path], extract_dir=tmp).series
-        chosen = _pick(found, args.series)
+        chosen = pick_series(found, args.series)
         if chosen is None:
             sys.stderr.write(f"{log_name}: choose one series with --series (see `medview info`)\n")
             return 2
@@ -132,7 +132,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                 args.out,
                 options,
                 study_series=study,
-                progress=_progress if not args.json else _quiet,
+                progress=printer(not args.json),
             )
         except (MedviewError, ValueError, KeyError, OSError) as e:
             sys.stderr.write(f"{log_name}: {e}\n")
@@ -167,12 +167,3 @@ def cmd_export(args: argparse.Namespace) -> int:
         for w in result.warnings:
             sys.stderr.write(f"warning: {w}\n")
     return 0
-
-
-def _progress(done: int, total: int, message: str = "") -> None:
-    sys.stderr.write(f"\r{done}/{total} {message:<30}")
-    sys.stderr.flush()
-
-
-def _quiet(done: int, total: int, message: str = "") -> None:
-    return None

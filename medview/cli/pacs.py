@@ -12,6 +12,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from medview.cli.progress import printer
 from medview.core.errors import MedviewError, PacsError
 
 
@@ -86,13 +87,7 @@ def _out(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n" if args.json else text + "\n")
 
 
-def _progress(done: int, total: int, message: str = "") -> None:
-    sys.stderr.write(f"\r{message} {done}/{total}   ")
-    sys.stderr.flush()
-
-
 def cmd_pacs(args: argparse.Namespace) -> int:
-    from medview.core.tasks import no_progress
     from medview.pacs import dimse, service
     from medview.pacs.query import QueryKeys
     from medview.pacs.store import ReceivedStore
@@ -133,7 +128,7 @@ def cmd_pacs(args: argparse.Namespace) -> int:
         if args.pacs_command == "get":
             method = args.method or ("wado" if web else "get")
             store = ReceivedStore(args.out) if args.out else ReceivedStore()
-            progress = _progress if not args.json and sys.stderr.isatty() else no_progress
+            progress = printer(not args.json)
             r = service.retrieve(
                 node,
                 args.study_uid,

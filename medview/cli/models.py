@@ -1,0 +1,212 @@
+"""``medview models`` (list, import, import-hdbet) and ``medview run-model``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from typing import Any
+
+from medview.core.errors import MedviewError
+from medview.core.records import SeriesRecord
+from medview.io.scan import pick_series, scan
+
+log = logging.getLogger("medview")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from medview.inference.registry import list_packages, user_models_dir
+
+    if args.models_command == "import-hdbet":
+        from medview.inference.hdbet import import_hdbet
+
+        try:
+            m = import_hdbet(user_models_dir(), folds=args.folds)
+        except MedviewError as e:
+            sys.stderr.write(f"medview models import-hdbet: {e.message}\n")
+            return 1
+        sys.stdout.write(f"imported {m.id} ({m.name} {m.version}) into {m.folder}\n")
+        return 0
+    if args.models_command == "import":
+        from medview.inference.bundle import import_bundle
+
+        try:
+            m = import_bundle(args.path, user_models_dir())
+        except MedviewError as e:
+            sys.stderr.write(f"medview models import: refused: {e.message}\n")
+            return 1
+        sys.stdout.write(f"imported {m.id} ({m.task}, {m.name} {m.version}) into {m.folder}\n")
+        return 0
+    entries = list_packages()
+    rows = [
+        {
+            "folder": str(e.folder),
+            "id": e.manifest.id if e.manifest else None,
+            "name": e.manifest.name if e.manifest else None,
+            "version": e.manifest.version if e.manifest else None,
+            "task": e.manifest.task if e.manifest else None,
+            "modality": e.manifest.modality if e.manifest else None,
+            "refused": e.error,
+        }
+        for e in entries
+    ]
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for r in rows:
+            if r["refused"]:
+                sys.stdout.write(f"REFUSED {r['folder']}: {r['refused']}\n")
+            else:
+                sys.stdout.write(
+                    f"{r['id']:<28} {r['task']:<15} {r['modality'] or '-':<4} "
+                    f"{r['name']} {r['version']}\n"
+                )
+        sys.stdout.write(f"{len(rows)} model package(s)\n")
+    return 0
+
+
+def cmd_run_model(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medview.export.nifti import write_nifti
+    from medview.inference.classify import classify
+    from medview.inference.domain import OutsideDomainError, SeriesFacts, run_in_domain
+    from medview.inference.registry import find_model
+    from medview.inference.runner import segment
+    from medview.io.loader import load_series
+
+    try:
+        manifest = find_model(args.model_id)
+    except MedviewError as e:
+        sys.stderr.write(f"medview run-model: {e.message}\n")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
+        series = scan([args.path], extract_dir=tmp).series
+        chosen = pick_series(series, args.series)
+        if chosen is None:
+            sys.stderr.write(
+                "medview run-model: choose one series with --series (see `medview info`)\n"
+            )
+            return 2
+        try:
+            volume = load_series(chosen)
+            facts = SeriesFacts.of(chosen)
+            if manifest.task == "classification":
+                result = run_in_domain(
+                    classify, volume, manifest, facts, anyway=args.run_anyway, device=args.device
+                )
+                return _write_classification(result, args, chosen)
+            result = run_in_domain(
+                segment,
+                volume,
+                manifest,
+                facts,
+                anyway=args.run_anyway,
+                device=args.device,
+                uncertainty=args.uncertainty,
+            )
+        except OutsideDomainError as e:
+            sys.stderr.write(
+                f"medview run-model: {e.message}\n(--run-anyway runs it and marks the result "
+                "as outside the model's domain)\n"
+            )
+            return 1
+        except MedviewError as e:
+            sys.stderr.write(f"medview run-model: {e}\n")
+            if e.__cause__ is not None:  # the CLI has no log file: the cause, in one line
+                sys.stderr.write(f"  cause: {type(e.__cause__).__name__}: {e.__cause__}\n")
+            return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_nifti(result.labels, out / "labels.nii.gz")
+    if result.uncertainty is not None:
+        write_nifti(result.uncertainty, out / "uncertainty.nii.gz")
+    summary = {
+        **_provenance(result),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "notes": list(result.notes),
+        "series_uid": chosen.series_uid,
+        "series_key": chosen.key,
+        "volume": chosen.volume_label,  # the volume of a 4-D series the model ran on
+        "shape": list(volume.shape),
+        "spacing": [float(v) for v in volume.geometry.spacing],
+        "labels": [
+            {
+                "value": s.value,
+                "name": s.name,
+                "voxels": s.voxels,
+                "volume_ml": round(s.volume_ml, 3),
+                "mean": s.mean,
+                "sd": s.sd,
+            }
+            for s in result.stats
+        ],
+    }
+    _write_summary(out, summary)
+    sys.stdout.write(
+        f"{result.model_name}: {len(result.stats)} label(s) in "
+        f"{result.seconds:.1f} s on {result.device}; wrote {out}\n"
+        f"{result.research_use}\n"
+    )
+    for note in result.notes:
+        sys.stderr.write(f"warning: {note}\n")
+    return 0
+
+
+def _provenance(result: Any) -> dict[str, Any]:
+    """What every AI summary records: the notice, the model and where and how long it ran."""
+    return {
+        "research_use": result.research_use,
+        "model": {
+            "id": result.model_id,
+            "name": result.model_name,
+            "version": result.model_version,
+            "weights_sha256": result.weights_sha256,
+        },
+        "device": result.device,
+        "seconds": round(result.seconds, 3),
+    }
+
+
+def _write_summary(out: Any, summary: dict[str, Any]) -> None:
+    from medview.core.atomic import atomic_path
+
+    with atomic_path(out / "summary.json", ".json") as tmp, open(tmp, "w") as f:
+        json.dump(summary, f, indent=2)
+
+
+def _write_classification(result: Any, args: argparse.Namespace, chosen: SeriesRecord) -> int:
+    from pathlib import Path
+
+    from medview.export.nifti import write_nifti
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.heatmap is not None:
+        write_nifti(result.heatmap, out / "heatmap.nii.gz")
+    summary = {
+        **_provenance(result),
+        "series_uid": chosen.series_uid,
+        "series_key": chosen.key,
+        "volume": chosen.volume_label,
+        "finding": result.finding,
+        "finding_probability": result.finding_probability,
+        "probabilities": result.probabilities,
+        "aggregation": result.aggregation,
+        "series_note": result.series_note,
+        "heatmap_note": result.heatmap_note,
+        "notes": list(result.notes),
+        "heatmap_class": result.target_class,
+        "per_slice": result.per_slice.round(5).tolist() if result.per_slice is not None else None,
+    }
+    _write_summary(out, summary)
+    sys.stdout.write(
+        f"{result.model_name}: {result.finding} {result.finding_probability:.3f} "
+        f"({result.aggregation}); wrote {out}\n{result.research_use}\n"
+    )
+    for note in result.notes:
+        sys.stderr.write(f"warning: {note}\n")
+    return 0
