@@ -1,7 +1,7 @@
 """``medview export PATH --series UID [--seg LABELMAP.nii.gz] [--measurements FILE.json]
 --out DIR [--deidentify] [--zip]``: the report bundle without a display.
 
-A label map written by ``medview run-model`` carries its provenance in the ``summary.json``
+A label map written by ``medview run-model`` carries its segments and provenance in the
 beside it (model, version, weights, device, run time, label names); the model's manifest then
 gives colours and SNOMED CT codes. Any other label map is exported as a manual segmentation.
 """
@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from medview.cli.progress import printer
 from medview.core.errors import MedviewError
@@ -38,58 +40,57 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def _label_map(path: str, volume: Any) -> Any:
+def _segmentation(path: str, volume: Any) -> Any:
+    """A label map file as a segmentation of ``volume``. Beside a ``medview run-model`` result,
+    its ``summary.json`` gives the segments (names, colours, SNOMED CT codes) and provenance;
+    any other label map is a manual segmentation with numbered segments."""
+    from medview.core.results import Provenance, Segment, segmentation_of
     from medview.core.volume import Volume
     from medview.export.bundle import labels_from_nifti
-    from medview.export.content import AlgorithmInfo, LabelMap, SegmentInfo
 
     arr = labels_from_nifti(path, volume)
     labels = Volume(arr, volume.geometry, volume.frame_of_reference_uid, volume.series_uid)
     summary_path = Path(path).parent / "summary.json"
-    names: dict[int, str] = {}
-    algo = None
+    described: dict[int, Segment] = {}
+    prov = None
     notes: tuple[str, ...] = ()
-    manifest_labels: dict[int, Any] = {}
     if summary_path.is_file():
         try:
             summary = json.loads(summary_path.read_text())
             notes = tuple(str(n) for n in summary.get("notes", ()))
-            names = {int(lb["value"]): str(lb["name"]) for lb in summary.get("labels", [])}
+            for lb in summary.get("labels", []):
+                c = lb.get("color") or _PALETTE[(int(lb["value"]) - 1) % len(_PALETTE)]
+                described[int(lb["value"])] = Segment(
+                    int(lb["value"]),
+                    str(lb["name"]),
+                    (int(c[0]), int(c[1]), int(c[2])),
+                    str(lb.get("snomed_code", "")),
+                    str(lb.get("snomed_meaning", "")),
+                    bool(lb.get("finding", False)),
+                )
             model = summary.get("model", {})
-            algo = AlgorithmInfo(
+            prov = Provenance(
                 model_id=str(model.get("id", "")),
                 name=str(model.get("name", "")),
                 version=str(model.get("version", "")),
                 weights_sha256=str(model.get("weights_sha256", "")),
                 device=str(summary.get("device", "")),
                 seconds=float(summary.get("seconds", 0.0)),
-                date=_dt.datetime.fromtimestamp(summary_path.stat().st_mtime).isoformat(
+                date=str(summary.get("date", ""))
+                or _dt.datetime.fromtimestamp(summary_path.stat().st_mtime).isoformat(
                     timespec="seconds"
                 ),
             )
-            from medview.inference.registry import find_model
-
-            try:
-                manifest_labels = {lb.value: lb for lb in find_model(algo.model_id).labels}
-            except MedviewError:
-                manifest_labels = {}
         except (ValueError, KeyError, TypeError, OSError):
-            names, algo = {}, None
-    palette = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
-    segments = []
-    for v in sorted(int(x) for x in set(arr.ravel().tolist()) - {0}):
-        lb = manifest_labels.get(v)
-        segments.append(
-            SegmentInfo(
-                value=v,
-                name=names.get(v) or (lb.name if lb else f"label {v}"),
-                color=tuple(lb.color) if lb else palette[(v - 1) % len(palette)],
-                snomed_code=lb.snomed_code if lb else "",
-                snomed_meaning=lb.snomed_meaning if lb else "",
-                finding=bool(lb and lb.finding),
-            )
-        )
-    return LabelMap(labels, tuple(segments), algo, notes)
+            described, prov = {}, None
+    segments = tuple(
+        described.get(v) or Segment(v, f"label {v}", _PALETTE[(v - 1) % len(_PALETTE)])
+        for v in sorted(int(x) for x in np.unique(arr) if x)
+    )
+    return segmentation_of(volume, labels, segments, prov, notes)
+
+
+_PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
 
 
 def _measurements(path: str) -> list[dict[str, Any]]:
@@ -116,7 +117,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             volume = load_series(chosen)
             content = ExportContent()
             if args.seg:
-                content.label_map = _label_map(args.seg, volume)
+                content.segmentation = _segmentation(args.seg, volume)
             if args.measurements:
                 content.measurements = _measurements(args.measurements)
             options = ExportOptions(

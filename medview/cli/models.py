@@ -124,9 +124,11 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     write_nifti(result.labels, out / "labels.nii.gz")
     if result.uncertainty is not None:
         write_nifti(result.uncertainty, out / "uncertainty.nii.gz")
+    prov = result.provenance
+    colours = {seg.value: seg for seg in result.segments}
     summary = {
         **_provenance(result),
-        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "timings": {k: round(v, 3) for k, v in prov.timings},
         "notes": list(result.notes),
         "series_uid": chosen.series_uid,
         "series_key": chosen.key,
@@ -137,18 +139,24 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             {
                 "value": s.value,
                 "name": s.name,
+                "color": list(colours[s.value].color),
+                "snomed_code": colours[s.value].snomed_code,
+                "snomed_meaning": colours[s.value].snomed_meaning,
+                "finding": colours[s.value].finding,
                 "voxels": s.voxels,
                 "volume_ml": round(s.volume_ml, 3),
                 "mean": s.mean,
                 "sd": s.sd,
+                "min": s.min,
+                "max": s.max,
             }
             for s in result.stats
         ],
     }
     _write_summary(out, summary)
     sys.stdout.write(
-        f"{result.model_name}: {len(result.stats)} label(s) in "
-        f"{result.seconds:.1f} s on {result.device}; wrote {out}\n"
+        f"{prov.name}: {len(result.stats)} label(s) in "
+        f"{prov.seconds:.1f} s on {prov.device}; wrote {out}\n"
         f"{result.research_use}\n"
     )
     for note in result.notes:
@@ -158,16 +166,18 @@ def cmd_run_model(args: argparse.Namespace) -> int:
 
 def _provenance(result: Any) -> dict[str, Any]:
     """What every AI summary records: the notice, the model and where and how long it ran."""
+    prov = result.provenance
     return {
         "research_use": result.research_use,
         "model": {
-            "id": result.model_id,
-            "name": result.model_name,
-            "version": result.model_version,
-            "weights_sha256": result.weights_sha256,
+            "id": prov.model_id,
+            "name": prov.name,
+            "version": prov.version,
+            "weights_sha256": prov.weights_sha256,
         },
-        "device": result.device,
-        "seconds": round(result.seconds, 3),
+        "device": prov.device,
+        "seconds": round(prov.seconds, 3),
+        "date": prov.date,
     }
 
 
@@ -204,7 +214,7 @@ def _write_classification(result: Any, args: argparse.Namespace, chosen: SeriesR
     }
     _write_summary(out, summary)
     sys.stdout.write(
-        f"{result.model_name}: {result.finding} {result.finding_probability:.3f} "
+        f"{result.provenance.name}: {result.finding} {result.finding_probability:.3f} "
         f"({result.aggregation}); wrote {out}\n{result.research_use}\n"
     )
     for note in result.notes:

@@ -34,9 +34,10 @@ from medview.core.errors import ExportError
 from medview.core.notices import RESEARCH_USE
 from medview.core.paths import sha256_file
 from medview.core.records import SeriesRecord
+from medview.core.results import segment_stats
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
-from medview.export.content import ExportContent, ExportOptions, KeyImage, segment_stats
+from medview.export.content import ExportContent, ExportOptions, KeyImage
 from medview.export.deid import Deidentifier, token_now
 from medview.export.dicom_objects import (
     build_seg,
@@ -118,13 +119,11 @@ def measurement_figures(
 ) -> list[tuple[dict[str, Any], dict[str, float]]]:
     """Each measurement with the figures the viewer shows for it."""
     from medview.viewer.annotations import Measurement, evaluate
-    from medview.viewer.state import ViewerState
 
-    state = ViewerState(volume)
     out = []
     for d in measurements:
         m = Measurement.from_dict(d)
-        out.append((m.to_dict(), evaluate(m, state)))
+        out.append((m.to_dict(), evaluate(m, volume)))
     return out
 
 
@@ -226,7 +225,7 @@ def _export(
     files: list[str] = []
     warnings: list[str] = list(volume.warnings)
     created = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    label_map = content.label_map
+    label_map = content.segmentation
     if label_map is not None and not label_map.labels.geometry.almost_equal(volume.geometry):
         raise ExportError("the label map is not on the series' grid; it cannot be exported")
     to_copy = list(study_series) or [series]
@@ -257,7 +256,11 @@ def _export(
     # 2. DICOM SEG and the label map
     seg = None
     numbers: dict[int, int] = {}
-    stats = segment_stats(volume, label_map) if label_map is not None else []
+    stats = []
+    if label_map is not None:  # the statistics made with the result; computed here only
+        # for a label map that came without them
+        made = label_map.stats or segment_stats(volume, label_map.labels.array, label_map.segments)
+        stats = [s for s in made if s.voxels]
     if label_map is not None and label_map.present():
         seg, numbers = build_seg(series, sources, label_map, options.segmentation_type)
         _save(seg, stage / "seg.dcm")
@@ -336,7 +339,7 @@ def _export(
         ],
         units=volume.units,
         segments=stats,
-        segmentation=label_map.algorithm if label_map is not None else None,
+        segmentation=label_map.provenance if label_map is not None else None,
         segmentation_notes=list(label_map.notes) if label_map is not None else [],
         classifications=thumbs,
         risk=list(content.risk.values()),

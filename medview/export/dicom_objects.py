@@ -24,8 +24,8 @@ from medview import __version__
 from medview.core.errors import ExportError
 from medview.core.notices import RESEARCH_USE, is_flagged
 from medview.core.records import SeriesRecord
+from medview.core.results import Provenance, Segment, Segmentation, SegmentStats
 from medview.core.volume import Volume
-from medview.export.content import AlgorithmInfo, LabelMap, SegmentInfo, SegmentStats
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def _frames(series: SeriesRecord, labels: np.ndarray) -> np.ndarray:
     return labels[order]
 
 
-def _codes(seg: SegmentInfo) -> tuple[Any, Any]:
+def _codes(seg: Segment) -> tuple[Any, Any]:
     from highdicom.sr import CodedConcept
     from pydicom.sr.codedict import codes
 
@@ -90,7 +90,7 @@ def _codes(seg: SegmentInfo) -> tuple[Any, Any]:
     return category, kind
 
 
-def algorithm_identification(algo: AlgorithmInfo) -> Any:
+def algorithm_identification(algo: Provenance) -> Any:
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -123,7 +123,7 @@ def _quiet_names(fn: Callable[..., T]) -> Callable[..., T]:
 def build_seg(
     series: SeriesRecord,
     sources: Sequence[Dataset],
-    label_map: LabelMap,
+    label_map: Segmentation,
     segmentation_type: str = "BINARY",
 ) -> tuple[Dataset, dict[int, int]]:
     """A DICOM Segmentation of ``label_map`` referencing ``sources``.
@@ -153,9 +153,10 @@ def build_seg(
     for value, number in numbers.items():
         lut[value] = number
     remapped = lut[planes]
-    manual = label_map.algorithm is None
+    prov = label_map.provenance
+    manual = prov is None
     flagged = is_flagged(label_map.notes)  # run outside the model's domain, or implausible
-    algo = None if label_map.algorithm is None else algorithm_identification(label_map.algorithm)
+    algo = None if prov is None else algorithm_identification(prov)
     descriptions = []
     for s in present:
         category, kind = _codes(s)
@@ -166,7 +167,7 @@ def build_seg(
                 segment_label=s.name[:64],
                 segmented_property_category=category,
                 segmented_property_type=kind,
-                algorithm_type="MANUAL" if manual else "AUTOMATIC",
+                algorithm_type=label_map.algorithm_type,
                 algorithm_identification=algo,
                 tracking_uid=generate_uid(),
                 tracking_id=f"{s.name} (label {s.value})"[:64],
@@ -282,7 +283,7 @@ def _with_shared_geometry(ds: Dataset) -> Dataset:
     return out
 
 
-def _plane_geometry(label_map: LabelMap) -> dict[str, Any]:
+def _plane_geometry(label_map: Segmentation) -> dict[str, Any]:
     """highdicom's plane positions, orientation and pixel measures of the label map's grid
     (one position per plane, LPS mm)."""
     import highdicom as hd
@@ -409,7 +410,7 @@ def build_sr(
     seg: Dataset | None = None,
     segment_numbers: dict[int, int] | None = None,
     stats: Sequence[SegmentStats] = (),
-    label_map: LabelMap | None = None,
+    label_map: Segmentation | None = None,
 ) -> Dataset:
     """A Comprehensive 3D SR with a TID 1500 measurement report: one planar ROI group per
     viewer measurement (its figures as shown), one volumetric group per segment (volume in mL
@@ -427,7 +428,7 @@ def build_sr(
     ]
     if seg is not None and segment_numbers and label_map is not None:
         by_value = {s.value: s for s in label_map.segments}
-        algo = label_map.algorithm
+        algo = label_map.provenance
         algo_id = sr.AlgorithmIdentification(algo.name[:64], algo.version[:64]) if algo else None
         unit = value_unit(volume)
         for st in stats:

@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 
+from medview.core.results import Segmentation
 from medview.core.volume import Volume
-from medview.export.content import KeyImage, LabelMap
+from medview.export.content import KeyImage
 from medview.viewer.mpr import View, plane_mapping
 from medview.viewer.overlay import HeatmapOverlay, LabelOverlay
 from medview.viewer.render import render_grey, render_rgb
@@ -20,7 +21,7 @@ PRINT_PIXELS = 1400  # longest side; 300 dpi over about 12 cm
 
 
 def default_key_images(
-    label_map: LabelMap | None,
+    label_map: Segmentation | None,
     volume: Volume | None = None,
     measurements: Sequence[dict[str, Any]] = (),
 ) -> list[KeyImage]:
@@ -61,7 +62,7 @@ def render_key_image(
     volume: Volume,
     key: KeyImage,
     window: tuple[float, float] | None = None,
-    label_map: LabelMap | None = None,
+    label_map: Segmentation | None = None,
     measurements: Sequence[tuple[dict[str, Any], str]] = (),
     heatmap: Volume | None = None,
     longest: int = PRINT_PIXELS,

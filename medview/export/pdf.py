@@ -13,7 +13,7 @@ from typing import Any
 from medview import __version__
 from medview.core.atomic import atomic_path
 from medview.core.notices import RESEARCH_USE, is_flagged
-from medview.export.content import AlgorithmInfo, Classification, SegmentStats
+from medview.core.results import Classification, Provenance, SegmentStats
 
 
 @dataclass
@@ -23,7 +23,7 @@ class ReportData:
     measurements: list[tuple[str, str, str]] = field(default_factory=list)  # (#, where, figures)
     units: str = ""
     segments: list[SegmentStats] = field(default_factory=list)
-    segmentation: AlgorithmInfo | None = None
+    segmentation: Provenance | None = None
     segmentation_notes: list[str] = field(default_factory=list)
     classifications: list[tuple[Classification, Any]] = field(default_factory=list)
     risk: list[dict[str, Any]] = field(default_factory=list)
@@ -116,7 +116,7 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
         for note in data.segmentation_notes:
             story.append(Paragraph(_esc(note), warn if is_flagged([note]) else small))
     for cls, thumb in data.classifications:
-        block: list[Any] = [Paragraph(f"Classification: {_esc(cls.algorithm.name)}", h2)]
+        block: list[Any] = [Paragraph(f"Classification: {_esc(cls.provenance.name)}", h2)]
         block.append(Paragraph(_esc(RESEARCH_USE), warn))
         rows = [["Class", "Probability"]] + [
             [k, f"{v:.3f}"] for k, v in sorted(cls.probabilities.items(), key=lambda kv: -kv[1])
@@ -157,10 +157,10 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
             block.append(Paragraph(_esc(f"{w.get('feature')}: {w.get('message')}"), small))
         story.append(KeepTogether(block))
 
-    algos: list[tuple[str, AlgorithmInfo]] = []
+    algos: list[tuple[str, Provenance]] = []
     if data.segmentation is not None:
         algos.append(("Segmentation", data.segmentation))
-    algos += [("Classification", c.algorithm) for c, _ in data.classifications]
+    algos += [("Classification", c.provenance) for c, _ in data.classifications]
     if algos:
         story.append(Paragraph("Provenance of AI results", h2))
         for what, a in algos:

@@ -12,40 +12,18 @@ and masked to the patient's body.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from medview.core.errors import CancelledError, InferenceError
+from medview.core.results import Classification
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
 from medview.inference.manifest import ModelManifest
-from medview.inference.runner import RESEARCH_USE, resolve_device
+from medview.inference.runner import provenance, resolve_device
 
 AGGREGATION = "maximum over slices"
-
-
-@dataclass(frozen=True)
-class ClassificationResult:
-    probabilities: dict[str, float]  # per class, for the series
-    per_slice: np.ndarray | None  # (slices, classes) for 2-D models
-    heatmap: Volume | None  # Grad-CAM, 0..1, on the source grid
-    target_class: str
-    aggregation: str
-    model_id: str
-    model_name: str
-    model_version: str
-    weights_sha256: str
-    device: str
-    seconds: float
-    research_use: str = RESEARCH_USE
-    finding: str = ""  # the class the series figure and the heat map are about
-    finding_probability: float = 0.0  # the series-level probability of ``finding``
-    heatmap_note: str = ""  # how far the heat map can be trusted (from the manifest)
-    heatmap_threshold: float = 0.5  # heat drawn by default above this (from the manifest)
-    series_note: str = ""  # how the series figure is aggregated and calibrated
-    notes: tuple[str, ...] = ()
 
 
 def _intensity(x: Any, m: ModelManifest) -> Any:
@@ -77,7 +55,7 @@ def classify(
     cancel: CancelToken = NEVER_CANCELLED,
     progress: Progress = no_progress,
     network: Any = None,
-) -> ClassificationResult:
+) -> Classification:
     import torch
     import torch.nn.functional as F
 
@@ -136,7 +114,7 @@ def classify(
             units="",
         )
     )
-    return ClassificationResult(
+    return Classification(
         probabilities={
             classes[i] if i < len(classes) else str(i): float(p) for i, p in enumerate(series)
         },
@@ -144,12 +122,7 @@ def classify(
         heatmap=heat_volume,
         target_class=classes[target] if target < len(classes) else str(target),
         aggregation=AGGREGATION if manifest.dimensions == 2 else "whole volume",
-        model_id=manifest.id,
-        model_name=manifest.name,
-        model_version=manifest.version,
-        weights_sha256=manifest.weights_sha256,
-        device=dev,
-        seconds=time.perf_counter() - t0,
+        provenance=provenance(manifest, dev, time.perf_counter() - t0),
         finding=classes[target] if target < len(classes) else str(target),
         finding_probability=float(series[target]),
         heatmap_note=manifest.heatmap_note,

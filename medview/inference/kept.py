@@ -3,7 +3,8 @@ map, entropy, heat map), and back onto the series' own grid after a restart.
 
 Images are stored as arrays only; their geometry is always the source series' (every result is
 made on the source grid), so a kept result whose shape no longer matches the series is
-refused rather than shown on the wrong grid.
+refused rather than shown on the wrong grid. Records written before results were typed in
+`medview.core.results` (provenance at the top level, colours in the statistics) still read.
 """
 
 from __future__ import annotations
@@ -14,31 +15,42 @@ from typing import Any
 
 import numpy as np
 
+from medview.core.results import Classification, Provenance, Segment, Segmentation, SegmentStats
 from medview.core.volume import Volume
-from medview.inference.classify import ClassificationResult
-from medview.inference.runner import LabelStats, SegmentationResult
 
 SEGMENTATION = "segmentation"
 CLASSIFICATION = "classification"
 
-_PROVENANCE = ("model_id", "model_name", "model_version", "weights_sha256", "device", "seconds")
+# the provenance fields of records written before `Provenance` (old name -> new name)
+_OLD_PROVENANCE = {
+    "model_id": "model_id",
+    "model_name": "name",
+    "model_version": "version",
+    "weights_sha256": "weights_sha256",
+    "device": "device",
+    "seconds": "seconds",
+}
 
 
 def _finite(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+def _number(x: Any) -> float:
+    return float("nan") if x is None else float(x)
+
+
 def result_record(result: object, date: str) -> tuple[str, dict[str, Any], dict[str, np.ndarray]]:
     """What is kept of a segmentation or classification: (kind, description, images)."""
-    if isinstance(result, SegmentationResult):
+    if isinstance(result, Segmentation):
         return SEGMENTATION, *segmentation_record(result, date)
-    assert isinstance(result, ClassificationResult)
+    assert isinstance(result, Classification)
     return CLASSIFICATION, *classification_record(result, date)
 
 
 def kept_results(
     kept: dict[str, tuple[dict[str, Any], dict[str, np.ndarray]]], volume: Volume
-) -> list[tuple[str, SegmentationResult | ClassificationResult | None, str]]:
+) -> list[tuple[str, Segmentation | Classification | None, str]]:
     """The kept results of a series (as `StudyDatabase.ai_results` gives them) on
     ``volume``'s grid: (kind, result or None when it no longer fits, date), the segmentation
     first."""
@@ -46,7 +58,7 @@ def kept_results(
         SEGMENTATION: segmentation_from_record,
         CLASSIFICATION: classification_from_record,
     }
-    out: list[tuple[str, SegmentationResult | ClassificationResult | None, str]] = []
+    out: list[tuple[str, Segmentation | Classification | None, str]] = []
     for kind, read in readers.items():
         if kind in kept:
             data, arrays = kept[kind]
@@ -54,18 +66,39 @@ def kept_results(
     return out
 
 
+def _provenance_record(p: Provenance, date: str) -> dict[str, Any]:
+    d = asdict(p)
+    d["date"] = p.date or date
+    d["timings"] = [[k, v] for k, v in p.timings]
+    return d
+
+
+def _provenance(data: dict[str, Any]) -> Provenance:
+    if "provenance" in data:
+        d = dict(data["provenance"])
+        d["timings"] = tuple((str(k), float(v)) for k, v in d.get("timings", ()))
+        return Provenance(**d)
+    old = {new: data[name] for name, new in _OLD_PROVENANCE.items()}
+    timings = tuple((str(k), float(v)) for k, v in dict(data.get("timings", {})).items())
+    return Provenance(**old, date=str(data.get("date", "")), timings=timings)
+
+
 def segmentation_record(
-    result: SegmentationResult, date: str
+    result: Segmentation, date: str
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    data: dict[str, Any] = {p: getattr(result, p) for p in _PROVENANCE}
-    data.update(
-        date=date,
-        research_use=result.research_use,
-        notes=list(result.notes),
-        timings=dict(result.timings),
-        stats=[{**asdict(s), "mean": _finite(s.mean), "sd": _finite(s.sd)} for s in result.stats],
-        description=result.labels.description,
-    )
+    data: dict[str, Any] = {
+        "date": date,
+        "research_use": result.research_use,
+        "notes": list(result.notes),
+        "segments": [asdict(s) for s in result.segments],
+        "stats": [
+            {k: (_finite(v) if isinstance(v, float) else v) for k, v in asdict(s).items()}
+            for s in result.stats
+        ],
+        "description": result.labels.description,
+    }
+    if result.provenance is not None:
+        data["provenance"] = _provenance_record(result.provenance, date)
     arrays = {"labels": result.labels.array}
     if result.uncertainty is not None:
         arrays["uncertainty"] = result.uncertainty.array
@@ -85,9 +118,13 @@ def _on(volume: Volume, array: np.ndarray, modality: str, description: str) -> V
     )
 
 
+def _color(c: Any) -> tuple[int, int, int]:
+    return (int(c[0]), int(c[1]), int(c[2]))
+
+
 def segmentation_from_record(
     data: dict[str, Any], arrays: dict[str, np.ndarray], volume: Volume
-) -> SegmentationResult | None:
+) -> Segmentation | None:
     """The kept segmentation on ``volume``'s grid, or None when it no longer fits."""
     labels = _on(volume, arrays["labels"], "SEG", str(data.get("description", "")))
     if labels is None:
@@ -96,45 +133,62 @@ def segmentation_from_record(
     if "uncertainty" in arrays:
         unc = _on(volume, arrays["uncertainty"], "", "entropy")
     stats = tuple(
-        LabelStats(
+        SegmentStats(
             int(s["value"]),
             str(s["name"]),
-            (int(s["color"][0]), int(s["color"][1]), int(s["color"][2])),
             int(s["voxels"]),
             float(s["volume_ml"]),
-            float("nan") if s["mean"] is None else float(s["mean"]),
-            float("nan") if s["sd"] is None else float(s["sd"]),
+            _number(s.get("mean")),
+            _number(s.get("sd")),
+            _number(s.get("min")),
+            _number(s.get("max")),
         )
         for s in data["stats"]
     )
-    return SegmentationResult(
+    if "segments" in data:
+        segments = tuple(
+            Segment(
+                int(s["value"]),
+                str(s["name"]),
+                _color(s["color"]),
+                str(s.get("snomed_code", "")),
+                str(s.get("snomed_meaning", "")),
+                bool(s.get("finding", False)),
+            )
+            for s in data["segments"]
+        )
+    else:  # an older record: names and colours were kept with the statistics
+        segments = tuple(
+            Segment(int(s["value"]), str(s["name"]), _color(s["color"])) for s in data["stats"]
+        )
+    return Segmentation(
         labels=labels,
+        segments=segments,
         stats=stats,
+        provenance=_provenance(data),
         notes=tuple(data.get("notes", ())),
         uncertainty=unc,
         research_use=str(data["research_use"]),
-        timings=dict(data.get("timings", {})),
-        **{p: data[p] for p in _PROVENANCE},
     )
 
 
 def classification_record(
-    result: ClassificationResult, date: str
+    result: Classification, date: str
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    data: dict[str, Any] = {p: getattr(result, p) for p in _PROVENANCE}
-    data.update(
-        date=date,
-        research_use=result.research_use,
-        probabilities=dict(result.probabilities),
-        target_class=result.target_class,
-        aggregation=result.aggregation,
-        finding=result.finding,
-        finding_probability=result.finding_probability,
-        heatmap_note=result.heatmap_note,
-        heatmap_threshold=result.heatmap_threshold,
-        series_note=result.series_note,
-        notes=list(result.notes),
-    )
+    data: dict[str, Any] = {
+        "date": date,
+        "provenance": _provenance_record(result.provenance, date),
+        "research_use": result.research_use,
+        "probabilities": dict(result.probabilities),
+        "target_class": result.target_class,
+        "aggregation": result.aggregation,
+        "finding": result.finding,
+        "finding_probability": result.finding_probability,
+        "heatmap_note": result.heatmap_note,
+        "heatmap_threshold": result.heatmap_threshold,
+        "series_note": result.series_note,
+        "notes": list(result.notes),
+    }
     arrays: dict[str, np.ndarray] = {}
     if result.per_slice is not None:
         arrays["per_slice"] = result.per_slice
@@ -145,18 +199,19 @@ def classification_record(
 
 def classification_from_record(
     data: dict[str, Any], arrays: dict[str, np.ndarray], volume: Volume
-) -> ClassificationResult | None:
+) -> Classification | None:
     heatmap = None
     if "heatmap" in arrays:
         heatmap = _on(volume, arrays["heatmap"], "", "Grad-CAM")
         if heatmap is None:
             return None
-    return ClassificationResult(
+    return Classification(
         probabilities={str(k): float(v) for k, v in data["probabilities"].items()},
         per_slice=arrays.get("per_slice"),
         heatmap=heatmap,
         target_class=str(data["target_class"]),
         aggregation=str(data["aggregation"]),
+        provenance=_provenance(data),
         finding=str(data.get("finding", data["target_class"])),
         finding_probability=float(data.get("finding_probability", 0.0)),
         heatmap_note=str(data.get("heatmap_note", "")),
@@ -164,5 +219,4 @@ def classification_from_record(
         series_note=str(data.get("series_note", "")),
         notes=tuple(data.get("notes", ())),
         research_use=str(data["research_use"]),
-        **{p: data[p] for p in _PROVENANCE},
     )

@@ -10,48 +10,18 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from medview.core.errors import CancelledError, InferenceError
-from medview.core.notices import RESEARCH_USE
+from medview.core.results import Provenance, Segment, Segmentation, SegmentStats
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
 from medview.inference.manifest import ModelManifest
 from medview.inference.resample import axis_map, labels_on_source, resample_grid
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-@dataclass(frozen=True)
-class LabelStats:
-    value: int
-    name: str
-    color: tuple[int, int, int]
-    voxels: int
-    volume_ml: float
-    mean: float
-    sd: float
-
-
-@dataclass(frozen=True)
-class SegmentationResult:
-    """A label map on the source grid, per-label statistics and provenance."""
-
-    labels: Volume
-    stats: tuple[LabelStats, ...]
-    model_id: str
-    model_name: str
-    model_version: str
-    weights_sha256: str
-    device: str
-    seconds: float
-    notes: tuple[str, ...] = ()
-    uncertainty: Volume | None = None
-    research_use: str = RESEARCH_USE
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def resolve_device(requested: str = "auto") -> str:
@@ -178,7 +148,7 @@ def segment(
     cancel: CancelToken = NEVER_CANCELLED,
     progress: Progress = no_progress,
     network: Any = None,
-) -> SegmentationResult:
+) -> Segmentation:
     """Segment ``volume``; the label map comes back on the volume's own grid."""
     import torch
     from monai.inferers import sliding_window_inference
@@ -290,7 +260,7 @@ def segment(
     t_labels = time.perf_counter()
     stats = label_stats(volume, labels, manifest)
     t_end = time.perf_counter()
-    return SegmentationResult(
+    return Segmentation(
         labels=Volume(
             np.ascontiguousarray(labels),
             volume.geometry,
@@ -299,27 +269,26 @@ def segment(
             "SEG",
             f"{manifest.name} labels",
         ),
+        segments=manifest_segments(manifest),
         stats=stats,
-        model_id=manifest.id,
-        model_name=manifest.name,
-        model_version=manifest.version,
-        weights_sha256=manifest.weights_sha256,
-        device=used,
-        seconds=t_end - t0,
+        provenance=provenance(
+            manifest,
+            used,
+            t_end - t0,
+            preprocess=t_pre - t0,
+            inference=t_inf - t_pre,
+            labels=t_labels - t_inf,
+            statistics=t_end - t_labels,
+            postprocess=t_end - t_inf,
+        ),
         notes=tuple(notes),
         uncertainty=unc,
-        timings={
-            "preprocess": t_pre - t0,
-            "inference": t_inf - t_pre,
-            "labels": t_labels - t_inf,
-            "statistics": t_end - t_labels,
-            "postprocess": t_end - t_inf,
-        },
     )
 
 
-def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[LabelStats, ...]:
-    """Per label: voxel count, volume in mL and mean/SD of the image values inside.
+def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[SegmentStats, ...]:
+    """Per label of the model (absent ones with no voxels): voxel count, volume in mL and
+    mean/SD/min/max of the image values inside.
 
     Slab by slab, skipping background-only slabs; the masked values go through a float64
     dot product, which is exact for 16-bit images (each slab's sums stay below 2**53) and
@@ -334,6 +303,8 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[L
     counts = np.zeros(256, dtype=np.int64)
     sums = np.zeros(256, dtype=np.float64)
     squares = np.zeros(256, dtype=np.float64)
+    lows = np.full(256, np.inf)
+    highs = np.full(256, -np.inf)
     for z0 in range(0, arr.shape[0], slab):
         lab = torch.from_numpy(labels[z0 : z0 + slab]).reshape(-1)
         top = int(lab.max())
@@ -357,22 +328,56 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[L
             lab64, w = lab.long(), vals.double()
             sums += torch.bincount(lab64, weights=w, minlength=256).numpy()
             squares += torch.bincount(lab64, weights=w * w, minlength=256).numpy()
+            for reduce, acc, pick in (("amin", lows, np.minimum), ("amax", highs, np.maximum)):
+                start = torch.full((256,), float(acc[0]), dtype=torch.float64)
+                part_acc = start.scatter_reduce(0, lab64, w, reduce=reduce, include_self=False)
+                pick(acc, part_acc.numpy(), out=acc)
             continue
         for v in present:
-            inside = (vals * (lab if top == 1 else lab == v)).double()  # zero outside
+            where = lab.bool() if top == 1 else lab == v
+            inside = (vals * where).double()  # zero outside
             sums[v] += float(inside.sum())
             squares[v] += float(torch.dot(inside, inside))
+            picked = vals[where]
+            lows[v] = min(lows[v], float(picked.min()))
+            highs[v] = max(highs[v], float(picked.max()))
     voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
     out = []
+    nan = float("nan")
     for lb in m.labels:
         n_ = int(counts[lb.value]) if lb.value < 256 else 0
         if not n_:
-            out.append(LabelStats(lb.value, lb.name, lb.color, 0, 0.0, float("nan"), float("nan")))
+            out.append(SegmentStats(lb.value, lb.name, 0, 0.0, nan, nan, nan, nan))
             continue
         mean = float(sums[lb.value]) / n_
         sd = float(np.sqrt(max(float(squares[lb.value]) / n_ - mean * mean, 0.0)))
-        out.append(LabelStats(lb.value, lb.name, lb.color, n_, n_ * voxel_ml, mean, sd))
+        lo, hi = float(lows[lb.value]), float(highs[lb.value])
+        out.append(SegmentStats(lb.value, lb.name, n_, n_ * voxel_ml, mean, sd, lo, hi))
     return tuple(out)
+
+
+def manifest_segments(m: ModelManifest) -> tuple[Segment, ...]:
+    """The model's labels as segments, with their colours and SNOMED CT codes."""
+    return tuple(
+        Segment(lb.value, lb.name, lb.color, lb.snomed_code, lb.snomed_meaning, lb.finding)
+        for lb in m.labels
+    )
+
+
+def provenance(m: ModelManifest, device: str, seconds: float, **timings: float) -> Provenance:
+    """Where a result of ``m`` came from; dated now."""
+    import datetime as dt
+
+    return Provenance(
+        model_id=m.id,
+        name=m.name,
+        version=m.version,
+        weights_sha256=m.weights_sha256,
+        device=device,
+        seconds=seconds,
+        date=dt.datetime.now().isoformat(timespec="seconds"),
+        timings=tuple(timings.items()),
+    )
 
 
 def keep_largest_component(labels: np.ndarray, value: int) -> None:

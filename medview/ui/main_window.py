@@ -41,20 +41,13 @@ from PySide6.QtWidgets import (
 )
 
 from medview import __version__
-from medview.core.errors import MedviewError, SeriesAssemblyError
+from medview.core.errors import SeriesAssemblyError
 from medview.core.records import SeriesRecord
+from medview.core.results import Classification, Segmentation
 from medview.core.tasks import CancelToken, Progress
 from medview.core.volume import Volume
 from medview.export.bundle import BundleResult, export_bundle
-from medview.export.content import (
-    AlgorithmInfo,
-    Classification,
-    ExportContent,
-    ExportOptions,
-    KeyImage,
-    LabelMap,
-    SegmentInfo,
-)
+from medview.export.content import ExportContent, ExportOptions, KeyImage
 from medview.inference.domain import SeriesFacts, input_problems, run_in_domain
 from medview.inference.worker import InferenceProcess, on_source_grid
 from medview.io.assemble import four_d_groups, stack_facts
@@ -501,25 +494,24 @@ class MainWindow(QMainWindow):
         """The view state if ``volume`` is still the one shown, else a notice and None."""
         state = self.controller.state
         if state is None or state.volume is not volume:
-            self.notify(f"{result.model_name}: finished for a series that is no longer shown.")
+            self.notify(f"{result.provenance.name}: finished for a series that is no longer shown.")
             return None
         return state
 
     @staticmethod
-    def _run_line(result: Any) -> str:
-        return (
-            f"{result.model_name} {result.model_version} · {result.device} · {result.seconds:.1f} s"
-        )
+    def _run_line(result: Segmentation | Classification) -> str:
+        p = result.provenance
+        assert p is not None
+        return f"{p.name} {p.version} · {p.device} · {p.seconds:.1f} s"
 
     def _show_classification(
         self, volume: Volume, result: object, kept_on: str | None = None
     ) -> None:
         """Show a classification; a new one is kept with the series (``kept_on``: the date
         of one restored from the study)."""
-        from medview.inference.classify import ClassificationResult
         from medview.viewer.overlay import HeatmapOverlay
 
-        assert isinstance(result, ClassificationResult)
+        assert isinstance(result, Classification)
         state = self._still_shown(volume, result)
         if state is None:
             return
@@ -602,49 +594,11 @@ class MainWindow(QMainWindow):
         )
         seg = self.last_segmentation
         if seg is not None and seg[0] is state.volume:
-            r = seg[1]
-            labels = self._manifest_labels(r.model_id)
-            content.label_map = LabelMap(
-                r.labels,
-                tuple(
-                    SegmentInfo(
-                        s.value,
-                        s.name,
-                        s.color,
-                        lb.snomed_code if (lb := labels.get(s.value)) else "",
-                        lb.snomed_meaning if lb else "",
-                        bool(lb and lb.finding),
-                    )
-                    for s in r.stats
-                ),
-                _algorithm(r, seg[2]),
-                tuple(r.notes),
-            )
+            content.segmentation = seg[1]  # typed once by the engine: exported as it is
         cls = self.last_classification
         if cls is not None and cls[0] is state.volume:
-            r = cls[1]
-            content.classifications.append(
-                Classification(
-                    dict(r.probabilities),
-                    r.target_class,
-                    r.aggregation,
-                    _algorithm(r, cls[2]),
-                    r.heatmap,
-                    notes=tuple(r.notes),
-                )
-            )
+            content.classifications.append(cls[1])
         return content
-
-    @staticmethod
-    def _manifest_labels(model_id: str) -> dict[int, Any]:
-        """The model manifest's labels by value (SNOMED CT codes, which are findings), read
-        once per export, not once per segment."""
-        from medview.inference.registry import find_model
-
-        try:
-            return {lb.value: lb for lb in find_model(model_id).labels}
-        except MedviewError:
-            return {}
 
     def export_report(self, deidentify: bool = False, out_dir: str | None = None) -> Task | None:
         """Write the report bundle of the shown series in the background (progress, cancel)."""
@@ -769,7 +723,7 @@ class MainWindow(QMainWindow):
         if item is None or state is None:
             return None
         m = self.controller.measurements.get(item.data(Qt.ItemDataRole.UserRole))
-        return evaluate(m, state) if m is not None else None
+        return evaluate(m, state.volume) if m is not None else None
 
     def _keep_risk_result(self, model_id: str, record: dict[str, object]) -> None:
         if self.current_series is not None:
@@ -846,10 +800,9 @@ class MainWindow(QMainWindow):
     def _show_segmentation(
         self, volume: Volume, result: object, kept_on: str | None = None
     ) -> None:
-        from medview.inference.runner import SegmentationResult
         from medview.viewer.overlay import LabelOverlay
 
-        assert isinstance(result, SegmentationResult)
+        assert isinstance(result, Segmentation)
         state = self._still_shown(volume, result)
         if state is None:
             return
@@ -858,8 +811,8 @@ class MainWindow(QMainWindow):
             caption += f" · kept with the study ({kept_on})"
         overlay = LabelOverlay(
             result.labels,
-            {s.value: s.color for s in result.stats},
-            {s.value: s.name for s in result.stats},
+            {s.value: s.color for s in result.segments},
+            {s.value: s.name for s in result.segments},
             caption=caption,
         )
         self.controller.set_overlay(overlay)
@@ -868,13 +821,16 @@ class MainWindow(QMainWindow):
         if kept_on is None:
             self._keep_result(volume, result)
         self.segments = [SegmentStat(s.name, s.volume_ml, s.mean) for s in result.stats]
+        colours = {s.value: s.color for s in result.segments}
         self.models_panel.show_result(
-            [(s.value, s.name, s.color, s.volume_ml, s.mean) for s in result.stats],
+            [(s.value, s.name, colours[s.value], s.volume_ml, s.mean) for s in result.stats],
             caption + ("\n" + "; ".join(result.notes) if result.notes else ""),
             volume.units,
         )
         for note in result.notes:
-            self.notify(f"{result.model_name}: {note}")
+            self.notify(
+                f"{result.provenance.name if result.provenance else 'Segmentation'}: {note}"
+            )
         self.models_dock.raise_()
 
     def _overlay_look_changed(self) -> None:
@@ -1029,7 +985,7 @@ class MainWindow(QMainWindow):
             return
         for m in self.controller.measurements.items:
             item = QListWidgetItem(
-                f"{m.view.value[:3]} {slice_of(m, state) + 1}: {describe(m, state)}"
+                f"{m.view.value[:3]} {slice_of(m, state.volume) + 1}: {describe(m, state.volume)}"
             )
             item.setData(Qt.ItemDataRole.UserRole, m.id)
             self.measure_list.addItem(item)
@@ -1039,7 +995,7 @@ class MainWindow(QMainWindow):
         m = self.controller.measurements.get(item.data(Qt.ItemDataRole.UserRole))
         if state is None or m is None:
             return
-        self.controller.go_to(m.view, slice_of(m, state))
+        self.controller.go_to(m.view, slice_of(m, state.volume))
         self.controller.select(m.id)
 
     def _edit_measurement_text(self, item: QListWidgetItem) -> None:
@@ -1417,19 +1373,6 @@ def _now() -> str:
     import datetime as dt
 
     return dt.datetime.now().isoformat(timespec="seconds")
-
-
-def _algorithm(result: Any, date: str) -> AlgorithmInfo:
-    """Provenance of a segmentation or classification result for the report."""
-    return AlgorithmInfo(
-        model_id=result.model_id,
-        name=result.model_name,
-        version=result.model_version,
-        weights_sha256=result.weights_sha256,
-        device=result.device,
-        seconds=result.seconds,
-        date=date,
-    )
 
 
 class TypingGuard(QObject):

@@ -203,14 +203,16 @@ class SliceView(QWidget):
             items.append(self._pending)
         k = state.slice_index(self.view)
         return [
-            m for m in items if m.view is self.view and abs(screen_points(m, state)[0, 0] - k) < 0.5
+            m
+            for m in items
+            if m.view is self.view and abs(screen_points(m, state.volume)[0, 0] - k) < 0.5
         ]
 
     def _hit(self, pos: QPointF) -> tuple[Measurement, int] | None:
         state = self.controller.state
         assert state is not None
         for m in reversed(self.visible_measurements()):
-            for i, (_, r, c) in enumerate(screen_points(m, state)):
+            for i, (_, r, c) in enumerate(screen_points(m, state.volume)):
                 q = self.to_widget(r, c)
                 if abs(q.x() - pos.x()) <= 6 and abs(q.y() - pos.y()) <= 6:
                     return m, i
@@ -223,7 +225,7 @@ class SliceView(QWidget):
             selected = m.id == self.controller.selected
             colour = QColor(80, 200, 255) if selected else QColor(255, 200, 0)
             p.setPen(QPen(colour, 2 if selected else 1.5))
-            pts = [self.to_widget(r, c) for _, r, c in screen_points(m, state)]
+            pts = [self.to_widget(r, c) for _, r, c in screen_points(m, state.volume)]
             if m.kind in (Kind.RULER, Kind.ARROW):
                 p.drawLine(pts[0], pts[1])
                 if m.kind is Kind.ARROW:
@@ -242,7 +244,7 @@ class SliceView(QWidget):
                 p.drawRect(QRectF(q.x() - 3, q.y() - 3, 6, 6))
             p.setFont(QFont("Sans", 9))
             anchor = max(pts, key=lambda q: q.x())
-            text = describe(m, state).split(": ", 1)[1]
+            text = describe(m, state.volume).split(": ", 1)[1]
             if p.fontMetrics().horizontalAdvance(text) > 0.45 * self.width():
                 text = re.sub(r"\s+(?=mean |SD |min |\()", "\n", text)  # a figure a line
             box = self.label_rect(anchor, text, p.fontMetrics())
@@ -528,7 +530,7 @@ class SliceView(QWidget):
             return
         state = self.controller.state
         assert state is not None
-        pts = screen_points(m, state)
+        pts = screen_points(m, state.volume)
         if np.abs(np.diff(pts[:, 1:], axis=0)).max() < 1.0:  # a click, not a drag
             self.update()
             return

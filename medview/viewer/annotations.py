@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from medview.core.geometry import Geometry
+from medview.core.volume import Volume
 from medview.viewer.measure import (
     angle_deg,
     distance_mm,
@@ -19,8 +21,7 @@ from medview.viewer.measure import (
     rectangle_mask,
     roi_stats,
 )
-from medview.viewer.mpr import View
-from medview.viewer.state import ViewerState
+from medview.viewer.mpr import PlaneMapping, View, plane_mapping
 
 
 class Kind(Enum):
@@ -66,20 +67,34 @@ class Measurement:
         )
 
 
-def screen_points(m: Measurement, state: ViewerState) -> np.ndarray:
+# the last plane mapping made per view, with the geometry it was made for: painting asks for
+# the same one many times a frame
+_MAPPINGS: dict[View, tuple[Geometry, PlaneMapping]] = {}
+
+
+def _mapping(volume: Volume, view: View) -> PlaneMapping:
+    hit = _MAPPINGS.get(view)
+    if hit is not None and hit[0] is volume.geometry:
+        return hit[1]
+    mapping = plane_mapping(volume.geometry, view)
+    _MAPPINGS[view] = (volume.geometry, mapping)
+    return mapping
+
+
+def screen_points(m: Measurement, volume: Volume) -> np.ndarray:
     """(slice, row, col) of each point in the measurement's view, shape (n, 3)."""
-    mapping = state.mapping(m.view)
-    zyx = state.volume.geometry.lps_to_index(np.asarray(m.points, dtype=np.float64))
+    mapping = _mapping(volume, m.view)
+    zyx = volume.geometry.lps_to_index(np.asarray(m.points, dtype=np.float64))
     return np.array([mapping.to_screen(p) for p in zyx])
 
 
-def slice_of(m: Measurement, state: ViewerState) -> int:
-    return round(float(screen_points(m, state)[0, 0]))
+def slice_of(m: Measurement, volume: Volume) -> int:
+    return round(float(screen_points(m, volume)[0, 0]))
 
 
-def evaluate(m: Measurement, state: ViewerState) -> dict[str, float]:
-    """The figures of a measurement: length (mm), angle (degrees) or ROI area (mm^2) and
-    statistics of the values inside (modality units, HU for CT)."""
+def evaluate(m: Measurement, volume: Volume) -> dict[str, float]:
+    """The figures of a measurement on ``volume``: length (mm), angle (degrees) or ROI area
+    (mm^2) and statistics of the values inside (modality units, HU for CT)."""
     if m.kind is Kind.RULER:
         return {"length_mm": distance_mm(np.array(m.points[0]), np.array(m.points[1]))}
     if m.kind is Kind.ANGLE:
@@ -87,11 +102,11 @@ def evaluate(m: Measurement, state: ViewerState) -> dict[str, float]:
         return {"angle_deg": angle_deg(a, v, b)}
     if m.kind is Kind.ARROW:
         return {}
-    pts = screen_points(m, state)
+    pts = screen_points(m, volume)
     k = round(float(pts[0, 0]))
     (r0, c0), (r1, c1) = pts[0, 1:], pts[1, 1:]
-    mapping = state.mapping(m.view)
-    plane = mapping.plane(state.volume.array, k)
+    mapping = _mapping(volume, m.view)
+    plane = mapping.plane(volume.array, k)
     if plane.ndim == 3:  # colour: statistics of the luminance
         plane = plane @ np.array([0.299, 0.587, 0.114])
     spacing = (mapping.spacing[1], mapping.spacing[2])
@@ -112,10 +127,10 @@ def evaluate(m: Measurement, state: ViewerState) -> dict[str, float]:
     }
 
 
-def describe(m: Measurement, state: ViewerState) -> str:
+def describe(m: Measurement, volume: Volume) -> str:
     """One line for labels and the Measurements panel."""
-    v = evaluate(m, state)
-    unit = f" {state.volume.units}" if state.volume.units else ""
+    v = evaluate(m, volume)
+    unit = f" {volume.units}" if volume.units else ""
     if m.kind is Kind.RULER:
         text = f"{v['length_mm']:.1f} mm"
     elif m.kind is Kind.ANGLE:

@@ -23,15 +23,10 @@ def test_bench_export() -> None:
     from pydicom.sr.codedict import codes
     from pydicom.uid import generate_uid
 
+    from medview.core.results import Provenance, Segment, Segmentation
     from medview.core.volume import Volume
     from medview.export.bundle import export_bundle
-    from medview.export.content import (
-        AlgorithmInfo,
-        ExportContent,
-        ExportOptions,
-        LabelMap,
-        SegmentInfo,
-    )
+    from medview.export.content import ExportContent, ExportOptions
     from medview.export.dicom_objects import build_seg, read_sources
     from medview.io.loader import load_series
     from medview.io.scan import scan
@@ -41,10 +36,10 @@ def test_bench_export() -> None:
     labels = np.zeros(volume.shape, np.uint8)
     labels[10:50, 150:350, 100:230] = 1
     labels[20:40, 200:320, 280:400] = 2
-    label_map = LabelMap(
+    label_map = Segmentation(
         Volume(labels, volume.geometry, volume.frame_of_reference_uid),
-        (SegmentInfo(1, "right lung", (200, 90, 60)), SegmentInfo(2, "left lung", (60, 90, 200))),
-        AlgorithmInfo("bench", "Bench model", "1.0", "00" * 32, "cpu", 1.0),
+        (Segment(1, "right lung", (200, 90, 60)), Segment(2, "left lung", (60, 90, 200))),
+        provenance=Provenance("bench", "Bench model", "1.0", "00" * 32, "cpu", 1.0),
     )
     sources = read_sources(series)
 
@@ -68,13 +63,13 @@ def test_bench_export() -> None:
             "1",
         )
 
-    # a fresh LabelMap per call: its voxel counts are cached
+    # a fresh Segmentation per call: its voxel counts are cached
     seg_ours = median_time(
         lambda: build_seg(series, sources, dataclasses.replace(label_map)), repeats=3
     )
     reread = median_time(lambda: read_sources(series), repeats=3)
     seg_peer = median_time(bare, repeats=3)
-    content = ExportContent(label_map=label_map)
+    content = ExportContent(segmentation=label_map)
     with tempfile.TemporaryDirectory() as tmp:
         whole = median_time(
             lambda: export_bundle(series, volume, content, tmp, ExportOptions()), repeats=3

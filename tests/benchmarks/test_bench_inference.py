@@ -93,7 +93,7 @@ def test_bench_segmentation_overhead(tmp_path: Path) -> None:
 
         def ours(vol: Volume = vol, results: list = results) -> None:
             r = segment(vol, manifest, device=device, network=net)
-            results.append((r.timings, r.stats[0].voxels / vol.array.size))
+            results.append((dict(r.provenance.timings), r.stats[0].voxels / vol.array.size))
 
         runs = 5
         bare()  # warm-up (allocations, kernels)

@@ -54,8 +54,8 @@ def rotation(degrees: float) -> np.ndarray:
 
 
 def make_study(folder: Path, n: int = 10, rows: int = 40, cols: int = 48) -> Study:
+    from medview.core.results import Provenance, Segment, Segmentation
     from medview.core.volume import Volume
-    from medview.export.content import AlgorithmInfo, LabelMap, SegmentInfo
     from medview.io.loader import load_series
     from medview.io.scan import scan
     from medview.viewer.annotations import Kind, Measurement
@@ -84,14 +84,14 @@ def make_study(folder: Path, n: int = 10, rows: int = 40, cols: int = 48) -> Stu
     labels = np.zeros(volume.shape, np.uint8)
     labels[2:6, 5:20, 6:22] = 1
     labels[4:9, 22:35, 25:40] = 3
-    label_map = LabelMap(
+    label_map = Segmentation(
         Volume(labels, volume.geometry, volume.frame_of_reference_uid, volume.series_uid),
         (
-            SegmentInfo(1, "liver", (220, 120, 60), "10200004", "Liver"),
-            SegmentInfo(2, "spleen", (0, 0, 255), "78961009", "Spleen"),  # empty
-            SegmentInfo(3, "tumour", (0, 220, 0), finding=True),
+            Segment(1, "liver", (220, 120, 60), "10200004", "Liver"),
+            Segment(2, "spleen", (0, 0, 255), "78961009", "Spleen"),  # empty
+            Segment(3, "tumour", (0, 220, 0), finding=True),
         ),
-        AlgorithmInfo(
+        provenance=Provenance(
             "test-model", "Test model", "1.2.0", "ab" * 32, "cpu", 2.5, "2026-11-24T10:00:00"
         ),
     )

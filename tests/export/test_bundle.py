@@ -26,7 +26,7 @@ def _export(study: Study, out: Path, **options):  # type: ignore[no-untyped-def]
     from medview.export.bundle import export_bundle
     from medview.export.content import ExportContent, ExportOptions
 
-    content = ExportContent(label_map=study.label_map, measurements=study.measurements)
+    content = ExportContent(segmentation=study.label_map, measurements=study.measurements)
     return export_bundle(
         study.series,
         study.volume,
@@ -133,7 +133,7 @@ def test_sr_reads_back_with_the_viewers_figures(study: Study, tmp_path: Path) ->
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    from medview.export.content import segment_stats
+    from medview.core.results import segment_stats
     from medview.viewer.annotations import Measurement, evaluate
     from medview.viewer.state import ViewerState
 
@@ -156,7 +156,7 @@ def test_sr_reads_back_with_the_viewers_figures(study: Study, tmp_path: Path) ->
     assert value(planar[3], codes.SCT.Angle) == (pytest.approx(shown[3]["angle_deg"]), "deg")
     assert planar[1].reference_type.value == "111030"  # Image Region
     volumetric = sr.content.get_volumetric_roi_measurement_groups()
-    stats = segment_stats(study.volume, study.label_map)
+    stats = segment_stats(study.volume, study.label_map.labels.array, study.label_map.segments)
     assert len(volumetric) == len(stats) == 2
     for group, st, number in zip(volumetric, stats, (1, 2), strict=True):
         assert value(group, codes.SCT.Volume) == (pytest.approx(st.volume_ml), "ml")
@@ -175,7 +175,7 @@ def test_sr_reads_back_with_the_viewers_figures(study: Study, tmp_path: Path) ->
 
 
 def test_pdf_shows_header_figures_and_volumes(study: Study, tmp_path: Path) -> None:
-    from medview.export.content import segment_stats
+    from medview.core.results import segment_stats
     from medview.viewer.annotations import Measurement, evaluate
     from medview.viewer.state import ViewerState
 
@@ -193,7 +193,7 @@ def test_pdf_shows_header_figures_and_volumes(study: Study, tmp_path: Path) -> N
     ellipse = evaluate(Measurement.from_dict(study.measurements[1]), state)
     assert f"{ruler['length_mm']:.1f} mm" in text
     assert f"mean {ellipse['mean']:.1f} HU" in text
-    for st in segment_stats(study.volume, study.label_map):
+    for st in segment_stats(study.volume, study.label_map.labels.array, study.label_map.segments):
         assert f"{st.volume_ml:.2f}" in text and st.name in text
     for needle in ("Research use only, not for diagnosis", "Test model", "ab" * 32, "Key images"):
         assert needle in text.replace("\n", " ")
@@ -247,7 +247,7 @@ def test_cancel_leaves_nothing(study: Study, tmp_path: Path) -> None:
         export_bundle(
             study.series,
             study.volume,
-            ExportContent(label_map=study.label_map, measurements=study.measurements),
+            ExportContent(segmentation=study.label_map, measurements=study.measurements),
             tmp_path / "out",
             cancel=token,
             progress=progress,
@@ -369,9 +369,10 @@ def test_fractional_seg_reads_back_and_validates(study: Study, tmp_path: Path) -
 
 
 def test_classification_and_warnings_in_the_pdf(study: Study, tmp_path: Path) -> None:
+    from medview.core.results import Classification, Provenance
     from medview.core.volume import Volume
     from medview.export.bundle import export_bundle
-    from medview.export.content import AlgorithmInfo, Classification, ExportContent
+    from medview.export.content import ExportContent
 
     heat = np.zeros(study.volume.shape, np.float32)
     heat[6, 10:30, 10:30] = 0.9
@@ -379,7 +380,7 @@ def test_classification_and_warnings_in_the_pdf(study: Study, tmp_path: Path) ->
         {"nodule": 0.83, "no nodule": 0.17},
         "nodule",
         "maximum over slices",
-        AlgorithmInfo("cls", "Nodule classifier", "2.0", "ef" * 32, "cpu", 0.7),
+        Provenance("cls", "Nodule classifier", "2.0", "ef" * 32, "cpu", 0.7),
         Volume(heat, study.volume.geometry),
     )
     volume = dataclasses.replace(study.volume, warnings=("uneven slice spacing (test)",))
@@ -417,9 +418,10 @@ def test_orientation_rounding_between_slices_does_not_stop_the_seg(tmp_path: Pat
     import numpy as np
     import pydicom
 
+    from medview.core.results import Segment, Segmentation
     from medview.core.volume import Volume
     from medview.export.bundle import export_bundle
-    from medview.export.content import ExportContent, LabelMap, SegmentInfo
+    from medview.export.content import ExportContent
     from medview.io.loader import load_series
     from medview.io.scan import scan
     from tests.conftest import write_ct
@@ -436,7 +438,7 @@ def test_orientation_rounding_between_slices_does_not_stop_the_seg(tmp_path: Pat
     labels = np.zeros(volume.shape, np.uint8)
     labels[2:4, 10:20, 10:20] = 1
     content = ExportContent(
-        label_map=LabelMap(Volume(labels, volume.geometry), (SegmentInfo(1, "lesion"),))
+        segmentation=Segmentation(Volume(labels, volume.geometry), (Segment(1, "lesion"),))
     )
     result = export_bundle(series, volume, content, tmp_path / "out")
     assert "seg.dcm" in result.files

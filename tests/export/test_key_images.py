@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medview.core.results import Segmentation
 from medview.export.bundle import ExportOptions, export_bundle
-from medview.export.content import ExportContent, LabelMap, SegmentInfo
+from medview.export.content import ExportContent
 from medview.export.keyimages import default_key_images
 from medview.viewer.annotations import Kind, Measurement
 from medview.viewer.mpr import View
@@ -29,11 +30,8 @@ def demo() -> tuple:  # type: ignore[type-arg]
     volume = load_series(series)
     manifest = find_model("chest-ct-segmentation")
     result = segment(volume, manifest, device="cpu")
-    labels = {lb.value: lb for lb in manifest.labels}
-    segments = tuple(
-        SegmentInfo(s.value, s.name, s.color, finding=labels[s.value].finding) for s in result.stats
-    )
-    return series, volume, LabelMap(result.labels, segments)
+    # the manifest's segments (findings among them) come with the result
+    return series, volume, Segmentation(result.labels, result.segments)
 
 
 def _ruler(volume, k: int) -> dict:  # type: ignore[no-untyped-def]
@@ -67,7 +65,7 @@ def test_exported_key_images_keep_the_ruler_and_read_on_their_own(
     result = export_bundle(
         series,
         volume,
-        ExportContent(label_map=label_map, measurements=[ruler]),
+        ExportContent(segmentation=label_map, measurements=[ruler]),
         tmp_path,
         ExportOptions(),
     )

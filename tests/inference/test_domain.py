@@ -15,6 +15,7 @@ import pydicom
 import pytest
 
 from medview.core.geometry import Geometry
+from medview.core.results import Provenance, Segmentation, SegmentStats
 from medview.core.volume import Volume
 from medview.inference.domain import (
     OutsideDomainError,
@@ -24,7 +25,6 @@ from medview.inference.domain import (
     run_in_domain,
 )
 from medview.inference.registry import find_model
-from medview.inference.runner import LabelStats
 from tests.conftest import DEMO_CT, DEMO_MR, require_tool
 
 MEDVIEW = Path(sys.executable).parent / "medview"
@@ -66,10 +66,8 @@ def test_implausible_output_is_flagged() -> None:
     assert flagged and flagged[0].startswith("implausible result: brain 20 mL")
 
     def fake_run(volume, manifest, **kw):  # type: ignore[no-untyped-def]
-        from medview.inference.runner import SegmentationResult
-
-        stats = (LabelStats(1, "brain", (255, 0, 0), 10, 2500.0, 0.0, 0.0),)
-        return SegmentationResult(volume, stats, "m", "m", "1", "0" * 64, "cpu", 0.1)
+        stats = (SegmentStats(1, "brain", 10, 2500.0, 0.0, 0.0),)
+        return Segmentation(volume, (), stats, Provenance("m", "m", "1", "0" * 64, "cpu", 0.1))
 
     result = run_in_domain(fake_run, _volume("MR"), brain, SeriesFacts("HEAD"))
     assert any(n.startswith("implausible result: brain 2500 mL") for n in result.notes)

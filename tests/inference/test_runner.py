@@ -78,7 +78,8 @@ def test_labels_land_on_the_source_grid(seg_package: ModelManifest) -> None:
     assert stats["bright"].volume_ml == pytest.approx(found.sum() * voxel_ml)
     assert stats["bright"].mean == pytest.approx(300, abs=15)
     assert res.research_use == "Research use only, not for diagnosis."
-    assert res.device == "cpu" and res.weights_sha256 == seg_package.weights_sha256
+    assert res.provenance.device == "cpu"
+    assert res.provenance.weights_sha256 == seg_package.weights_sha256
 
 
 def test_real_network_runs_with_uncertainty(seg_package: ModelManifest) -> None:

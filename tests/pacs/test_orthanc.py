@@ -160,7 +160,7 @@ def test_send_seg_and_sr_and_find_them_in_orthanc(orthanc: Orthanc, tmp_path: Pa
     from medview.pacs import service
 
     study = make_study(tmp_path / "study")
-    content = ExportContent(label_map=study.label_map, measurements=study.measurements)
+    content = ExportContent(segmentation=study.label_map, measurements=study.measurements)
     bundle = export_bundle(study.series, study.volume, content, tmp_path / "out")
     seg, sr = bundle.path / "seg.dcm", bundle.path / "sr.dcm"
     # the source series over DIMSE, the SEG over DIMSE, the SR over STOW-RS

@@ -23,4 +23,5 @@ def test_window_refuses_unless_the_reader_runs_anyway(qtbot, window) -> None:  #
     assert result.notes[0].startswith("outside the model's domain")
     assert "outside the model's domain" in window.models_panel.provenance.text()
     content = window.export_content()
-    assert content.label_map is not None and content.label_map.notes[0].startswith("outside")
+    assert content.segmentation is not None
+    assert content.segmentation.notes[0].startswith("outside")

@@ -14,8 +14,8 @@ from tests.ui.conftest import wait_for_volume
 
 
 def test_export_report_from_the_window(qtbot, window, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from medview.core.results import Provenance, Segment, Segmentation, SegmentStats
     from medview.core.volume import Volume
-    from medview.inference.runner import LabelStats, SegmentationResult
     from medview.viewer.annotations import Kind, Measurement
     from medview.viewer.mpr import View
 
@@ -26,15 +26,11 @@ def test_export_report_from_the_window(qtbot, window, tmp_path: Path) -> None:  
     volume = state.volume
     labels = np.zeros(volume.shape, np.uint8)
     labels[2:5, 8:20, 8:20] = 1
-    result = SegmentationResult(
+    result = Segmentation(
         labels=Volume(labels, volume.geometry, volume.frame_of_reference_uid),
-        stats=(LabelStats(1, "nodule", (255, 0, 0), int(labels.sum()), 0.5, 10.0, 2.0),),
-        model_id="ui-test",
-        model_name="UI test model",
-        model_version="0.1",
-        weights_sha256="cd" * 32,
-        device="cpu",
-        seconds=1.5,
+        segments=(Segment(1, "nodule", (255, 0, 0)),),
+        stats=(SegmentStats(1, "nodule", int(labels.sum()), 0.5, 10.0, 2.0, 5.0, 15.0),),
+        provenance=Provenance("ui-test", "UI test model", "0.1", "cd" * 32, "cpu", 1.5),
     )
     window._show_segmentation(volume, result)
     g = volume.geometry

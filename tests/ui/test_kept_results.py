@@ -68,7 +68,7 @@ def test_results_survive_a_restart_in_window_and_export(qtbot, tmp_path: Path) -
         assert second.risk_panel.result.probability == risk
         # and all three reach the export
         content = second.export_content()
-        assert content is not None and content.label_map is not None
+        assert content is not None and content.segmentation is not None
         assert len(content.classifications) == 1 and CHD in content.risk
         task = second.export_report(out_dir=str(tmp_path / "export"))
         assert task is not None

@@ -56,10 +56,10 @@ def test_ruler_and_roi_with_the_mouse(qtbot, window, series_dir: Path) -> None:
     ruler = window.controller.measurements.items[-1]
     assert ruler.kind is Kind.RULER
     # 30 rows x 0.8 mm and 40 columns x 0.5 mm, within the mouse's pixel rounding
-    assert evaluate(ruler, state)["length_mm"] == pytest.approx(np.hypot(24, 20), abs=1.0)
+    assert evaluate(ruler, state.volume)["length_mm"] == pytest.approx(np.hypot(24, 20), abs=1.0)
     qtbot.keyClick(window, Qt.Key.Key_G)  # rectangle ROI over the 200 HU block
     _drag(qtbot, axial, (22, 32), (37, 57))
-    roi = evaluate(window.controller.measurements.items[-1], state)
+    roi = evaluate(window.controller.measurements.items[-1], state.volume)
     assert roi["mean"] == pytest.approx(200) and roi["sd"] == pytest.approx(0)
     assert roi["min"] == roi["max"] == 200
     assert roi["area_mm2"] == pytest.approx(15 * 0.8 * 25 * 0.5, rel=0.15)

@@ -52,15 +52,15 @@ def test_ruler_length_uses_spacing(state: ViewerState) -> None:
         (_lps(state, View.AXIAL, 4, 0, 0), _lps(state, View.AXIAL, 4, 30, 40)),
     )
     # 30 rows x 0.8 mm, 40 columns x 0.5 mm
-    assert evaluate(m, state)["length_mm"] == pytest.approx(np.hypot(24, 20))
+    assert evaluate(m, state.volume)["length_mm"] == pytest.approx(np.hypot(24, 20))
     # along the slice axis in a coronal view: 5 slices x 2 mm
     m2 = Measurement(
         Kind.RULER,
         View.CORONAL,
         (_lps(state, View.CORONAL, 10, 2, 5), _lps(state, View.CORONAL, 10, 7, 5)),
     )
-    assert evaluate(m2, state)["length_mm"] == pytest.approx(10.0)
-    assert describe(m, state).startswith("ruler: 31.2 mm")
+    assert evaluate(m2, state.volume)["length_mm"] == pytest.approx(10.0)
+    assert describe(m, state.volume).startswith("ruler: 31.2 mm")
 
 
 def test_rectangle_and_ellipse_stats(state: ViewerState) -> None:
@@ -69,17 +69,17 @@ def test_rectangle_and_ellipse_stats(state: ViewerState) -> None:
         View.AXIAL,
         (_lps(state, View.AXIAL, 4, 10, 20), _lps(state, View.AXIAL, 4, 19, 29)),
     )
-    v = evaluate(m, state)
+    v = evaluate(m, state.volume)
     assert v["pixels"] == 100 and v["max"] == 160 and v["min"] == 100
     assert v["mean"] == pytest.approx(100.6)
     assert v["area_mm2"] == pytest.approx(9 * 0.8 * 9 * 0.5)
-    assert slice_of(m, state) == 4
+    assert slice_of(m, state.volume) == 4
     e = Measurement(
         Kind.ELLIPSE,
         View.AXIAL,
         (_lps(state, View.AXIAL, 4, 10, 20), _lps(state, View.AXIAL, 4, 19, 29)),
     )
-    ve = evaluate(e, state)
+    ve = evaluate(e, state.volume)
     assert 50 < ve["pixels"] < 100 and ve["min"] >= 100
     assert ve["area_mm2"] == pytest.approx(np.pi * 4.5 * 0.8 * 4.5 * 0.5)
 
@@ -94,7 +94,7 @@ def test_angle(state: ViewerState) -> None:
             _lps(state, View.AXIAL, 4, 10, 0),
         ),
     )
-    assert evaluate(m, state)["angle_deg"] == pytest.approx(90)
+    assert evaluate(m, state.volume)["angle_deg"] == pytest.approx(90)
 
 
 def test_undo_redo_and_persistence(state: ViewerState, tmp_path: Path) -> None:
