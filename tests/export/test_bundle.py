@@ -135,13 +135,11 @@ def test_sr_reads_back_with_the_viewers_figures(study: Study, tmp_path: Path) ->
 
     from medview.core.results import segment_stats
     from medview.viewer.annotations import Measurement, evaluate
-    from medview.viewer.state import ViewerState
 
     result = _export(study, tmp_path / "out")
     sr = hd.sr.Comprehensive3DSR.from_dataset(pydicom.dcmread(result.path / "sr.dcm"))
     seg = pydicom.dcmread(result.path / "seg.dcm", stop_before_pixels=True)
-    state = ViewerState(study.volume)
-    shown = [evaluate(Measurement.from_dict(m), state) for m in study.measurements]
+    shown = [evaluate(Measurement.from_dict(m), study.volume) for m in study.measurements]
     planar = sr.content.get_planar_roi_measurement_groups()
     assert len(planar) == 4
 
@@ -177,7 +175,6 @@ def test_sr_reads_back_with_the_viewers_figures(study: Study, tmp_path: Path) ->
 def test_pdf_shows_header_figures_and_volumes(study: Study, tmp_path: Path) -> None:
     from medview.core.results import segment_stats
     from medview.viewer.annotations import Measurement, evaluate
-    from medview.viewer.state import ViewerState
 
     result = _export(study, tmp_path / "out")
     pdf = result.path / "report.pdf"
@@ -188,9 +185,8 @@ def test_pdf_shows_header_figures_and_volumes(study: Study, tmp_path: Path) -> N
         check=True,
     ).stdout
     assert "Sentinelname Qzx" in text and "SENTINELPID7731" in text  # the patient header
-    state = ViewerState(study.volume)
-    ruler = evaluate(Measurement.from_dict(study.measurements[0]), state)
-    ellipse = evaluate(Measurement.from_dict(study.measurements[1]), state)
+    ruler = evaluate(Measurement.from_dict(study.measurements[0]), study.volume)
+    ellipse = evaluate(Measurement.from_dict(study.measurements[1]), study.volume)
     assert f"{ruler['length_mm']:.1f} mm" in text
     assert f"mean {ellipse['mean']:.1f} HU" in text
     for st in segment_stats(study.volume, study.label_map.labels.array, study.label_map.segments):
