@@ -211,7 +211,7 @@ def evaluate(manifest: Any, device: str = "cpu") -> dict[str, float]:
         "dice": mt.dice(found, truth),
         "sensitivity": tp / max(1, int(truth.sum())),
         "precision": tp / max(1, int(found.sum())),
-        "seconds": res.seconds,
+        "seconds": res.provenance.seconds,
         "brain_ml": res.stats[0].volume_ml,
         "truth_ml": float(truth.sum() * np.prod(vol.geometry.spacing) / 1000),
     }

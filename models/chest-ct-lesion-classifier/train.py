@@ -203,7 +203,7 @@ def evaluate(manifest: Any, case: str, device: str = "cpu") -> dict[str, float]:
         "peak_distance_mm_median": float(np.median(distances)) if distances else float("nan"),
         "mean_p_lesion_slices": float(p[y].mean()),
         "mean_p_other_slices": float(p[~y].mean()),
-        "seconds": res.seconds,
+        "seconds": res.provenance.seconds,
     }
 
 

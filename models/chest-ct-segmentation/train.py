@@ -269,7 +269,7 @@ def evaluate(manifest: Any, case: str, device: str = "cpu") -> dict[str, float]:
     ct, truth = chest_ct.load_case(case)
     res = segment(ct, manifest, device=device)
     found = np.asarray(res.labels.array)
-    out: dict[str, float] = {"seconds": res.seconds}
+    out: dict[str, float] = {"seconds": res.provenance.seconds}
     for name, k in (("body", chest_ct.BODY), ("lung", chest_ct.LUNG), ("bone", chest_ct.BONE)):
         out[f"{name}_dice"] = mt.dice(found == k, truth == k)
     les_t, les_f = truth == chest_ct.LESION, found == chest_ct.LESION
