@@ -324,6 +324,8 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[S
         if part.dtype.kind == "u" and part.dtype.itemsize > 1:  # torch cannot promote these
             part = part.astype(np.int32 if part.dtype.itemsize == 2 else np.float64)
         vals = _as_tensor(part).reshape(-1)
+        info = torch.finfo(vals.dtype) if vals.is_floating_point() else torch.iinfo(vals.dtype)
+        big, small = info.max, info.min
         if len(present) > 8:  # many labels: one weighted bincount beats a pass per label
             lab64, w = lab.long(), vals.double()
             sums += torch.bincount(lab64, weights=w, minlength=256).numpy()
@@ -338,9 +340,11 @@ def label_stats(volume: Volume, labels: np.ndarray, m: ModelManifest) -> tuple[S
             inside = (vals * where).double()  # zero outside
             sums[v] += float(inside.sum())
             squares[v] += float(torch.dot(inside, inside))
-            picked = vals[where]
-            lows[v] = min(lows[v], float(picked.min()))
-            highs[v] = max(highs[v], float(picked.max()))
+            # min and max inside: masked_fill and a reduction, cheaper than a masked copy
+            lo = vals.masked_fill(~where, big).min()
+            hi = vals.masked_fill(~where, small).max()
+            lows[v] = min(lows[v], float(lo))
+            highs[v] = max(highs[v], float(hi))
     voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
     out = []
     nan = float("nan")
