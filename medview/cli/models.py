@@ -147,8 +147,6 @@ def cmd_run_model(args: argparse.Namespace) -> int:
                 "volume_ml": round(s.volume_ml, 3),
                 "mean": s.mean,
                 "sd": s.sd,
-                "min": s.min,
-                "max": s.max,
             }
             for s in result.stats
         ],
