@@ -1,9 +1,9 @@
 """``medview export PATH --series UID [--seg LABELMAP.nii.gz] [--measurements FILE.json]
 --out DIR [--deidentify] [--zip]``: the report bundle without a display.
 
-A label map written by ``medview run-model`` carries its segments and provenance in the
-beside it (model, version, weights, device, run time, label names); the model's manifest then
-gives colours and SNOMED CT codes. Any other label map is exported as a manual segmentation.
+A label map written by ``medview run-model`` carries its segments (names, colours, SNOMED CT
+codes) and provenance (model, version, weights, device, run time) in the ``summary.json``
+beside it. Any other label map is exported as a manual segmentation.
 """
 
 from __future__ import annotations

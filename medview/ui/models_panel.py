@@ -190,6 +190,7 @@ class ModelsPanel(QWidget):
                     + (f"  (replaced by {better.name})" if better else "")
                 )
                 item.setData(Qt.ItemDataRole.UserRole, m.id)
+                item.setToolTip(item.text())  # the list is narrower than a long name
                 self._manifests[m.id] = m
             self.models.addItem(item)
         if self.models.count():

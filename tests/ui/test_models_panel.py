@@ -216,4 +216,5 @@ def test_a_replacing_model_is_listed_first_and_the_replaced_one_says_so(
     ids = [r.data(Qt.ItemDataRole.UserRole) for r in rows]
     assert ids.index("ui-new") < ids.index(older.id)
     assert rows[ids.index("ui-old")].text().endswith("(replaced by Better segmenter)")
+    assert rows[ids.index("ui-old")].toolTip() == rows[ids.index("ui-old")].text()
     assert "replaced" not in rows[ids.index("ui-new")].text()
