@@ -96,8 +96,9 @@ class MainWindow(QMainWindow):
         self._keep_view = False  # the next volume shown keeps the view (4-D stepping)
         self.key_images: list[KeyImage] = []
         self._key_images_of: str | None = None
-        self.last_segmentation: tuple[Volume, Any, str] | None = None
-        self.last_classification: tuple[Volume, Any, str] | None = None
+        # the shown volume and its results (each result carries its own date)
+        self.last_segmentation: tuple[Volume, Segmentation] | None = None
+        self.last_classification: tuple[Volume, Classification] | None = None
         self.last_export: BundleResult | None = None
         self._open_after_import = True
 
@@ -528,7 +529,7 @@ class MainWindow(QMainWindow):
             if result.heatmap is not None
             else None
         )
-        self.last_classification = (volume, result, kept_on or _now())
+        self.last_classification = (volume, result)
         if kept_on is None:
             self._keep_result(volume, result)
         how = result.aggregation + (f" ({result.series_note})" if result.series_note else "")
@@ -817,7 +818,7 @@ class MainWindow(QMainWindow):
         )
         self.controller.set_overlay(overlay)
         self._overlay_look_changed()
-        self.last_segmentation = (volume, result, kept_on or _now())
+        self.last_segmentation = (volume, result)
         if kept_on is None:
             self._keep_result(volume, result)
         self.segments = [SegmentStat(s.name, s.volume_ml, s.mean) for s in result.stats]
