@@ -93,19 +93,19 @@ def _segmentation(path: str, volume: Any) -> Any:
 _PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
 
 
-def _measurements(path: str) -> list[dict[str, Any]]:
+def _measurements(path: str) -> list[Any]:
+    """The measurements of a JSON file (a list, or {"measurements": [...]}) as typed objects."""
     from medview.viewer.annotations import Measurement
 
     data = json.loads(Path(path).read_text())
     items = data.get("measurements", []) if isinstance(data, dict) else data
-    return [Measurement.from_dict(d).to_dict() for d in items]
+    return [Measurement.from_dict(d) for d in items]
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from medview.export.bundle import export_bundle
-    from medview.export.content import ExportContent, ExportOptions
-    from medview.io.loader import load_series
+    from medview.export.content import ExportOptions
     from medview.io.scan import pick_series, scan
+    from medview.session import StudySession
 
     with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
         found = scan([args.path], extract_dir=tmp).series
@@ -114,26 +114,23 @@ def cmd_export(args: argparse.Namespace) -> int:
             sys.stderr.write(f"{log_name}: choose one series with --series (see `medview info`)\n")
             return 2
         try:
-            volume = load_series(chosen)
-            content = ExportContent()
+            # the same session operations as the window's: open, accept the segmentation,
+            # measure, export
+            session = StudySession()
+            volume = session.open(chosen)
             if args.seg:
-                content.segmentation = _segmentation(args.seg, volume)
+                session.accept(_segmentation(args.seg, volume))
             if args.measurements:
-                content.measurements = _measurements(args.measurements)
+                for m in _measurements(args.measurements):
+                    session.add_measurement(m)
             options = ExportOptions(
                 deidentify=args.deidentify,
                 zip=args.zip,
                 segmentation_type="FRACTIONAL" if args.fractional else "BINARY",
             )
             study = [s for s in found if s.study_uid == chosen.study_uid]
-            result = export_bundle(
-                chosen,
-                volume,
-                content,
-                args.out,
-                options,
-                study_series=study,
-                progress=printer(not args.json),
+            result = session.export(
+                args.out, options, study_series=study, progress=printer(not args.json)
             )
         except (MedviewError, ValueError, KeyError, OSError) as e:
             sys.stderr.write(f"{log_name}: {e}\n")

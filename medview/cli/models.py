@@ -71,12 +71,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_run_model(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from medview.core.results import Segmentation
     from medview.export.nifti import write_nifti
-    from medview.inference.classify import classify
-    from medview.inference.domain import OutsideDomainError, SeriesFacts, run_in_domain
+    from medview.inference.domain import OutsideDomainError
     from medview.inference.registry import find_model
-    from medview.inference.runner import segment
-    from medview.io.loader import load_series
+    from medview.session import StudySession
 
     try:
         manifest = find_model(args.model_id)
@@ -92,22 +91,15 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             )
             return 2
         try:
-            volume = load_series(chosen)
-            facts = SeriesFacts.of(chosen)
-            if manifest.task == "classification":
-                result = run_in_domain(
-                    classify, volume, manifest, facts, anyway=args.run_anyway, device=args.device
-                )
-                return _write_classification(result, args, chosen)
-            result = run_in_domain(
-                segment,
-                volume,
-                manifest,
-                facts,
-                anyway=args.run_anyway,
-                device=args.device,
-                uncertainty=args.uncertainty,
+            # the same session operations as the window's: open the series, run the model
+            session = StudySession()
+            volume = session.open(chosen)
+            options = {} if manifest.task == "classification" else {"uncertainty": args.uncertainty}
+            result = session.run_model(
+                manifest, anyway=args.run_anyway, device=args.device, **options
             )
+            if not isinstance(result, Segmentation):
+                return _write_classification(result, args, chosen)
         except OutsideDomainError as e:
             sys.stderr.write(
                 f"medview run-model: {e.message}\n(--run-anyway runs it and marks the result "
@@ -125,6 +117,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     if result.uncertainty is not None:
         write_nifti(result.uncertainty, out / "uncertainty.nii.gz")
     prov = result.provenance
+    assert prov is not None  # the engine always fills it
     colours = {seg.value: seg for seg in result.segments}
     summary = {
         **_provenance(result),

@@ -2,13 +2,18 @@
 
 It holds what a reading produces (the shown series and volume, measurements, key images, the
 AI segmentation and classification, the study's risk results) and the operations on it (open
-a series, measure, mark key images, run a model, accept a result, export). It keeps what a
-reader expects kept in the study database, and tells its subscribers what changed through
-plain callbacks. The window subscribes and renders; the command line and headless tests call
-the same operations, so a whole reading runs with no display.
+a series, measure, mark key images, run a model, accept a result, keep a risk result,
+export). It keeps what a reader expects kept in the study database, and tells its subscribers
+what changed through plain callbacks. The window subscribes and renders; the command line and
+headless tests call the same operations, so a whole reading runs with no display.
 
-Compute runs where the caller runs it: the window calls these operations from its worker
-threads (each takes ``cancel`` and ``progress``), a script calls them directly.
+Threads: the operations that change the session (`show`, `accept`, `add_measurement`, ...)
+run on the caller's thread and call the subscribers there: the window calls them on its GUI
+thread. What takes time has a side with no state change, safe in a worker: `read` (load a
+volume with its kept measurements, results and risk results), `compute` (run a model) and
+`export`. Database writes go through ``keep``, a function that runs a write job: by default at
+once; the window passes one that runs the jobs in order on a worker thread, so no SQLite call
+runs on its GUI thread.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import datetime as _dt
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +37,51 @@ from medview.viewer.annotations import Measurement, MeasurementList, evaluate
 log = logging.getLogger("medview")
 
 # what subscribers can hear about; each callback gets the session
-EVENTS = ("series", "measurements", "key_images", "segmentation", "classification")
+EVENTS = ("series", "measurements", "key_images", "segmentation", "classification", "risk")
+
+Result = Segmentation | Classification
+Keeper = Callable[[str, Callable[[], None]], None]  # (what, job): runs a database write
 
 
 def _now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
 
 
+def _at_once(what: str, job: Callable[[], None]) -> None:
+    job()
+
+
+@dataclass
+class Opened:
+    """What opening a series reads, before anything is shown (`StudySession.read`)."""
+
+    series: SeriesRecord
+    volume: Volume
+    measurements: list[Measurement] = field(default_factory=list)
+    # kept AI results: (kind, result or None when it no longer fits the grid, date kept)
+    kept: list[tuple[str, Result | None, str]] = field(default_factory=list)
+    risk: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 class StudySession:
     """One reading. ``db`` (a `StudyDatabase`) keeps measurements and AI results with their
-    series and gives the study's risk results; without one, nothing is kept."""
+    series and risk results with their study; without one, nothing is kept. ``keep`` runs
+    each database write (default: at once, on the caller's thread)."""
 
-    def __init__(self, db: Any = None) -> None:
+    def __init__(self, db: Any = None, keep: Keeper | None = None) -> None:
         self.db = db
+        self.keep: Keeper = keep or _at_once
         self.series: SeriesRecord | None = None
         self.volume: Volume | None = None
         self.measurements = MeasurementList()
         self.key_images: list[KeyImage] = []
         self.segmentation: Segmentation | None = None
         self.classification: Classification | None = None
-        self.kept_on: dict[str, str] = {}  # "segmentation"/"classification" -> date kept
+        # "segmentation"/"classification" -> the date a result restored from the study was
+        # kept on (a result made in this reading has none)
+        self.kept_on: dict[str, str] = {}
+        self.risk: dict[str, dict[str, Any]] = {}  # model id -> kept risk result of the study
+        self.last_export: BundleResult | None = None
         self._listeners: dict[str, list[Callable[[StudySession], None]]] = defaultdict(list)
 
     # -- events ---------------------------------------------------------------------------------
@@ -66,6 +97,55 @@ class StudySession:
             callback(self)
 
     # -- the series -----------------------------------------------------------------------------
+    def read(
+        self,
+        series: SeriesRecord,
+        volume: Volume | None = None,
+        *,
+        cancel: CancelToken = NEVER_CANCELLED,
+        progress: Progress = no_progress,
+    ) -> Opened:
+        """Load ``series`` (unless ``volume`` is given) with what is kept with it; changes
+        nothing in the session, so it may run in a worker."""
+        if volume is None:
+            from medview.io.loader import load_series
+
+            volume = load_series(series, cancel=cancel, progress=progress)
+        opened = Opened(series, volume)
+        if self.db is not None:
+            from medview.inference.kept import kept_results
+
+            opened.measurements = [
+                Measurement.from_dict(d) for d in self.db.load_measurements(series.key)
+            ]
+            opened.kept = kept_results(self.db.ai_results(series.key), volume)
+            opened.risk = dict(self.db.risk_results(series.study_uid))
+        return opened
+
+    def show(self, opened: Opened) -> list[str]:
+        """Make ``opened`` the session's series: its kept measurements and AI results come
+        back with it. Returns notices: a kept result that no longer fits the grid is said, and
+        never shown on the wrong grid. Key images are the series' own: another series (or
+        volume of a 4-D series) starts with none."""
+        before = self.series
+        self.series, self.volume = opened.series, opened.volume
+        if before is None or before.key != opened.series.key:
+            self.key_images = []
+        if before is None or before.study_uid != opened.series.study_uid:
+            self.risk = dict(opened.risk)  # within one study the session's own are newest
+        self.segmentation = self.classification = None
+        self.kept_on = {}
+        self.measurements = MeasurementList(opened.measurements)
+        self._emit("series")
+        notices = []
+        for kind, result, date in opened.kept:
+            if result is None:
+                log.warning("a kept %s no longer fits its series; not shown", kind)
+                notices.append(f"A kept {kind} no longer fits this series; it is not shown.")
+            else:
+                self.accept(result, kept_on=date)
+        return notices
+
     def open(
         self,
         series: SeriesRecord,
@@ -74,35 +154,25 @@ class StudySession:
         cancel: CancelToken = NEVER_CANCELLED,
         progress: Progress = no_progress,
     ) -> Volume:
-        """Show ``series`` (loading its volume unless given): its kept measurements and AI
-        results come back with it; a kept result that no longer fits the grid is dropped with
-        a log line, never shown on the wrong grid."""
-        if volume is None:
-            from medview.io.loader import load_series
+        """`read` and `show` in one call (a script's way)."""
+        opened = self.read(series, volume, cancel=cancel, progress=progress)
+        self.show(opened)
+        return opened.volume
 
-            volume = load_series(series, cancel=cancel, progress=progress)
-        self.series, self.volume = series, volume
-        self.key_images = []
-        self.segmentation = self.classification = None
-        self.kept_on = {}
-        items: list[Measurement] = []
-        if self.db is not None:
-            items = [Measurement.from_dict(d) for d in self.db.load_measurements(series.key)]
-        self.measurements = MeasurementList(items)
-        self._emit("series")
-        if self.db is not None:
-            self._restore_results(volume)
-        return volume
-
-    def _restore_results(self, volume: Volume) -> None:
-        from medview.inference.kept import kept_results
-
-        assert self.series is not None
-        for kind, result, date in kept_results(self.db.ai_results(self.series.key), volume):
-            if result is None:
-                log.warning("a kept %s no longer fits its series; not shown", kind)
-                continue
-            self.accept(result, kept_on=date)
+    def snapshot(self) -> Opened | None:
+        """The shown series as it stands now, as `show` takes it back (the window's 4-D
+        volume cache): measurements and results as edited in this reading, all kept."""
+        if self.series is None or self.volume is None:
+            return None
+        kept: list[tuple[str, Result | None, str]] = []
+        for kind, result in (
+            ("segmentation", self.segmentation),
+            ("classification", self.classification),
+        ):
+            if result is not None:
+                date = self.kept_on.get(kind) or (result.provenance and result.provenance.date)
+                kept.append((kind, result, date or _now()))
+        return Opened(self.series, self.volume, list(self.measurements.items), kept, self.risk)
 
     def _require(self) -> tuple[SeriesRecord, Volume]:
         if self.series is None or self.volume is None:
@@ -120,40 +190,49 @@ class StudySession:
     def measurements_changed(self) -> None:
         """Keep the measurement list (after any edit) and tell the subscribers."""
         if self.db is not None and self.series is not None:
-            self.db.save_measurements(
-                self.series.key, [m.to_dict() for m in self.measurements.items]
-            )
+            key, items = self.series.key, [m.to_dict() for m in self.measurements.items]
+            self.keep("the measurements", lambda: self.db.save_measurements(key, items))
         self._emit("measurements")
 
-    def add_key_image(self, key: KeyImage) -> None:
+    def add_key_image(self, key: KeyImage) -> bool:
+        """Mark a key image; False when that slice of that view is marked already."""
         self._require()
-        if key not in self.key_images:
-            self.key_images.append(key)
-            self._emit("key_images")
+        if any((k.view, k.index) == (key.view, key.index) for k in self.key_images):
+            return False
+        self.key_images.append(key)
+        self._emit("key_images")
+        return True
 
     # -- AI results -----------------------------------------------------------------------------
-    def run_model(
+    def compute(
         self,
         manifest: Any,
         *,
+        volume: Volume | None = None,
+        series: SeriesRecord | None = None,
         device: str = "auto",
         anyway: bool = False,
+        run: Callable[..., Any] | None = None,
         cancel: CancelToken = NEVER_CANCELLED,
         progress: Progress = no_progress,
-    ) -> Segmentation | Classification:
-        """Run a segmentation or classification model on the shown volume, in this process,
-        checking its domain first (``anyway`` runs it outside, marked); the result is
-        accepted and kept."""
+        **options: Any,
+    ) -> Result:
+        """Run a segmentation or classification model (``run``: another engine with the same
+        signature, e.g. one in a worker process) on the shown volume, checking its domain first
+        (``anyway`` runs it outside, marked). Changes nothing: `accept` shows the result."""
         from medview.inference.domain import SeriesFacts, run_in_domain
 
-        series, volume = self._require()
-        run: Callable[..., Any]
-        if manifest.task == "classification":
-            from medview.inference.classify import classify as run
-        else:
-            from medview.inference.runner import segment as run
-        result: Segmentation | Classification = run_in_domain(
-            run,
+        if volume is None or series is None:
+            series, volume = self._require()
+        engine: Callable[..., Any] | None = run
+        if engine is None:
+            if manifest.task == "classification":
+                from medview.inference.classify import classify as engine
+            else:
+                from medview.inference.runner import segment as engine
+        assert engine is not None
+        result: Result = run_in_domain(
+            engine,
             volume,
             manifest,
             SeriesFacts.of(series),
@@ -161,17 +240,21 @@ class StudySession:
             device=device,
             cancel=cancel,
             progress=progress,
+            **options,
         )
+        return result
+
+    def run_model(self, manifest: Any, **kw: Any) -> Result:
+        """`compute` and `accept` in one call: the result is shown and kept."""
+        result = self.compute(manifest, **kw)
         self.accept(result)
         return result
 
-    def accept(self, result: Segmentation | Classification, kept_on: str | None = None) -> None:
+    def accept(self, result: Result, kept_on: str | None = None) -> None:
         """Make ``result`` the session's segmentation or classification. A new result
         (``kept_on`` None) is kept with the series; ``kept_on`` is the date of a restored
         one."""
-        from medview.inference.kept import result_record
-
-        _, volume = self._require()
+        series, volume = self._require()
         kind = "segmentation" if isinstance(result, Segmentation) else "classification"
         grid = result.labels if isinstance(result, Segmentation) else result.heatmap
         if grid is not None and grid.shape != volume.shape:
@@ -180,18 +263,34 @@ class StudySession:
             self.segmentation = result
         else:
             self.classification = result
-        self.kept_on[kind] = kept_on or _now()
-        if kept_on is None and self.db is not None and self.series is not None:
-            _, data, arrays = result_record(result, self.kept_on[kind])
-            self.db.save_ai_result(self.series.key, kind, data, arrays)
+        date = kept_on or _now()
+        if kept_on is not None:
+            self.kept_on[kind] = kept_on
+        else:
+            self.kept_on.pop(kind, None)
+        if kept_on is None and self.db is not None:
+            key = series.key
+
+            def job() -> None:
+                from medview.inference.kept import result_record
+
+                _, data, arrays = result_record(result, date)  # compresses: off the GUI
+                self.db.save_ai_result(key, kind, data, arrays)
+
+            self.keep(f"the {kind}", job)
         self._emit(kind)
 
-    # -- the report -----------------------------------------------------------------------------
-    def risk_results(self) -> dict[str, dict[str, Any]]:
-        if self.db is None or self.series is None:
-            return {}
-        return dict(self.db.risk_results(self.series.study_uid))
+    # -- risk -----------------------------------------------------------------------------------
+    def keep_risk_result(self, model_id: str, record: dict[str, Any]) -> None:
+        """A risk result for the shown study, kept with it."""
+        series, _ = self._require()
+        self.risk[model_id] = record
+        if self.db is not None:
+            uid = series.study_uid
+            self.keep("the risk result", lambda: self.db.save_risk_result(uid, model_id, record))
+        self._emit("risk")
 
+    # -- the report -----------------------------------------------------------------------------
     def export_content(self) -> ExportContent:
         """What the report of this reading shows, from the session's own objects."""
         self._require()
@@ -199,31 +298,56 @@ class StudySession:
             segmentation=self.segmentation,
             measurements=[m.to_dict() for m in self.measurements.items],
             classifications=[self.classification] if self.classification is not None else [],
-            risk=self.risk_results(),
+            risk=dict(self.risk),
             key_images=list(self.key_images),
         )
+
+    def export_job(
+        self,
+        out_dir: str | Path,
+        options: ExportOptions | None = None,
+        *,
+        study_series: list[SeriesRecord] | None = None,
+    ) -> Callable[..., BundleResult]:
+        """The export of this reading as it is now, as a job ``(cancel=, progress=)`` that
+        may run in a worker while the reading goes on. A de-identified bundle copies
+        ``study_series`` (default: the study's series in the database)."""
+        series, volume = self._require()
+        options = options or ExportOptions()
+        content = self.export_content()
+
+        def job(
+            *, cancel: CancelToken = NEVER_CANCELLED, progress: Progress = no_progress
+        ) -> BundleResult:
+            study = study_series
+            if study is None:
+                study = []
+                if options.deidentify and self.db is not None:
+                    study = self.db.study_series(series.study_uid)
+            result = export_bundle(
+                series,
+                volume,
+                content,
+                out_dir,
+                options,
+                study_series=study,
+                cancel=cancel,
+                progress=progress,
+            )
+            self.last_export = result
+            return result
+
+        return job
 
     def export(
         self,
         out_dir: str | Path,
         options: ExportOptions | None = None,
         *,
+        study_series: list[SeriesRecord] | None = None,
         cancel: CancelToken = NEVER_CANCELLED,
         progress: Progress = no_progress,
     ) -> BundleResult:
         """Write the report bundle (SEG, SR, NIfTI, key images, PDF) of this reading."""
-        series, volume = self._require()
-        options = options or ExportOptions()
-        study = []  # a de-identified bundle copies the whole study
-        if options.deidentify and self.db is not None:
-            study = self.db.study_series(series.study_uid)
-        return export_bundle(
-            series,
-            volume,
-            self.export_content(),
-            out_dir,
-            options,
-            study_series=study,
-            cancel=cancel,
-            progress=progress,
-        )
+        job = self.export_job(out_dir, options, study_series=study_series)
+        return job(cancel=cancel, progress=progress)

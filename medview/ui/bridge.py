@@ -111,9 +111,12 @@ class TaskRunner(QObject):
         for t in self._tasks.values():
             t.cancel.cancel()
 
-    def shutdown(self) -> None:
-        self.cancel_all()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, cancel: bool = True) -> None:
+        """Stop: cancel what runs and what waits (``cancel``), or let every task asked for
+        run to its end (writes that must be made before the database closes)."""
+        if cancel:
+            self.cancel_all()
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
 
     def _finish(self, task_id: int) -> Task | None:
         task = self._tasks.pop(task_id, None)

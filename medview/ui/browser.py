@@ -12,7 +12,8 @@ from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayo
 
 from medview.core.records import SeriesRecord
 from medview.io.assemble import four_d_groups, what_varies
-from medview.io.database import StackRow, StudyDatabase
+from medview.io.database import StackRow, StudyDatabase, StudyRow
+from medview.ui.bridge import TaskRunner
 
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
 SERIES_MIME = "application/x-medview-series"  # JSON {"uid": ..., "key": ...}
@@ -48,9 +49,13 @@ class StudyBrowserPanel(QWidget):
     series_activated = Signal(object)  # StackRow
     thumbnails_wanted = Signal(object)  # list[StackRow] without a thumbnail yet
 
-    def __init__(self, db: StudyDatabase, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, db: StudyDatabase, runner: TaskRunner | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
-        self.db = db
+        self.db, self.runner = db, runner
+        self._series_items: list[QTreeWidgetItem] = []
+        self._four_d_items: list[QTreeWidgetItem] = []
         self.search = QLineEdit(placeholderText="Search patient, ID, description, accession")
         self.search.setClearButtonEnabled(True)
         self.tree = _SeriesTree()
@@ -69,13 +74,28 @@ class StudyBrowserPanel(QWidget):
         self.tree.itemDoubleClicked.connect(self._activated)
 
     def refresh(self) -> None:
-        """Rebuild the tree from the database summaries (no instance records are parsed, so
-        this stays cheap on the GUI thread)."""
+        """Rebuild the tree from the database summaries: read in the runner's worker (no
+        SQLite query on the GUI thread), or at once when the panel has no runner."""
+        text = self.search.text().strip()
+        if self.runner is None:
+            self._fill(self._query(text))
+            return
+        self.runner.submit(
+            "Listing studies",
+            lambda *, cancel, progress: self._query(text),
+            on_done=self._fill,
+            slot="browser",
+        )
+
+    def _query(self, text: str) -> list[tuple[StudyRow, list[StackRow]]]:
+        return [(row, self.db.stack_rows(row.study_uid)) for row in self.db.search(text)]
+
+    def _fill(self, studies: list[tuple[StudyRow, list[StackRow]]]) -> None:
         self.tree.clear()
-        self._series_items: list[QTreeWidgetItem] = []
-        self._four_d_items: list[QTreeWidgetItem] = []
+        self._series_items = []
+        self._four_d_items = []
         patients: dict[tuple[str, str], QTreeWidgetItem] = {}
-        for row in self.db.search(self.search.text().strip()):
+        for row, rows in studies:
             key = (row.patient_id, row.patient_name)
             pitem = patients.get(key)
             if pitem is None:
@@ -92,7 +112,6 @@ class StudyBrowserPanel(QWidget):
                 ]
             )
             pitem.addChild(sitem)
-            rows = self.db.stack_rows(row.study_uid)
             for group in four_d_groups(rows, lambda r: (r.series_uid, r.shape, r.volume)):
                 if len(group) == 1:
                     self._add_series(sitem, group[0])

@@ -31,14 +31,21 @@ class ViewerController(QObject):
         self.ct_presets: tuple[Preset, ...] | None = None  # user-edited, from preferences
 
     def set_volume(
-        self, volume: Volume, info: dict[str, str], measurements: list[Measurement] | None = None
+        self,
+        volume: Volume,
+        info: dict[str, str],
+        measurements: MeasurementList | list[Measurement] | None = None,
     ) -> None:
+        """Show ``volume``; a `MeasurementList` given is used as it is (the window passes the
+        session's own, so the views edit what the session keeps)."""
         self.state = ViewerState(volume)
         if self.ct_presets and volume.modality == "CT":
             self.state.presets = self.ct_presets
         self.info = info
         if measurements is not None:
-            self.measurements = MeasurementList(measurements)
+            if not isinstance(measurements, MeasurementList):
+                measurements = MeasurementList(measurements)
+            self.measurements = measurements
             self.selected = None
         self.volume_changed.emit()
         self.changed.emit()

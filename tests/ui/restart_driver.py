@@ -59,19 +59,17 @@ def main(phase: str, work: str) -> int:
         result = window.risk_panel.result
         out["risk"] = None if result is None else result.probability
         window.export_report(out_dir=str(Path(work) / "export"))
-        settle(lambda: window.last_export is not None)
-        export = window.last_export
+        settle(lambda: window.session.last_export is not None)
+        export = window.session.last_export
         out["export"] = [str(export.path / f) for f in export.files]
     state = window.controller.state
-    seg = window.last_segmentation
-    cls = window.last_classification
-    out["labels_sha256"] = (
-        hashlib.sha256(seg[1].labels.array.tobytes()).hexdigest() if seg else None
-    )
+    seg = window.session.segmentation
+    cls = window.session.classification
+    out["labels_sha256"] = hashlib.sha256(seg.labels.array.tobytes()).hexdigest() if seg else None
     out["overlay_on_grid"] = bool(
         state.overlay is not None and state.overlay.labels.geometry is state.volume.geometry
     )
-    out["finding_probability"] = cls[1].finding_probability if cls else None
+    out["finding_probability"] = cls.finding_probability if cls else None
     out["heatmap"] = state.heatmap is not None
     window.close()
     print(json.dumps(out))

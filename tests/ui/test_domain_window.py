@@ -12,16 +12,16 @@ def test_window_refuses_unless_the_reader_runs_anyway(qtbot, window) -> None:  #
     window.import_paths([str(DEMO_MR)])
     wait_for_volume(qtbot, window)
     chest = find_model("chest-ct-segmentation")
-    window.run_anyway_answer = False
+    window.ai.run_anyway_answer = False
     assert window.run_model(chest, "cpu") is None
     notices = [window.notices.item(i).text() for i in range(window.notices.count())]
     assert any("was not run" in n and "made for CT" in n for n in notices)
-    window.run_anyway_answer = True
+    window.ai.run_anyway_answer = True
     assert window.run_model(chest, "cpu") is not None
     qtbot.waitUntil(lambda: not window.inference.running, timeout=120000)
-    result = window.last_segmentation[1]
+    result = window.session.segmentation
     assert result.notes[0].startswith("outside the model's domain")
     assert "outside the model's domain" in window.models_panel.provenance.text()
-    content = window.export_content()
+    content = window.session.export_content()
     assert content.segmentation is not None
     assert content.segmentation.notes[0].startswith("outside")

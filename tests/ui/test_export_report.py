@@ -32,17 +32,16 @@ def test_export_report_from_the_window(qtbot, window, tmp_path: Path) -> None:  
         stats=(SegmentStats(1, "nodule", int(labels.sum()), 0.5, 10.0, 2.0, 5.0, 15.0),),
         provenance=Provenance("ui-test", "UI test model", "0.1", "cd" * 32, "cpu", 1.5),
     )
-    window._show_segmentation(volume, result)
+    window.session.accept(result)
     g = volume.geometry
     a, b = (tuple(g.index_to_lps(np.array(p, float)).tolist()) for p in ((3, 4, 4), (3, 25, 28)))
     window.controller.add_measurement(Measurement(Kind.RULER, View.AXIAL, (a, b)))
     window.controller.go_to(View.AXIAL, 6)
-    window.add_key_image()
-    assert [(k.view, k.index) for k in window.key_images] == [
-        (window.active_view().value, state.slice_index(window.active_view()))
+    window.report.add_key_image()
+    assert [(k.view, k.index) for k in window.session.key_images] == [
+        (window.tools.active_view().value, state.slice_index(window.tools.active_view()))
     ]
-    window.db.save_risk_result(
-        window.current_series.study_uid,
+    window.session.keep_risk_result(  # as the risk panel keeps one
         "m",
         {
             "model": "m",
@@ -61,10 +60,10 @@ def test_export_report_from_the_window(qtbot, window, tmp_path: Path) -> None:  
     )
     task = window.export_report(out_dir=str(tmp_path / "out"))
     assert task is not None
-    qtbot.waitUntil(lambda: window.last_export is not None, timeout=60000)
-    bundle = window.last_export.path
+    qtbot.waitUntil(lambda: window.session.last_export is not None, timeout=60000)
+    bundle = window.session.last_export.path
     assert {"seg.dcm", "sr.dcm", "report.pdf", "key-images/key-01.png"} <= set(
-        window.last_export.files
+        window.session.last_export.files
     )
     seg = pydicom.dcmread(bundle / "seg.dcm", stop_before_pixels=True)
     assert (

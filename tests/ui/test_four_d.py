@@ -43,15 +43,15 @@ def test_step_through_the_volumes_of_a_real_fmri_run(qtbot, window, tmp_path: Pa
     )
     assert window.volume_text.text().strip() == "Volume 5/10"
     assert window.controller.state.slice_index(View.AXIAL) == before[0]
-    window.cine_over.setCurrentIndex(1)
-    window.cine_fps.setValue(30)
+    window.tools.cine_over.setCurrentIndex(1)
+    window.tools.cine_fps.setValue(30)
     seen: set[str] = set()
-    window.toggle_cine()
+    window.tools.toggle_cine()
     qtbot.waitUntil(
         lambda: seen.add(window.current_series.key) or len(seen) == 10, timeout=30000
     )  # every volume in turn, wrapping round
-    window.toggle_cine()
-    assert not window.cine.isActive()
+    window.tools.toggle_cine()
+    assert not window.tools.cine.isActive()
     # volumes lately shown come from the cache: stepping back is at once
     shown = window.current_series.key
     task = window.step_volume(-1, wrap=True)

@@ -35,9 +35,9 @@ def test_results_survive_a_restart_in_window_and_export(qtbot, tmp_path: Path) -
         first.models_panel.select(model)
         first.run_model(first.models_panel.selected(), "cpu")
         qtbot.waitUntil(lambda: not first.inference.running, timeout=120000)
-    assert first.last_segmentation is not None and first.last_classification is not None
-    labels = np.array(first.last_segmentation[1].labels.array)
-    probability = first.last_classification[1].finding_probability
+    assert first.session.segmentation is not None and first.session.classification is not None
+    labels = np.array(first.session.segmentation.labels.array)
+    probability = first.session.classification.finding_probability
     csv = tmp_path / "row.csv"
     csv.write_text("age,sysBP,totChol,diabetes,smoking\n66,170,280,1,yes\n")
     first.risk_panel.select(CHD)
@@ -60,22 +60,22 @@ def test_results_survive_a_restart_in_window_and_export(qtbot, tmp_path: Path) -
         assert "kept with the study" in second.models_panel.provenance.text()
         # the classification and its heat map
         assert state.heatmap is not None
-        assert second.last_classification[1].finding_probability == probability
+        assert second.session.classification.finding_probability == probability
         # the risk result
         qtbot.waitUntil(lambda: second.risk_panel.study_uid is not None, timeout=10000)
         second.risk_panel.select(CHD)
         assert second.risk_panel.result is not None
         assert second.risk_panel.result.probability == risk
         # and all three reach the export
-        content = second.export_content()
+        content = second.session.export_content()
         assert content is not None and content.segmentation is not None
         assert len(content.classifications) == 1 and CHD in content.risk
         task = second.export_report(out_dir=str(tmp_path / "export"))
         assert task is not None
-        qtbot.waitUntil(lambda: second.last_export is not None, timeout=60000)
-        files = second.last_export.files
+        qtbot.waitUntil(lambda: second.session.last_export is not None, timeout=60000)
+        files = second.session.last_export.files
         assert any(f.endswith(".dcm") for f in files)
-        pdf = second.last_export.path / next(f for f in files if f.endswith(".pdf"))
+        pdf = second.session.last_export.path / next(f for f in files if f.endswith(".pdf"))
         text = subprocess.run(
             [require_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True, check=True
         ).stdout

@@ -113,18 +113,18 @@ def test_click_moves_crosshair_in_other_views(qtbot, window) -> None:
 
 def test_layouts_and_cine(qtbot, window) -> None:
     _open_demo(qtbot, window)
-    window.set_layout("1x1")
+    window.tools.set_layout("1x1")
     assert [v.view for v in window.viewer.visible_views()] == [View.AXIAL]
-    window.set_layout("2x2")
+    window.tools.set_layout("2x2")
     assert len(window.viewer.visible_views()) == 4
     state = window.controller.state
     window.controller.set_active(window.viewer.views[View.AXIAL])
     k0 = state.slice_index(View.AXIAL)
-    window.cine_fps.setValue(50)
+    window.tools.cine_fps.setValue(50)
     qtbot.keyClick(window, Qt.Key.Key_C)
     qtbot.wait(300)
     qtbot.keyClick(window, Qt.Key.Key_C)
-    assert state.slice_index(View.AXIAL) != k0 and not window.cine.isActive()
+    assert state.slice_index(View.AXIAL) != k0 and not window.tools.cine.isActive()
 
 
 def test_gui_thread_never_stalls_during_import_and_load(qtbot, window, tmp_path: Path) -> None:
@@ -178,8 +178,9 @@ def test_preferences_presets_and_recent(qtbot, window) -> None:
     assert window.controller.state.window.center == 35
     assert window.controller.state.window.width == 90
     assert window.settings.value("default_layout") == "2x2"
-    window._fill_recent()
-    labels = [a.text() for a in window.recent_menu.actions()]
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=10000)
+    window.opener.fill_recent()
+    labels = [a.text() for a in window.opener.recent_menu.actions()]
     assert len(labels) == 1 and "CT chest" in labels[0]
     assert "Demo" not in str(window.settings.value("recent_studies"))  # UIDs only
 
@@ -283,17 +284,17 @@ def test_slab_thickness_from_toolbar(qtbot, window) -> None:
     coronal = window.viewer.views[View.CORONAL]
     qtbot.mouseClick(coronal, Qt.MouseButton.LeftButton, pos=coronal.rect().center())
     window.controller.go_to(View.CORONAL, 300)
-    window.slab_mm.setValue(20.0)
-    window.slab_mode.setCurrentIndex(1)  # MIP on the active (coronal) view only
+    window.tools.slab_mm.setValue(20.0)
+    window.tools.slab_mode.setCurrentIndex(1)  # MIP on the active (coronal) view only
     assert state.slab(View.CORONAL) == (20.0, "mip")
     assert state.slab(View.AXIAL) == (0.0, "mip")
     mip = state.plane(View.CORONAL)
     assert (mip >= plain).all() and (mip > plain).any()
     axial = window.viewer.views[View.AXIAL]
     qtbot.mouseClick(axial, Qt.MouseButton.LeftButton, pos=axial.rect().center())
-    assert window.slab_mode.currentIndex() == 0  # the toolbar follows the active view
-    window.slab_mode.setCurrentIndex(2)
-    window.slab_mm.setValue(5.0)
+    assert window.tools.slab_mode.currentIndex() == 0  # the toolbar follows the active view
+    window.tools.slab_mode.setCurrentIndex(2)
+    window.tools.slab_mm.setValue(5.0)
     assert state.slab(View.AXIAL) == (5.0, "minip") and state.slab(View.CORONAL)[0] == 20.0
 
 
@@ -389,8 +390,8 @@ def test_opens_on_the_models_tab_and_dialogs_remember_folders(
         return str(chosen)
 
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(fake))
-    assert window._ask_export_dir() == str(chosen)
-    assert window._ask_export_dir() == str(chosen)
+    assert window.report.ask_export_dir() == str(chosen)
+    assert window.report.ask_export_dir() == str(chosen)
     assert asked[1] == str(chosen)  # the second time it opens where the first ended
     window.settings.sync()
     from PySide6.QtCore import QSettings

@@ -36,7 +36,7 @@ def series_dir(tmp_path: Path) -> Path:
 def _open(qtbot, window, folder: Path) -> None:  # type: ignore[no-untyped-def]
     window.import_paths([str(folder)])
     wait_for_volume(qtbot, window)
-    window.set_layout("1x1")
+    window.tools.set_layout("1x1")
     window.controller.go_to(View.AXIAL, 3)
 
 
@@ -116,7 +116,7 @@ def test_measurements_persist_across_reopen(qtbot, tmp_path: Path, series_dir: P
 def test_save_view_png(qtbot, window, series_dir: Path, tmp_path: Path) -> None:
     _open(qtbot, window, series_dir)
     out = tmp_path / "view.png"
-    assert window.save_view(str(out), annotations=False)
+    assert window.report.save_view(str(out), annotations=False)
     image = QImage(str(out))
     assert not image.isNull() and image.width() > 100
 
@@ -128,6 +128,7 @@ def test_label_text_is_edited_and_kept(qtbot, window, series_dir: Path) -> None:
     arrow = window.controller.measurements.items[-1]
     window.controller.set_text(arrow.id, "nodule")
     assert "nodule" in window.measure_list.item(0).text()
+    qtbot.waitUntil(lambda: not window.keeper.running, timeout=10000)  # kept in a worker
     assert window.db.load_measurements(window.current_series.key)[0]["text"] == "nodule"
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.controller.measurements.items[-1].text == ""

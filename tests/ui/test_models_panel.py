@@ -121,7 +121,7 @@ def test_classifier_shows_one_series_figure_and_a_body_masked_heatmap(
     )
     panel = window.models_panel
     # one series-level figure for the finding, with how it was made; no "background" row
-    result = window.last_classification[1]
+    result = window.session.classification
     assert panel.finding.isVisible()
     assert f"{result.finding}: {result.finding_probability:.3f}" in panel.finding.text()
     assert "maximum over slices" in panel.finding.text()
@@ -148,7 +148,7 @@ def test_classifier_shows_one_series_figure_and_a_body_masked_heatmap(
     assert f"this slice ({target + 1}): {values[target]:.3f}" in panel.slice_caption.text()
     # the series is shown anew: the result kept with it comes back
     qtbot.waitUntil(lambda: not window.runner.running, timeout=10000)
-    window._show_volume(state.volume)
+    window.opener.open_series(window.current_series)
     qtbot.waitUntil(lambda: not window.runner.running, timeout=10000)  # read off the GUI thread
     assert panel.slice_plot.isVisible() and panel.finding.isVisible()
     assert window.controller.state.heatmap is not None
@@ -183,14 +183,14 @@ def test_native_crash_costs_the_run_not_the_window(
     from tests.inference.crashing import aborting_segment
 
     _open(qtbot, window, tmp_path)
-    window.model_function = aborting_segment  # its forward pass calls os.abort()
+    window.ai.model_function = aborting_segment  # its forward pass calls os.abort()
     window.run_model(installed_model, "cpu")
     qtbot.waitUntil(lambda: not window.inference.running, timeout=60000)
     notices = [window.notices.item(i).text() for i in range(window.notices.count())]
     assert any("crashed (SIGABRT)" in n for n in notices), notices
     assert window.controller.state is not None and window.controller.state.overlay is None
     # the next run starts a fresh worker and succeeds
-    window.model_function = None
+    window.ai.model_function = None
     window.run_model(installed_model, "cpu")
     qtbot.waitUntil(
         lambda: window.controller.state.overlay is not None and not window.inference.running,

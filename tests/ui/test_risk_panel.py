@@ -98,6 +98,7 @@ def test_csv_row_card_and_kept_result(qtbot, window, tmp_path: Path) -> None:  #
     )
     dialog.close()
     panel.flush()
+    qtbot.waitUntil(lambda: not window.keeper.running, timeout=10000)  # kept in a worker
     study = window.current_series.study_uid
     kept = window.db.risk_results(study)[CHD]
     assert kept["inputs"]["sysBP"] == "170" and kept["origins"]["sysBP"] == "from CSV"
@@ -121,7 +122,7 @@ def test_values_from_a_measurement_and_a_segment(qtbot, window, tmp_path: Path) 
     ruler = Measurement(Kind.RULER, View.AXIAL, ((0.0, 0.0, z), (30.0, 40.0, z)))
     window.controller.add_measurement(ruler)
     window.measure_list.setCurrentRow(0)
-    window.segments = [SegmentStat("lesion", 12.5, 35.0)]
+    window.risk_dock.segments = [SegmentStat("lesion", 12.5, 35.0)]
     panel = window.risk_panel
     panel.select(CHD)
     menu = QMenu()
@@ -162,7 +163,7 @@ def test_default_model_follows_the_study_and_the_readers_choice(qtbot, tmp_path:
     _open_demo(qtbot, window, DEMO_CT)  # a chest CT: the coronary risk model
     assert window.risk_panel.model is not None and window.risk_panel.model.id == CHD
     window.risk_panel.study_uid  # noqa: B018
-    window._study_changed(None)
+    window.risk_dock.study_changed(None)
     _open_demo(qtbot, window, DEMO_MR)  # a brain MR: no model is made for it
     qtbot.waitUntil(lambda: window.risk_panel.model is None, timeout=10000)
     assert window.risk_panel.model_box.currentData() is None

@@ -163,10 +163,10 @@ def test_the_window_and_the_session_export_the_same_figures(
         window.models_panel.select(model)
         window.run_model(window.models_panel.selected(), "cpu")
         qtbot.waitUntil(lambda: not window.inference.running, timeout=180000)
-    window.key_images.append(KeyImage("axial", SLICE, "tumour"))
+    window.session.key_images.append(KeyImage("axial", SLICE, "tumour"))
     assert window.export_report(out_dir=str(tmp_path / "export")) is not None
-    qtbot.waitUntil(lambda: window.last_export is not None, timeout=120000)
-    in_window = figures(window.last_export.path)
+    qtbot.waitUntil(lambda: window.session.last_export is not None, timeout=120000)
+    in_window = figures(window.session.last_export.path)
     headless_figures = figures(Path(str(headless["path"])))
     for part in ("segments", "counts", "sr", "pdf"):
         assert in_window[part] == headless_figures[part], part
