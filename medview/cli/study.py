@@ -12,8 +12,9 @@ from typing import Any, TextIO
 from medview import __version__
 from medview.core.errors import MedviewError
 from medview.core.records import SeriesRecord
-from medview.io.assemble import four_d_groups, series_geometry, stack_facts, what_varies
+from medview.io.assemble import series_geometry
 from medview.io.scan import ScanResult, pick_series, scan
+from medview.io.volumes4d import four_d_groups, stack_facts, what_varies
 
 
 def _series_dict(s: SeriesRecord, decode_error: str | None, decoded: bool) -> dict[str, Any]:

@@ -17,9 +17,10 @@ from urllib.parse import quote, urlencode
 import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview.core.errors import PacsError
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
-from medview.pacs.dimse import RetrieveResult, SendResult, dicom_files
+from medview.pacs.dimse import RetrieveResult
 from medview.pacs.nodes import PacsNode
 from medview.pacs.query import QueryKeys, SeriesMatch, StudyMatch, from_json
+from medview.pacs.send import SendResult, dicom_files
 from medview.pacs.store import ReceivedStore
 
 log = logging.getLogger(__name__)

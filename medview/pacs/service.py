@@ -12,10 +12,12 @@ import medview.io.dicom  # noqa: F401  (pydicom set up for untrusted files)
 from medview.core.errors import PacsError
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.pacs import dicomweb, dimse
-from medview.pacs.dimse import RetrieveResult, SendResult
+from medview.pacs import send as store_scu
+from medview.pacs.dimse import RetrieveResult
 from medview.pacs.listener import Peer, StorageListener, listen_for
 from medview.pacs.nodes import PacsNode
 from medview.pacs.query import QueryKeys, SeriesMatch, StudyMatch
+from medview.pacs.send import SendResult
 from medview.pacs.store import ReceivedStore
 
 RETRIEVE_METHODS = ("get", "move", "wado")
@@ -156,4 +158,4 @@ def send(
     use_web = web if web is not None else not node.ae_title
     if use_web:
         return dicomweb.stow(node, paths, cancel=cancel, progress=progress)
-    return dimse.c_store(node, paths, cancel=cancel, progress=progress)
+    return store_scu.c_store(node, paths, cancel=cancel, progress=progress)

@@ -11,8 +11,8 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medview.core.records import SeriesRecord
-from medview.io.assemble import four_d_groups, what_varies
 from medview.io.database import StackRow, StudyDatabase, StudyRow
+from medview.io.volumes4d import four_d_groups, what_varies
 from medview.ui.bridge import TaskRunner
 
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1

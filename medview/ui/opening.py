@@ -15,8 +15,8 @@ from medview.core.errors import SeriesAssemblyError
 from medview.core.records import SeriesRecord
 from medview.core.tasks import CancelToken, Progress
 from medview.core.volume import Volume
-from medview.io.assemble import four_d_groups, stack_facts
 from medview.io.database import ImportResult, StackRow, StudyDatabase
+from medview.io.volumes4d import four_d_groups, stack_facts
 from medview.session import Opened, StudySession
 from medview.ui.bridge import Task, TaskRunner
 from medview.ui.browser import StudyBrowserPanel

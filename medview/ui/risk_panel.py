@@ -13,8 +13,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPaintEvent, QPen
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSizePolicy,
-    QTextBrowser,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -36,9 +35,7 @@ from PySide6.QtWidgets import (
 from medview.core.errors import RiskInputError
 from medview.risk.model import FeatureKind, RiskModel
 from medview.risk.predict import (
-    INSUFFICIENT,
     RESEARCH_USE,
-    Contribution,
     RiskResult,
     Severity,
     check_inputs,
@@ -47,88 +44,17 @@ from medview.risk.predict import (
 from medview.risk.registry import list_risk_models
 from medview.risk.rows import read_rows
 from medview.risk.study import Prefill, SegmentStat, StudyFacts, prefill
-
-ERROR_BG = "#ffd6d6"
-WARNING_BG = "#fff1c2"
-STUDY_COLOUR = "#00897b"
-BAND_COLOURS = {"low": "#2e7d32", "intermediate": "#ef8f00", "high": "#c62828"}
-MAX_BARS = 12
-
-
-class ContributionChart(QWidget):
-    """Horizontal bars of log-odds contributions, largest first; the rest summed."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._rows: list[tuple[str, float]] = []
-        self.setMinimumHeight(60)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-
-    def set_contributions(self, contributions: tuple[Contribution, ...] | None) -> None:
-        rows: list[tuple[str, float]] = []
-        if contributions:
-            ranked = sorted(contributions, key=lambda c: -abs(c.log_odds))
-            rows = [(f"{c.label} = {c.shown}", c.log_odds) for c in ranked[:MAX_BARS]]
-            rest = ranked[MAX_BARS:]
-            if rest:
-                rows.append((f"{len(rest)} other features", sum(c.log_odds for c in rest)))
-        self._rows = rows
-        self.setFixedHeight(24 + 18 * max(len(rows), 1))
-        self.update()
-
-    def rows(self) -> list[tuple[str, float]]:
-        return list(self._rows)
-
-    def paintEvent(self, _event: QPaintEvent) -> None:
-        p = QPainter(self)
-        p.fillRect(self.rect(), self.palette().base())
-        if not self._rows:
-            p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "no result")
-            return
-        w = self.width()
-        text_w = min(int(w * 0.55), 260)
-        mid = text_w + (w - text_w) / 2
-        half = (w - text_w) / 2 - 8
-        scale = half / max(max(abs(v) for _, v in self._rows), 1e-6)
-        p.setPen(QPen(self.palette().text().color()))
-        font = QFont(p.font())
-        font.setPointSizeF(max(font.pointSizeF() - 1, 7))
-        p.setFont(font)
-        p.drawText(
-            QRectF(text_w, 0, w - text_w, 16),
-            Qt.AlignmentFlag.AlignCenter,
-            "← lowers risk · log-odds · raises risk →",
-        )
-        for i, (label, value) in enumerate(self._rows):
-            y = 20 + 18 * i
-            p.setPen(QPen(self.palette().text().color()))
-            p.drawText(
-                QRectF(2, y, text_w - 6, 16),
-                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                p.fontMetrics().elidedText(label, Qt.TextElideMode.ElideMiddle, text_w - 6),
-            )
-            length = value * scale
-            colour = QColor("#c62828" if value > 0 else "#1565c0")
-            p.fillRect(QRectF(min(mid, mid + length), y + 2, abs(length), 12), colour)
-            p.drawText(
-                QRectF(mid + (4 if value <= 0 else -64), y, 60, 16),
-                (Qt.AlignmentFlag.AlignLeft if value <= 0 else Qt.AlignmentFlag.AlignRight)
-                | Qt.AlignmentFlag.AlignVCenter,
-                f"{value:+.2f}",
-            )
-        p.setPen(QPen(QColor("#888888")))
-        p.drawLine(int(mid), 18, int(mid), self.height())
-
-
-class _Row:
-    """One feature's widgets."""
-
-    def __init__(self, editor: QLineEdit | QComboBox, origin: QLabel, message: QLabel) -> None:
-        self.editor = editor
-        self.origin = origin
-        self.message = message
-        self.study_text: str | None = None  # the value the study filled in, if any
-        self.study_origin = ""
+from medview.ui.risk_chart import (
+    ERROR_BG,
+    STUDY_COLOUR,
+    WARNING_BG,
+    ContributionChart,
+    _Row,
+    is_number,
+    model_card,
+    result_texts,
+    value_menu,
+)
 
 
 class RiskPanel(QWidget):
@@ -350,7 +276,7 @@ class RiskPanel(QWidget):
         self._loading = True
         try:
             if isinstance(row.editor, QComboBox):
-                i = row.editor.findData(int(float(text))) if _is_number(text) else -1
+                i = row.editor.findData(int(float(text))) if is_number(text) else -1
                 if i < 0 and text.strip():
                     # a code the form has no level for: show it as typed, flagged
                     row.editor.addItem(f"{text} (not a level)", text)
@@ -445,33 +371,12 @@ class RiskPanel(QWidget):
         self.recompute()
 
     def _fill_menu(self, name: str, menu: QMenu) -> None:
-        menu.clear()
-        measured = self.measurement_provider() or {}
-        for key, value in measured.items():
-            act = menu.addAction(f"Selected measurement: {key} = {value:.4g}")
-            act.triggered.connect(
-                lambda _c=False, v=value, k=key: self.set_value(
-                    name, f"{v:.4g}", f"from study: measurement {k}"
-                )
-            )
-        for seg in self.segment_provider():
-            act = menu.addAction(f"Segment {seg.name}: volume {seg.volume_ml:.4g} mL")
-            act.triggered.connect(
-                lambda _c=False, s=seg: self.set_value(
-                    name, f"{s.volume_ml:.4g}", f"from study: segment {s.name} volume"
-                )
-            )
-            if seg.mean is not None:
-                act = menu.addAction(f"Segment {seg.name}: mean {seg.mean:.4g}")
-                act.triggered.connect(
-                    lambda _c=False, s=seg: self.set_value(
-                        name, f"{s.mean:.4g}", f"from study: segment {s.name} mean"
-                    )
-                )
-        if menu.isEmpty():
-            menu.addAction("Nothing selected: draw a measurement or run a segmentation").setEnabled(
-                False
-            )
+        value_menu(
+            menu,
+            self.measurement_provider() or {},
+            self.segment_provider(),
+            lambda text, origin: self.set_value(name, text, origin),
+        )
 
     # -- CSV ------------------------------------------------------------------------------------
     def _import_csv_dialog(self) -> None:
@@ -541,38 +446,11 @@ class RiskPanel(QWidget):
 
     def _show_result(self, result: RiskResult | None, why: str) -> None:
         self.chart.set_contributions(result.contributions if result else None)
-        if result is None:
-            self.probability.setText("—")
-            self.band.setText("")
-            self.band.setStyleSheet("")
-            self.detail.setText(why)
-            self.result_changed.emit(None)
-            return
-        colour = BAND_COLOURS.get(result.band, "#555555")
-        self.band.setText(f" {result.band} ")
-        if result.band == INSUFFICIENT and self._model is not None:
-            # no band the card does not vouch for: the interval, and why
-            self.probability.setText(f"{100 * result.low:.0f}–{100 * result.high:.0f} %")
-            self.band.setText(
-                f" insufficient inputs: {len(result.missing)} of {len(self._model.features)} "
-                f"missing (the card allows {self._model.max_missing}) "
-            )
-        else:
-            self.probability.setText(f"{100 * result.probability:.1f} %")
-        self.band.setStyleSheet(
-            f"background: {colour}; color: white; border-radius: 3px; padding: 2px"
-        )
-        lines = [
-            f"95 % interval {100 * result.low:.1f}–{100 * result.high:.1f} % · {result.outcome}",
-            f"Mean training patient: {100 * result.reference_probability:.1f} %",
-        ]
-        if result.missing:
-            lines.append(
-                f"Missing ({len(result.missing)}), which widens the interval: "
-                + ", ".join(result.missing)
-            )
-        lines += [w.message for w in result.warnings]
-        self.detail.setText("\n".join(lines))
+        probability, band, style, detail = result_texts(result, self._model, why)
+        self.probability.setText(probability)
+        self.band.setText(band)
+        self.band.setStyleSheet(style)
+        self.detail.setText(detail)
         self.result_changed.emit(result)
 
     def record(self) -> dict[str, Any] | None:
@@ -613,28 +491,4 @@ class RiskPanel(QWidget):
 
     # -- card -----------------------------------------------------------------------------------
     def show_card(self) -> QDialog | None:
-        model = self._model
-        if model is None:
-            return None
-        dialog = QDialog(self)
-        dialog.setWindowTitle(f"{model.name} — model card")
-        view = QTextBrowser(dialog)
-        view.setSearchPaths([str(model.folder)])
-        text = model.card.read_text(encoding="utf-8") if model.card else "No model card."
-        if (model.folder / "reliability.png").is_file():
-            text += "\n\n![reliability diagram](reliability.png)\n"
-        view.setMarkdown(text)
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(view)
-        dialog.resize(760, 820)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.show()
-        return dialog
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+        return model_card(self._model, self) if self._model is not None else None

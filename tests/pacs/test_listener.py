@@ -110,7 +110,7 @@ def test_storescu_sends_a_series_that_opens_like_a_local_one(
 
 def test_unknown_calling_ae_is_rejected(listener, tmp_path: Path, medview_home: Path) -> None:  # type: ignore[no-untyped-def]
     from medview.core.errors import PacsError
-    from medview.pacs import dimse
+    from medview.pacs import dimse, send
 
     storescu = require_tool("storescu")
     files = write_ct(tmp_path / "ct", n=2)
@@ -123,7 +123,7 @@ def test_unknown_calling_ae_is_rejected(listener, tmp_path: Path, medview_home: 
     )
     assert r.returncode != 0 and "Rejected" in r.stderr + r.stdout
     with pytest.raises(PacsError, match="rejected"):
-        dimse.c_store(_node(listener.port, our="INTRUDER"), files)
+        send.c_store(_node(listener.port, our="INTRUDER"), files)
     assert _store_files(medview_home) == [] and _indexed_instances() == 0
     assert dimse.echo(_node(listener.port)).ok  # a configured peer still gets through
 
@@ -244,7 +244,7 @@ def test_pdu_abuse_and_silent_peers_leave_the_listener_alive(listener, medview_h
 def test_path_values_never_choose_where_files_go(
     listener, tmp_path: Path, medview_home: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from medview.pacs import dimse
+    from medview.pacs import send
 
     canary = tmp_path / "canary"
     canary.mkdir()
@@ -258,7 +258,7 @@ def test_path_values_never_choose_where_files_go(
         ds.PatientID = str(canary)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.save_as(f, enforce_file_format=True)
-    result = dimse.c_store(_node(listener.port), files)
+    result = send.c_store(_node(listener.port), files)
     assert result.sent == 2
     assert _wait(lambda: len(listener.received) == 2)
     assert list(canary.iterdir()) == []
