@@ -53,6 +53,9 @@ class Segment:
     snomed_code: str = ""
     snomed_meaning: str = ""
     finding: bool = False  # a finding (lesion), not anatomy: it gets an automatic key image
+    # DICOM's Segment Algorithm Type of this segment ("" = the segmentation's: AUTOMATIC for
+    # a model's result, MANUAL for one drawn); SEMIAUTOMATIC: a model's segment edited by hand
+    algorithm_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,12 @@ class Segmentation:
 
     @property
     def algorithm_type(self) -> str:
-        """DICOM's Segment Algorithm Type."""
+        """DICOM's Segment Algorithm Type of an untouched segment."""
         return "MANUAL" if self.provenance is None else "AUTOMATIC"
+
+    def algorithm_type_of(self, segment: Segment) -> str:
+        """The Segment Algorithm Type of ``segment`` (its own, when it was edited or drawn)."""
+        return segment.algorithm_type or self.algorithm_type
 
     def segment(self, value: int) -> Segment | None:
         return next((s for s in self.segments if s.value == value), None)

@@ -161,14 +161,15 @@ def build_seg(
     for s in present:
         category, kind = _codes(s)
         r, g, b = s.color
+        kind_of = label_map.algorithm_type_of(s)  # MANUAL segments carry no algorithm
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=numbers[s.value],
                 segment_label=s.name[:64],
                 segmented_property_category=category,
                 segmented_property_type=kind,
-                algorithm_type=label_map.algorithm_type,
-                algorithm_identification=algo,
+                algorithm_type=kind_of,
+                algorithm_identification=None if kind_of == "MANUAL" else algo,
                 tracking_uid=generate_uid(),
                 tracking_id=f"{s.name} (label {s.value})"[:64],
                 display_color=hd.color.CIELabColor.from_rgb(r, g, b),
