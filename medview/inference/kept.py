@@ -154,6 +154,7 @@ def segmentation_from_record(
                 str(s.get("snomed_code", "")),
                 str(s.get("snomed_meaning", "")),
                 bool(s.get("finding", False)),
+                str(s.get("algorithm_type", "")),
             )
             for s in data["segments"]
         )

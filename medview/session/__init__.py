@@ -32,6 +32,7 @@ from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progre
 from medview.core.volume import Volume
 from medview.export.bundle import BundleResult, export_bundle
 from medview.export.content import ExportContent, ExportOptions, KeyImage
+from medview.segedit.editor import SegmentationEditor
 from medview.viewer.annotations import Measurement, MeasurementList, evaluate
 
 log = logging.getLogger("medview")
@@ -75,13 +76,23 @@ class StudySession:
         self.volume: Volume | None = None
         self.measurements = MeasurementList()
         self.key_images: list[KeyImage] = []
-        self.segmentation: Segmentation | None = None
+        # the working segmentation (a model's result, corrected, or drawn): None until there
+        # is one; `segmentation` is its current state as a result object
+        self.editor: SegmentationEditor | None = None
         self.classification: Classification | None = None
         # "segmentation"/"classification" -> the date a result restored from the study was
         # kept on (a result made in this reading has none)
         self.kept_on: dict[str, str] = {}
         self.risk: dict[str, dict[str, Any]] = {}  # model id -> kept risk result of the study
         self.last_export: BundleResult | None = None
+        # scripts keep the segmentation after every edit; the window keeps it on a timer
+        # (`keep_segmentation`), so a stroke never waits for a compressed write
+        self.autosave = True
+        self.unsaved = False
+        # one undo history: which list each step went to ("segmentation" or "measurements")
+        self._undo: list[str] = []
+        self._redo: list[str] = []
+        self._undoing = False
         self._listeners: dict[str, list[Callable[[StudySession], None]]] = defaultdict(list)
 
     # -- events ---------------------------------------------------------------------------------
@@ -127,13 +138,15 @@ class StudySession:
         back with it. Returns notices: a kept result that no longer fits the grid is said, and
         never shown on the wrong grid. Key images are the series' own: another series (or
         volume of a 4-D series) starts with none."""
+        self.keep_segmentation()  # an edit not yet kept goes with its own series
         before = self.series
         self.series, self.volume = opened.series, opened.volume
         if before is None or before.key != opened.series.key:
             self.key_images = []
         if before is None or before.study_uid != opened.series.study_uid:
             self.risk = dict(opened.risk)  # within one study the session's own are newest
-        self.segmentation = self.classification = None
+        self.editor, self.classification = None, None
+        self._undo, self._redo = [], []
         self.kept_on = {}
         self.measurements = MeasurementList(opened.measurements)
         self._emit("series")
@@ -158,6 +171,14 @@ class StudySession:
         opened = self.read(series, volume, cancel=cancel, progress=progress)
         self.show(opened)
         return opened.volume
+
+    @property
+    def segmentation(self) -> Segmentation | None:
+        """The working segmentation now (sharing the editor's label map: take
+        `export_content` for a copy that stays as it is)."""
+        if self.editor is None or not self.editor.table:
+            return None
+        return self.editor.segmentation(copy=False)
 
     def snapshot(self) -> Opened | None:
         """The shown series as it stands now, as `show` takes it back (the window's 4-D
@@ -189,6 +210,9 @@ class StudySession:
 
     def measurements_changed(self) -> None:
         """Keep the measurement list (after any edit) and tell the subscribers."""
+        if not self._undoing:
+            self._undo.append("measurements")
+            self._redo.clear()
         if self.db is not None and self.series is not None:
             key, items = self.series.key, [m.to_dict() for m in self.measurements.items]
             self.keep("the measurements", lambda: self.db.save_measurements(key, items))
@@ -252,24 +276,28 @@ class StudySession:
 
     def accept(self, result: Result, kept_on: str | None = None) -> None:
         """Make ``result`` the session's segmentation or classification. A new result
-        (``kept_on`` None) is kept with the series; ``kept_on`` is the date of a restored
-        one."""
+        (``kept_on`` None) is kept with the series; a new segmentation replaces the working
+        one as one step of the undo history. ``kept_on`` is the date of a restored one."""
         series, volume = self._require()
         kind = "segmentation" if isinstance(result, Segmentation) else "classification"
         grid = result.labels if isinstance(result, Segmentation) else result.heatmap
         if grid is not None and grid.shape != volume.shape:
             raise ValueError(f"the {kind} is not on the shown series' grid")
-        if isinstance(result, Segmentation):
-            self.segmentation = result
-        else:
-            self.classification = result
-        date = kept_on or _now()
         if kept_on is not None:
             self.kept_on[kind] = kept_on
         else:
             self.kept_on.pop(kind, None)
+        if isinstance(result, Segmentation):
+            if kept_on is not None:  # restored: the starting point, with no history
+                self.editor = SegmentationEditor.of(volume, result)
+                self.editor.listeners.append(self._edited)
+                self._emit("segmentation")
+            else:
+                self.edit(lambda editor: editor.replace_with(result))
+            return
+        self.classification = result
         if kept_on is None and self.db is not None:
-            key = series.key
+            key, date = series.key, _now()
 
             def job() -> None:
                 from medview.inference.kept import result_record
@@ -279,6 +307,81 @@ class StudySession:
 
             self.keep(f"the {kind}", job)
         self._emit(kind)
+
+    # -- editing the segmentation ---------------------------------------------------------------
+    def segment_editor(self) -> SegmentationEditor:
+        """The working segmentation's editor (an empty segmentation of the shown series when
+        there is none yet)."""
+        _, volume = self._require()
+        if self.editor is None:
+            self.editor = SegmentationEditor(volume)
+            self.editor.listeners.append(self._edited)
+        return self.editor
+
+    def edit(self, tool: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """Run a segment-editor tool (``tool(editor, *args, **kw)``, e.g. from
+        `medview.segedit.tools`) as one step of the reading's undo history. Returns what the
+        tool returns; an `EditError` says why nothing changed."""
+        return tool(self.segment_editor(), *args, **kw)
+
+    def _edited(self, name: str) -> None:
+        """Every change of the editor: a new step joins the reading's undo history (so do
+        table changes made on the editor directly); undo, redo and visibility do not."""
+        if name != "visibility" and not name.startswith(("undo ", "redo ")):
+            self._undo.append("segmentation")
+            self._redo.clear()
+        self.unsaved = True
+        if self.autosave:
+            self.keep_segmentation()
+        self._emit("segmentation")
+
+    def keep_segmentation(self) -> None:
+        """Keep the working segmentation with its series (a copy taken now, written by
+        ``keep``); nothing when it is kept already."""
+        if not self.unsaved or self.editor is None or self.db is None or self.series is None:
+            return
+        self.unsaved = False
+        key = self.series.key
+        if not self.editor.table:
+            self.keep("the segmentation", lambda: self.db.forget_ai_result(key, "segmentation"))
+            return
+        seg, date = self.editor.segmentation(copy=True), _now()
+
+        def job() -> None:
+            from medview.inference.kept import result_record
+
+            _, data, arrays = result_record(seg, date)  # compresses: off the GUI
+            self.db.save_ai_result(key, "segmentation", data, arrays)
+
+        self.keep("the segmentation", job)
+
+    def undo(self) -> str | None:
+        """Undo the reading's last step (an edit of the segmentation, a model's segmentation,
+        or a measurement); what was undone, or None."""
+        if not self._undo:
+            return None
+        kind = self._undo.pop()
+        self._redo.append(kind)
+        return self._step(kind, undo=True)
+
+    def redo(self) -> str | None:
+        if not self._redo:
+            return None
+        kind = self._redo.pop()
+        self._undo.append(kind)
+        return self._step(kind, undo=False)
+
+    def _step(self, kind: str, undo: bool) -> str | None:
+        if kind == "segmentation":
+            assert self.editor is not None
+            return self.editor.undo() if undo else self.editor.redo()
+        self._undoing = True
+        try:
+            ok = self.measurements.undo() if undo else self.measurements.redo()
+            self.measurements_changed()
+        finally:
+            self._undoing = False
+        return "measurement" if ok else None
 
     # -- risk -----------------------------------------------------------------------------------
     def keep_risk_result(self, model_id: str, record: dict[str, Any]) -> None:
@@ -294,8 +397,11 @@ class StudySession:
     def export_content(self) -> ExportContent:
         """What the report of this reading shows, from the session's own objects."""
         self._require()
+        seg = None
+        if self.editor is not None and self.editor.table:
+            seg = self.editor.segmentation(copy=True)
         return ExportContent(
-            segmentation=self.segmentation,
+            segmentation=seg,
             measurements=[m.to_dict() for m in self.measurements.items],
             classifications=[self.classification] if self.classification is not None else [],
             risk=dict(self.risk),
@@ -310,7 +416,8 @@ class StudySession:
         study_series: list[SeriesRecord] | None = None,
     ) -> Callable[..., BundleResult]:
         """The export of this reading as it is now, as a job ``(cancel=, progress=)`` that
-        may run in a worker while the reading goes on. A de-identified bundle copies
+        may run in a worker while the reading goes on (the caller sets ``last_export`` to its
+        result, on its own thread). A de-identified bundle copies
         ``study_series`` (default: the study's series in the database)."""
         series, volume = self._require()
         options = options or ExportOptions()
@@ -324,7 +431,7 @@ class StudySession:
                 study = []
                 if options.deidentify and self.db is not None:
                     study = self.db.study_series(series.study_uid)
-            result = export_bundle(
+            return export_bundle(
                 series,
                 volume,
                 content,
@@ -334,8 +441,6 @@ class StudySession:
                 cancel=cancel,
                 progress=progress,
             )
-            self.last_export = result
-            return result
 
         return job
 
@@ -350,4 +455,5 @@ class StudySession:
     ) -> BundleResult:
         """Write the report bundle (SEG, SR, NIfTI, key images, PDF) of this reading."""
         job = self.export_job(out_dir, options, study_series=study_series)
-        return job(cancel=cancel, progress=progress)
+        self.last_export = job(cancel=cancel, progress=progress)
+        return self.last_export

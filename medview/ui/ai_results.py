@@ -58,6 +58,7 @@ class AiResults(QObject):
         self.panel.label_activated.connect(self._jump_to_label)
         self.panel.slice_activated.connect(self.go_to_slice)
         controller.changed.connect(self._follow_slice)
+        self._said: tuple[Any, ...] | None = None  # the result whose notes were said
         self.panel.refresh(None)
         self.panel.device.setCurrentText(str(settings.value("compute_device", "auto")))
         session.subscribe("series", self._series_shown)
@@ -149,6 +150,7 @@ class AiResults(QObject):
 
     # -- showing --------------------------------------------------------------------------------
     def _series_shown(self, session: StudySession) -> None:
+        self._said = None
         self.panel.refresh(session.volume)
         self.panel.clear_results()
 
@@ -160,8 +162,19 @@ class AiResults(QObject):
         from medview.viewer.overlay import LabelOverlay
 
         result = session.segmentation
-        assert result is not None and session.volume is not None
-        caption = self._caption("segmentation", f"{run_line(result)} · {result.research_use}")
+        assert session.volume is not None
+        if result is None:  # undone back to no segmentation
+            self.controller.set_overlay(None)
+            self.panel.legend.setRowCount(0)
+            return
+        if result.provenance is None:
+            caption = "Segmentation drawn in MedView"
+        else:
+            caption = f"{run_line(result)} · {result.research_use}"
+            edited = [s.name for s in result.segments if s.algorithm_type == "SEMIAUTOMATIC"]
+            if edited:
+                caption += f" · edited by hand: {', '.join(edited)}"
+        caption = self._caption("segmentation", caption)
         overlay = LabelOverlay(
             result.labels,
             {s.value: s.color for s in result.segments},
@@ -176,10 +189,12 @@ class AiResults(QObject):
             caption + ("\n" + "; ".join(result.notes) if result.notes else ""),
             session.volume.units,
         )
-        name = result.provenance.name if result.provenance else "Segmentation"
-        for note in result.notes:
-            self.notify(f"{name}: {note}")
-        self.dock.raise_()
+        if (result.provenance, result.notes) != self._said:  # a new result, not an edit
+            self._said = (result.provenance, result.notes)
+            name = result.provenance.name if result.provenance else "Segmentation"
+            for note in result.notes:
+                self.notify(f"{name}: {note}")
+            self.dock.raise_()
 
     def _show_classification(self, session: StudySession) -> None:
         from medview.viewer.overlay import HeatmapOverlay

@@ -84,14 +84,6 @@ class ViewerController(QObject):
             self.selected = None
             self._measurements_edited()
 
-    def undo(self) -> None:
-        if self.measurements.undo():
-            self._measurements_edited()
-
-    def redo(self) -> None:
-        if self.measurements.redo():
-            self._measurements_edited()
-
     def set_active(self, view: Any) -> None:
         if self.active_view is not view:
             self.active_view = view

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -64,6 +64,13 @@ class MainWindow(QMainWindow):
         self.keeper = TaskRunner(workers=1, parent=self)
         self.session = StudySession(db, keep=self._keep)
         self.session.subscribe("series", self._series_shown)
+        self.session.autosave = False  # kept on a timer: a stroke never waits for a write
+        self.session.subscribe("measurements", lambda _s: self.controller.changed.emit())
+        self.autosave = QTimer(self)  # the working segmentation, kept 1.5 s after an edit
+        self.autosave.setSingleShot(True)
+        self.autosave.setInterval(1500)
+        self.autosave.timeout.connect(self.session.keep_segmentation)
+        self.session.subscribe("segmentation", self._segmentation_changed)
         self.controller = ViewerController(self)
         self.browser = StudyBrowserPanel(db, self.runner)
         self.viewer = ViewerPanel(self.controller)
@@ -188,6 +195,22 @@ class MainWindow(QMainWindow):
             lambda *, cancel, progress: job(),
             on_error=lambda m: self.notify(f"{what[0].upper()}{what[1:]} could not be kept: {m}"),
         )
+
+    def _segmentation_changed(self, session: StudySession) -> None:
+        if session.unsaved:
+            self.autosave.start()
+
+    def undo(self) -> None:
+        """Undo the reading's last step: a measurement, an edit or a model's segmentation."""
+        try:
+            done = self.session.undo()
+        except RuntimeError:
+            done = None
+        self.statusBar().showMessage(f"Undone: {done}" if done else "Nothing to undo", 2000)
+
+    def redo(self) -> None:
+        done = self.session.redo()
+        self.statusBar().showMessage(f"Redone: {done}" if done else "Nothing to redo", 2000)
 
     def _series_shown(self, session: StudySession) -> None:
         """Render the series the session now shows (its results follow as their own events)."""
@@ -372,6 +395,7 @@ class MainWindow(QMainWindow):
         self.tools.cine.stop()
         self.pacs_panel.shutdown()
         self.risk_panel.flush()  # a result edited just now is kept before the database closes
+        self.session.keep_segmentation()  # and an edit not yet kept
         self.runner.shutdown()
         self.keeper.shutdown(cancel=False)  # every write asked for is made
         super().closeEvent(event)  # type: ignore[arg-type]

@@ -87,6 +87,7 @@ class ReportActions:
         options = ExportOptions(deidentify=deidentify, window=(w.center, w.width))
 
         def done(result: BundleResult) -> None:
+            self.session.last_export = result
             errors = sum(len(v["errors"]) for v in result.validation.values())
             checked = f"; dciodvfy: {errors} error(s)" if result.validation else ""
             self.notify(f"Report written: {result.path} ({len(result.files)} files{checked})")
