@@ -73,11 +73,14 @@ def _provenance_record(p: Provenance, date: str) -> dict[str, Any]:
     return d
 
 
-def _provenance(data: dict[str, Any]) -> Provenance:
+def _provenance(data: dict[str, Any]) -> Provenance | None:
+    """The provenance kept with a result (None: a segmentation drawn by hand)."""
     if "provenance" in data:
         d = dict(data["provenance"])
         d["timings"] = tuple((str(k), float(v)) for k, v in d.get("timings", ()))
         return Provenance(**d)
+    if "model_id" not in data:
+        return None
     old = {new: data[name] for name, new in _OLD_PROVENANCE.items()}
     timings = tuple((str(k), float(v)) for k, v in dict(data.get("timings", {})).items())
     return Provenance(**old, date=str(data.get("date", "")), timings=timings)
@@ -206,13 +209,16 @@ def classification_from_record(
         heatmap = _on(volume, arrays["heatmap"], "", "Grad-CAM")
         if heatmap is None:
             return None
+    prov = _provenance(data)
+    if prov is None:  # every classification is a model's
+        return None
     return Classification(
         probabilities={str(k): float(v) for k, v in data["probabilities"].items()},
         per_slice=arrays.get("per_slice"),
         heatmap=heatmap,
         target_class=str(data["target_class"]),
         aggregation=str(data["aggregation"]),
-        provenance=_provenance(data),
+        provenance=prov,
         finding=str(data.get("finding", data["target_class"])),
         finding_probability=float(data.get("finding_probability", 0.0)),
         heatmap_note=str(data.get("heatmap_note", "")),

@@ -102,6 +102,7 @@ class SegmentationEditor:
         self.notes: tuple[str, ...] = ()
         self.history = History()
         self.listeners: list[Callable[[str], None]] = []
+        self._group_start: int | None = None  # a stroke being drawn (`begin_group`)
         self._image = None if volume.is_color else np.asarray(volume.array)
         self._voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
         n = int(np.iinfo(dtype).max) + 1
@@ -224,6 +225,8 @@ class SegmentationEditor:
         """Make one undoable step: ``values`` into ``box`` of the label map and/or a new
         table. Returns the step, or None when nothing changed. AI segments whose voxels
         change become SEMIAUTOMATIC (``mark_edited``)."""
+        if self._group_start is not None:
+            name = self.GROUPED
         before = after = b""
         step_box = None
         shape: tuple[int, int, int] = (0, 0, 0)
@@ -306,6 +309,55 @@ class SegmentationEditor:
         self._notify(f"redo {step.name}")
         return step.name
 
+    # -- strokes --------------------------------------------------------------------------------
+    GROUPED = "dab"  # the name of a step inside an open group (a stroke being drawn)
+
+    def begin_group(self) -> None:
+        """Start a stroke: the steps until `end_group` (each dab, shown at once) become one
+        step of the history."""
+        self._group_start = len(self.history.done)
+
+    def end_group(self, name: str) -> Step | None:
+        """Close the stroke: its steps merged into one (the union of their boxes, with the
+        values before the first and after the last)."""
+        start, self._group_start = self._group_start, None
+        if start is None or len(self.history.done) <= start:
+            return None
+        steps = self.history.done[start:]
+        del self.history.done[start:]
+        boxes = [s.box for s in steps if s.box is not None]
+        if not boxes:
+            return None
+        union: Box = tuple(
+            slice(min(b[i].start for b in boxes), max(b[i].stop for b in boxes)) for i in range(3)
+        )  # type: ignore[assignment]
+        after = self.labels[union].copy()
+        before = after.copy()
+        for s in reversed(steps):  # unwind the dabs on a copy of the union box
+            if s.box is None:
+                continue
+            at = tuple(
+                slice(b.start - u.start, b.stop - u.start)
+                for b, u in zip(s.box, union, strict=True)
+            )
+            before[at] = np.frombuffer(zlib.decompress(s.before), dtype=self.labels.dtype).reshape(
+                s.shape
+            )
+        step = Step(
+            name,
+            union,
+            after.shape,
+            _pack(before),
+            _pack(after),
+            steps[0].table_before,
+            steps[-1].table_after,
+            steps[0].provenance_before,
+            steps[-1].provenance_after,
+        )
+        self.history.done.append(step)
+        self._notify(name)
+        return step
+
     # -- whole results and the table ------------------------------------------------------------
     def replace_with(
         self, seg: Segmentation, name: str = "model run", origin: str = "model"
@@ -324,12 +376,14 @@ class SegmentationEditor:
     def set_table(self, table: tuple[Entry, ...], name: str) -> Step | None:
         return self.commit(name, None, None, table)
 
-    def add_segment(self, name: str, color: tuple[int, int, int], **codes: str) -> Segment:
+    def add_segment(self, name: str, color: tuple[int, int, int], **codes: object) -> Segment:
+        """A new, empty, hand-drawn segment (``codes``: snomed_code, snomed_meaning,
+        finding)."""
         segment = Segment(self.next_value(), name, color, algorithm_type=MANUAL, **codes)  # type: ignore[arg-type]
         self.set_table((*self.table, Entry(segment)), f"add segment {name}")
         return segment
 
-    def update_entry(self, value: int, name: str = "change segment", **changes: object) -> None:
+    def update_entry(self, value: int, step: str = "change segment", **changes: object) -> None:
         """Change a row: segment fields (name, color, snomed_code, ...) or visible/locked."""
         entry = self.entry(value)
         if entry is None:
@@ -342,7 +396,7 @@ class SegmentationEditor:
             self.table = table
             self._notify("visibility")
             return
-        self.set_table(table, name)
+        self.set_table(table, step)
 
     def remove_segment(self, value: int) -> None:
         """Remove a segment and its voxels (one step)."""

@@ -10,6 +10,7 @@ functions: the window starts without it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -285,6 +286,87 @@ def logical(
     raise EditError(f"unknown operation '{op}'")
 
 
+@dataclass
+class SeedPlan:
+    """What grow-from-seeds works on, taken from the editor at the start (so the watershed
+    can run in a worker while the window goes on): the region, its labels and image."""
+
+    values: tuple[int, ...]
+    region: tuple[slice, slice, slice]
+    current: np.ndarray
+    image: np.ndarray
+    spacing_xyz: tuple[float, float, float]
+    locked: tuple[int, ...]
+
+
+def seed_plan(
+    editor: SegmentationEditor, values: Sequence[int], margin_mm: float = 20.0
+) -> SeedPlan:
+    """Check the seeds and take the region: the seeds' bounding box plus ``margin_mm``."""
+    if len(set(values)) < 2:
+        raise EditError("grow from seeds needs strokes of two or more segments")
+    for v in values:
+        _require(editor, v, voxels=True)
+    if editor.volume.is_color:
+        raise EditError("grow from seeds needs a grey-scale image")
+    seeds = np.isin(editor.labels, list(values))
+    pad = np.ceil(margin_mm / _zyx_spacing(editor)).astype(int)
+    box = []
+    for axis in range(3):
+        hit = np.flatnonzero(seeds.any(axis=tuple(a for a in range(3) if a != axis)))
+        n = editor.labels.shape[axis]
+        box.append(slice(max(int(hit[0]) - pad[axis], 0), min(int(hit[-1]) + 1 + pad[axis], n)))
+    region = (box[0], box[1], box[2])
+    return SeedPlan(
+        tuple(values),
+        region,
+        editor.labels[region].copy(),
+        np.asarray(editor.volume.array)[region],
+        tuple(float(s) for s in editor.volume.geometry.spacing),  # type: ignore[arg-type]
+        tuple(editor.locked_values()),
+    )
+
+
+def grow_region(
+    plan: SeedPlan, *, cancel: CancelToken = NEVER_CANCELLED, progress: Progress = no_progress
+) -> np.ndarray:
+    """The region's new labels: each free voxel (unlabelled, or one of the seeds' segments)
+    goes to the segment whose seeds reach it first across the image's edges, by a watershed
+    of the gradient magnitude from the seed strokes as markers (SimpleITK). Changes nothing."""
+    import SimpleITK as sitk
+
+    progress(1, 3, "Grow from seeds: gradient")
+    image = sitk.GetImageFromArray(plan.image.astype(np.float32))
+    image.SetSpacing(plan.spacing_xyz)
+    gradient = sitk.GradientMagnitudeRecursiveGaussian(image, float(min(plan.spacing_xyz)))
+    cancel.raise_if_cancelled()
+    progress(2, 3, "Grow from seeds: watershed")
+    current = plan.current
+    seeds = np.isin(current, list(plan.values))
+    markers = sitk.GetImageFromArray(np.where(seeds, current, 0).astype(np.uint16))
+    markers.CopyInformation(gradient)
+    grown = sitk.GetArrayFromImage(
+        sitk.MorphologicalWatershedFromMarkers(
+            gradient, markers, markWatershedLine=False, fullyConnected=True
+        )
+    )
+    cancel.raise_if_cancelled()
+    free = (current == 0) | seeds
+    if plan.locked:
+        free &= ~np.isin(current, list(plan.locked))
+    out = current.copy()
+    out[free] = grown[free].astype(out.dtype)
+    progress(3, 3, "Grow from seeds: done")
+    return out
+
+
+def apply_grown(editor: SegmentationEditor, plan: SeedPlan, out: np.ndarray) -> Step | None:
+    """Write a grown region back, unless the region was edited meanwhile."""
+    if not np.array_equal(editor.labels[plan.region], plan.current):
+        raise EditError("the segmentation changed while growing: grow from seeds again")
+    return editor.commit("grow from seeds", plan.region, out)
+
+
 def grow_from_seeds(
     editor: SegmentationEditor,
     values: Sequence[int],
@@ -293,51 +375,6 @@ def grow_from_seeds(
     cancel: CancelToken = NEVER_CANCELLED,
     progress: Progress = no_progress,
 ) -> Step | None:
-    """Each voxel of the seeds' region (their bounding box plus ``margin_mm``) goes to the
-    segment whose seeds reach it first across the image's edges: a watershed of the gradient
-    magnitude from the seed strokes as markers (SimpleITK). Needs strokes of two or more
-    segments (one of them may be a background segment); voxels of other segments and locked
-    ones are left as they are."""
-    import SimpleITK as sitk
-
-    if len(set(values)) < 2:
-        raise EditError("grow from seeds needs strokes of two or more segments")
-    for v in values:
-        _require(editor, v, voxels=True)
-    if editor.volume.is_color:
-        raise EditError("grow from seeds needs a grey-scale image")
-    seeds = np.isin(editor.labels, list(values))
-    sp = _zyx_spacing(editor)
-    pad = np.ceil(margin_mm / sp).astype(int)
-    box = []
-    for axis in range(3):
-        hit = np.flatnonzero(seeds.any(axis=tuple(a for a in range(3) if a != axis)))
-        n = editor.labels.shape[axis]
-        box.append(slice(max(int(hit[0]) - pad[axis], 0), min(int(hit[-1]) + 1 + pad[axis], n)))
-    region = tuple(box)
-    progress(1, 4, "Grow from seeds: gradient")
-    image = sitk.GetImageFromArray(np.asarray(editor.volume.array)[region].astype(np.float32))
-    image.SetSpacing(tuple(float(s) for s in editor.volume.geometry.spacing))
-    gradient = sitk.GradientMagnitudeRecursiveGaussian(image, float(sp.min()))
-    cancel.raise_if_cancelled()
-    progress(2, 4, "Grow from seeds: watershed")
-    current = editor.labels[region]
-    markers = np.where(np.isin(current, list(values)), current, 0).astype(np.uint16)
-    marker_image = sitk.GetImageFromArray(markers)
-    marker_image.CopyInformation(gradient)
-    grown = sitk.GetArrayFromImage(
-        sitk.MorphologicalWatershedFromMarkers(
-            gradient, marker_image, markWatershedLine=False, fullyConnected=True
-        )
-    )
-    cancel.raise_if_cancelled()
-    progress(3, 4, "Grow from seeds: writing")
-    free = (current == 0) | np.isin(current, list(values))
-    locked = editor.locked_values()
-    if locked:
-        free &= ~np.isin(current, locked)
-    out = current.copy()
-    out[free] = grown[free].astype(out.dtype)
-    step = editor.commit("grow from seeds", region, out)  # type: ignore[arg-type]
-    progress(4, 4, "Grow from seeds: done")
-    return step
+    """`seed_plan`, `grow_region` and `apply_grown` in one call (a script's way)."""
+    plan = seed_plan(editor, values, margin_mm)
+    return apply_grown(editor, plan, grow_region(plan, cancel=cancel, progress=progress))

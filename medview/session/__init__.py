@@ -327,7 +327,7 @@ class StudySession:
     def _edited(self, name: str) -> None:
         """Every change of the editor: a new step joins the reading's undo history (so do
         table changes made on the editor directly); undo, redo and visibility do not."""
-        if name != "visibility" and not name.startswith(("undo ", "redo ")):
+        if name not in ("visibility", "dab") and not name.startswith(("undo ", "redo ")):
             self._undo.append("segmentation")
             self._redo.clear()
         self.unsaved = True

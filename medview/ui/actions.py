@@ -119,6 +119,10 @@ def build_menus(w: MainWindow) -> None:
         tools.tool_actions[kind] = act
     tools.tool_actions[None].setChecked(True)
     t.addSeparator()
+    seg = w.segment_dock
+    a(w, t, "Segment editor: paint", lambda: seg.paint_button.toggle(), "B")
+    a(w, t, "Segment editor: erase", lambda: seg.erase_button.toggle(), "X")
+    t.addSeparator()
     a(w, t, "Delete measurement", w.controller.delete_selected, "Del")
     a(w, t, "Undo", w.undo, "Ctrl+Z")
     a(w, t, "Redo", w.redo, "Ctrl+Shift+Z")

@@ -27,6 +27,9 @@ class ViewerController(QObject):
         self.active_view: Any = None
         self.measurements = MeasurementList()
         self.tool: Kind | None = None  # None: navigate (crosshair)
+        # the segment editor's brush while it paints or erases: left drags go to it
+        # (``press(zyx, axis)``, ``move(zyx)``, ``release()``, ``radius_mm()``)
+        self.painter: Any = None
         self.selected: str | None = None
         self.ct_presets: tuple[Preset, ...] | None = None  # user-edited, from preferences
 

@@ -45,6 +45,7 @@ from medview.ui.opening import SeriesOpener
 from medview.ui.pacs_panel import PacsPanel
 from medview.ui.report_actions import ReportActions
 from medview.ui.risk_dock import RiskDock
+from medview.ui.segment_editor import SegmentEditorDock
 from medview.ui.view_tools import ViewTools
 from medview.ui.viewer_panel import ViewerPanel
 
@@ -130,6 +131,12 @@ class MainWindow(QMainWindow):
         self.inference, self.run_model = self.ai.inference, self.ai.run_model
         self.addDockWidget(RIGHT, self.models_dock)
         self.tabifyDockWidget(self.measure_dock, self.models_dock)
+        self.segment_dock = SegmentEditorDock(
+            self.session, self.controller, self.runner, self.notify, self._progress, self
+        )
+        self.addDockWidget(RIGHT, self.segment_dock)
+        self.tabifyDockWidget(self.models_dock, self.segment_dock)
+        self.tools.stop_painting = self.segment_dock.stop_brush
         self.risk_dock = RiskDock(
             self.session, self.runner, self.settings, self.measure_dock.selected_figures, self
         )

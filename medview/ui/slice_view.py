@@ -10,6 +10,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QCursor,
     QDragEnterEvent,
     QDropEvent,
     QFont,
@@ -152,9 +153,14 @@ class SliceView(QWidget):
         image = QImage(self._buffer.data, w, h, w * 4, QImage.Format.Format_ARGB32)
         p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.zoom < 4)
         p.drawImage(self.image_rect(), image)
-        if self.view is not View.NATIVE and self.controller.tool is None:
+        painter = self.controller.painter
+        if self.view is not View.NATIVE and self.controller.tool is None and painter is None:
             self._draw_crosshair(p)
         self._draw_measurements(p)
+        if painter is not None and self.underMouse():  # the brush, to scale
+            r = painter.radius_mm() / self.mm_per_widget_pixel()
+            p.setPen(QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DashLine))
+            p.drawEllipse(QPointF(self.mapFromGlobal(QCursor.pos())), r, r)
         if self.controller.show_annotations:
             self.corner_text.draw(p)
         if self.controller.active_view is self:
@@ -179,6 +185,14 @@ class SliceView(QWidget):
         p.drawLine(QPointF(pt.x(), 0), QPointF(pt.x(), self.height()))
 
     # -- measurements -------------------------------------------------------------------------
+    def _zyx(self, pos: QPointF) -> np.ndarray:
+        """The array index (z, y, x) under ``pos`` on the shown slice."""
+        state = self.controller.state
+        assert state is not None
+        row, col = self.to_plane(pos)
+        m = state.mapping(self.view)
+        return m.from_screen(np.array([state.slice_index(self.view), row, col], dtype=np.float64))
+
     def _lps(self, row: float, col: float) -> tuple[float, float, float]:
         state = self.controller.state
         assert state is not None
@@ -304,6 +318,10 @@ class SliceView(QWidget):
         if event.button() != Qt.MouseButton.LeftButton:
             return
         pos = event.position()
+        if self.controller.painter is not None and self.view is not View.NATIVE:
+            axis = self.controller.state.mapping(self.view).dims[0]  # the slice axis
+            self.controller.painter.press(self._zyx(pos), axis)
+            return
         tool = self.controller.tool
         if tool is Kind.ANGLE and self._pending is not None and len(self._pending.points) == 3:
             self._commit_pending()  # third click ends the angle
@@ -335,6 +353,8 @@ class SliceView(QWidget):
             shown = f"{value:g}{unit}" if isinstance(value, float) else f"RGB {value}"
             self.hovered.emit(f"({lps[0]:.1f}, {lps[1]:.1f}, {lps[2]:.1f}) mm LPS   {shown}")
         if self._drag is None:
+            if self.controller.painter is not None:
+                self.update()  # the brush circle follows the mouse
             if self._pending is not None and self._moving == 2:
                 self._move_pending(row, col)  # angle: third point follows the mouse
             return
@@ -347,6 +367,8 @@ class SliceView(QWidget):
         elif button == Qt.MouseButton.MiddleButton:
             self.pan += delta
             self.update()
+        elif button == Qt.MouseButton.LeftButton and self.controller.painter is not None:
+            self.controller.painter.move(self._zyx(pos))
         elif button == Qt.MouseButton.LeftButton and self._pending is not None:
             self._move_pending(row, col)
         elif button == Qt.MouseButton.LeftButton and self.view is not View.NATIVE:
@@ -361,6 +383,9 @@ class SliceView(QWidget):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         self._drag = None
+        if self.controller.painter is not None and event.button() == Qt.MouseButton.LeftButton:
+            self.controller.painter.release()
+            return
         m = self._pending
         if m is None or event.button() != Qt.MouseButton.LeftButton:
             return

@@ -50,6 +50,7 @@ class ViewTools(QObject):
         self.cine_action = QAction()
         self.preset_menu: QMenu | None = None
         self.tool_actions: dict[Kind | None, QAction] = {}
+        self.stop_painting: Callable[[], None] | None = None  # the segment editor's brush
         for view in viewer.views.values():
             view.activated.connect(lambda _v: self.show_active_slab())
 
@@ -91,6 +92,9 @@ class ViewTools(QObject):
             v.reset()
 
     def set_tool(self, kind: Kind | None) -> None:
+        """A measurement tool, or None: navigate (Esc). Either ends painting."""
+        if self.stop_painting is not None:
+            self.stop_painting()
         self.controller.set_tool(kind)
         for k, act in self.tool_actions.items():
             act.setChecked(k is kind)

@@ -1,0 +1,386 @@
+"""The Segment Editor dock: the working segmentation's segment table and the tools that
+correct it (brush and eraser in any MPR view, threshold, islands, margins, hollow, logical
+operations, grow from seeds in a worker). Every change is a step of the session's one undo
+history (Ctrl+Z / Ctrl+Shift+Z)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medview.segedit import tools
+from medview.segedit.editor import EditError
+from medview.session import StudySession
+from medview.ui.bridge import TaskRunner
+from medview.ui.controller import ViewerController
+
+# common things a reader draws, with their SNOMED CT codes: (name, code, meaning, finding)
+PICK_LIST = (
+    ("Lesion", "108369006", "Neoplasm", True),
+    ("Nodule", "27925004", "Nodule", True),
+    ("Mass", "4147007", "Mass", True),
+    ("Cyst", "441457006", "Cyst", True),
+    ("Lung", "39607008", "Lung", False),
+    ("Liver", "10200004", "Liver", False),
+    ("Kidney", "64033007", "Kidney", False),
+    ("Spleen", "78961009", "Spleen", False),
+    ("Heart", "80891009", "Heart", False),
+    ("Brain", "12738006", "Brain", False),
+    ("Bone", "272673000", "Bone", False),
+    ("Lymph node", "59441001", "Lymph node", False),
+    ("Other (no code)", "", "", False),
+)
+PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48))
+
+
+class Brush(QObject):
+    """Paints (or erases) the selected segment where the left button drags in a slice
+    view: each dab is shown at once, the whole stroke is one undo step."""
+
+    def __init__(self, dock: SegmentEditorDock) -> None:
+        super().__init__(dock)
+        self.dock = dock
+        self.erase = False
+        self._last: np.ndarray | None = None
+        self._axis = 0
+
+    def radius_mm(self) -> float:
+        return float(self.dock.size_mm.value())
+
+    def _dab(self, zyx: np.ndarray) -> None:
+        d = self.dock
+        value = d.selected_value()
+        if value is None:
+            return
+        spacing = np.asarray(d.session.volume.geometry.spacing)[::-1]  # type: ignore[union-attr]
+        points = [zyx]
+        if self._last is not None:  # fill the gaps of a fast drag: a dab every half radius
+            gap = float(np.linalg.norm((zyx - self._last) * spacing))
+            steps = int(gap / max(self.radius_mm() / 2, 0.1))
+            points = [self._last + (zyx - self._last) * (k + 1) / (steps + 1) for k in range(steps)]
+            points.append(zyx)
+        self._last = zyx
+        d.session.edit(
+            tools.paint,
+            [tuple(p) for p in points],
+            self.radius_mm(),
+            value,
+            axis=None if d.sphere.isChecked() else self._axis,
+            erase=self.erase,
+            intensity=d.intensity() if not self.erase else None,
+            overwrite=d.overwrite.isChecked(),
+        )
+
+    def press(self, zyx: np.ndarray, axis: int) -> None:
+        self._axis, self._last = axis, None
+        if self.dock.selected_value() is None:
+            self.dock.say("Select (or add) a segment to paint.")
+            return
+        self.dock.session.segment_editor().begin_group()
+        self.dock.attempt(lambda: self._dab(zyx))
+
+    def move(self, zyx: np.ndarray) -> None:
+        self.dock.attempt(lambda: self._dab(zyx))
+
+    def release(self) -> None:
+        editor = self.dock.session.editor
+        if editor is not None:
+            editor.end_group("erase" if self.erase else "paint")
+        self._last = None
+
+
+class SegmentEditorDock(QDockWidget):
+    def __init__(
+        self,
+        session: StudySession,
+        controller: ViewerController,
+        runner: TaskRunner,
+        notify: Callable[[str], None],
+        progress: Callable[[int, int, str], None],
+        parent: QWidget,
+    ) -> None:
+        super().__init__("Segment editor", parent)
+        self.setObjectName("segment-editor")
+        self.session, self.controller, self.runner = session, controller, runner
+        self.notify, self.progress = notify, progress
+        self.brush = Brush(self)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["", "Segment", "Type", "Shown", "Locked"])
+        self.table.verticalHeader().hide()
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
+        self.table.setColumnWidth(0, 22)
+        self.table.itemChanged.connect(self._item_changed)
+        layout.addWidget(self.table)
+        row = QHBoxLayout()
+        add, remove = QPushButton("Add segment…"), QPushButton("Remove")
+        add.clicked.connect(self.add_segment_dialog)
+        remove.clicked.connect(self._remove)
+        row.addWidget(add)
+        row.addWidget(remove)
+        layout.addLayout(row)
+        grid = QGridLayout()
+        self.paint_button = QPushButton("Paint (B)")
+        self.erase_button = QPushButton("Erase (X)")
+        for b in (self.paint_button, self.erase_button):
+            b.setCheckable(True)
+        self.paint_button.toggled.connect(lambda on: self.set_brush(on, erase=False))
+        self.erase_button.toggled.connect(lambda on: self.set_brush(on, erase=True))
+        self.size_mm = QDoubleSpinBox(minimum=0.5, maximum=100.0, value=5.0, suffix=" mm")
+        self.size_mm.setToolTip("Brush radius (drawn as the cursor circle)")
+        self.sphere = QCheckBox("3-D sphere")
+        self.overwrite = QCheckBox("Overwrite other segments")
+        self.overwrite.setChecked(True)
+        self.limit = QCheckBox("Only intensities")
+        self.low = QDoubleSpinBox(minimum=-100000, maximum=100000, value=-400, decimals=0)
+        self.high = QDoubleSpinBox(minimum=-100000, maximum=100000, value=400, decimals=0)
+        grid.addWidget(self.paint_button, 0, 0)
+        grid.addWidget(self.erase_button, 0, 1)
+        grid.addWidget(self.size_mm, 0, 2)
+        grid.addWidget(self.sphere, 1, 0)
+        grid.addWidget(self.overwrite, 1, 1, 1, 2)
+        grid.addWidget(self.limit, 2, 0)
+        grid.addWidget(self.low, 2, 1)
+        grid.addWidget(self.high, 2, 2)
+        self.mm = QDoubleSpinBox(minimum=0.1, maximum=200.0, value=2.0, suffix=" mm")
+        self.ml = QDoubleSpinBox(
+            minimum=0.001, maximum=10000.0, value=0.5, suffix=" mL", decimals=3
+        )
+        self.other = QComboBox()
+        self.other.setToolTip("The second segment of Merge and Grow from seeds")
+        buttons: list[tuple[str, Callable[[], Any], int, int]] = [
+            ("Threshold", self.threshold, 3, 0),
+            ("Keep largest island", lambda: self._run(tools.keep_largest_island), 4, 0),
+            (
+                "Remove islands under",
+                lambda: self._run(tools.remove_small_islands, self.ml.value()),
+                4,
+                1,
+            ),
+            ("Split islands", lambda: self._run(tools.split_islands), 5, 0),
+            ("Grow by", lambda: self._run(tools.margin, self.mm.value()), 6, 0),
+            ("Shrink by", lambda: self._run(tools.margin, -self.mm.value()), 6, 1),
+            ("Hollow", lambda: self._run(tools.hollow, self.mm.value()), 7, 0),
+            ("Invert", lambda: self._run(tools.logical, "invert"), 7, 1),
+            ("Clear", lambda: self._run(tools.logical, "clear"), 7, 2),
+            ("Merge in", self.merge, 8, 0),
+            ("Grow from seeds", self.grow_from_seeds, 8, 1),
+        ]
+        for text, slot, r, c in buttons:
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            grid.addWidget(b, r, c)
+        grid.addWidget(self.ml, 4, 2)
+        grid.addWidget(self.mm, 6, 2)
+        grid.addWidget(self.other, 8, 2)
+        layout.addLayout(grid)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        new = QPushButton("New segmentation on this series")
+        new.clicked.connect(lambda: self.add_segment("Segment 1", PALETTE[0]))
+        layout.addWidget(new)
+        layout.addStretch(1)
+        self.setWidget(body)
+        self._filling = False
+        session.subscribe("segmentation", lambda _s: self.refresh())
+        session.subscribe("series", lambda _s: self.refresh())
+
+    # -- the table ------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        editor = self.session.editor
+        rows = editor.table if editor is not None else ()
+        seg = self.session.segmentation
+        selected = self.selected_value()
+        self._filling = True
+        self.table.setRowCount(len(rows))
+        for i, e in enumerate(rows):
+            s = e.segment
+            swatch = QTableWidgetItem()
+            swatch.setBackground(QColor(*s.color))
+            swatch.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+            swatch.setData(Qt.ItemDataRole.UserRole, s.value)
+            name = QTableWidgetItem(s.name)
+            kind = QTableWidgetItem(seg.algorithm_type_of(s).lower() if seg else "")
+            kind.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
+            self.table.setItem(i, 0, swatch)
+            self.table.setItem(i, 1, name)
+            self.table.setItem(i, 2, kind)
+            for col, on in ((3, e.visible), (4, e.locked)):
+                box = QTableWidgetItem()
+                box.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+                box.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+                self.table.setItem(i, col, box)
+            if s.value == selected:
+                self.table.selectRow(i)
+        if rows and self.selected_value() is None:
+            self.table.selectRow(0)
+        self.other.clear()
+        for e in rows:
+            self.other.addItem(e.segment.name, e.segment.value)
+        self._filling = False
+        # hidden segments are hidden on the overlay too
+        state = self.controller.state
+        if state is not None and state.overlay is not None:
+            state.overlay.hidden = {e.segment.value for e in rows if not e.visible}
+            self.controller.changed.emit()
+
+    def selected_value(self) -> int | None:
+        row = self.table.currentRow()
+        item = self.table.item(row, 0) if row >= 0 else None
+        return int(item.data(Qt.ItemDataRole.UserRole)) if item is not None else None
+
+    def select(self, value: int) -> None:
+        for row in range(self.table.rowCount()):
+            item = self.table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == value:
+                self.table.selectRow(row)
+
+    def _item_changed(self, item: QTableWidgetItem) -> None:
+        if self._filling or self.session.editor is None:
+            return
+        head = self.table.item(item.row(), 0)
+        if head is None:
+            return
+        value = head.data(Qt.ItemDataRole.UserRole)
+        checked = item.checkState() == Qt.CheckState.Checked
+        changes: dict[str, object] = {}
+        if item.column() == 1:
+            changes = {"name": item.text().strip() or "Segment"}
+        elif item.column() == 3:
+            changes = {"visible": checked}
+        elif item.column() == 4:
+            changes = {"locked": checked}
+        if changes:
+            editor = self.session.segment_editor()
+            self.attempt(lambda: editor.update_entry(value, "change segment", **changes))
+
+    def add_segment_dialog(self) -> None:
+        names = [p[0] for p in PICK_LIST]
+        name, ok = QInputDialog.getItem(self, "Add segment", "What it is", names, 0, True)
+        if ok and name:
+            self.add_segment(name)
+
+    def add_segment(self, name: str, color: tuple[int, int, int] | None = None) -> int | None:
+        """Add a segment (from the pick list when ``name`` is on it: with its SNOMED CT
+        code) and select it; starts a segmentation on the shown series when there is none."""
+        if self.session.volume is None:
+            self.say("Open a series first.")
+            return None
+        pick = next((p for p in PICK_LIST if p[0] == name), None)
+        codes = {"snomed_code": pick[1], "snomed_meaning": pick[2]} if pick and pick[1] else {}
+        editor = self.session.segment_editor()
+        colour = color or PALETTE[len(editor.table) % len(PALETTE)]
+        finding = bool(pick and pick[3])
+        segment = self.session.edit(lambda e: e.add_segment(name, colour, finding=finding, **codes))
+        self.refresh()
+        self.select(segment.value)
+        return int(segment.value)
+
+    def _remove(self) -> None:
+        value = self.selected_value()
+        if value is not None:
+            self.attempt(lambda: self.session.edit(lambda e: e.remove_segment(value)))
+
+    # -- tools ----------------------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        self.message.setText(text)
+
+    def attempt(self, action: Callable[[], Any]) -> Any:
+        """Run an edit; a refused one says why (nothing was changed)."""
+        try:
+            out = action()
+        except EditError as e:
+            self.say(str(e))
+            return None
+        self.say("")
+        return out
+
+    def intensity(self) -> tuple[float, float] | None:
+        return (self.low.value(), self.high.value()) if self.limit.isChecked() else None
+
+    def stop_brush(self) -> None:
+        for b in (self.paint_button, self.erase_button):
+            b.setChecked(False)
+
+    def set_brush(self, on: bool, erase: bool) -> None:
+        """Paint or erase with the mouse (``on``), or back to the viewer's tools."""
+        other = self.paint_button if erase else self.erase_button
+        if on:
+            other.blockSignals(True)
+            other.setChecked(False)
+            other.blockSignals(False)
+            self.brush.erase = erase
+            self.controller.set_tool(None)
+        self.controller.painter = self.brush if on else None
+        self.controller.changed.emit()
+
+    def _run(self, tool: Callable[..., Any], *args: Any) -> None:
+        value = self.selected_value()
+        if value is None:
+            self.say("Select a segment first.")
+            return
+        self.attempt(lambda: self.session.edit(tool, value, *args))
+
+    def threshold(self) -> None:
+        value = self.selected_value()
+        if value is None:
+            self.say("Select a segment first.")
+            return
+        lo, hi = self.low.value(), self.high.value()
+        self.attempt(
+            lambda: self.session.edit(
+                tools.threshold, value, lo, hi, overwrite=self.overwrite.isChecked()
+            )
+        )
+
+    def merge(self) -> None:
+        value, other = self.selected_value(), self.other.currentData()
+        if value is not None:
+            self.attempt(lambda: self.session.edit(tools.logical, "merge", value, other))
+
+    def grow_from_seeds(self) -> None:
+        """The selected segment's and the second segment's strokes grow into the region
+        around them, in a worker (progress, Cancel); applied when done."""
+        value, other = self.selected_value(), self.other.currentData()
+        if value is None or self.session.volume is None:
+            self.say("Select a segment first.")
+            return
+        plan = self.attempt(lambda: tools.seed_plan(self.session.segment_editor(), [value, other]))
+        if plan is None:
+            return
+
+        def done(out: np.ndarray) -> None:
+            editor = self.session.editor
+            if editor is not None:
+                self.attempt(lambda: self.session.edit(lambda e: tools.apply_grown(e, plan, out)))
+
+        self.runner.submit(
+            "Growing from seeds",
+            lambda *, cancel, progress: tools.grow_region(plan, cancel=cancel, progress=progress),
+            on_done=done,
+            on_error=self.notify,
+            on_progress=self.progress,
+            slot="grow",
+        )

@@ -1,0 +1,143 @@
+"""The Segment Editor in the real window on the demo CT: a brush click and stroke by mouse
+events, threshold, keep-largest-island and grow from seeds from the dock's buttons, Ctrl+Z
+and Ctrl+Shift+Z, each checked voxel by voxel against numpy, scipy or SimpleITK directly; and
+the edited segmentation back after quitting and reopening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QPoint, QPointF, Qt
+
+from tests.conftest import DEMO_CT
+from tests.ui.conftest import open_window, wait_for_volume
+
+
+def _button(dock, text: str):  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QPushButton
+
+    return next(b for b in dock.findChildren(QPushButton) if b.text() == text)
+
+
+def test_segment_editor_in_the_window(qtbot, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    from medview.viewer.mpr import View
+
+    window = open_window(qtbot, tmp_path)
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    dock = window.segment_dock
+    dock.show()
+    dock.raise_()
+    session = window.session
+    volume = session.volume
+    image = np.asarray(volume.array)
+    sp = np.asarray(volume.geometry.spacing)[::-1]
+    lesion = dock.add_segment("Lesion")
+    assert session.segmentation is not None
+    assert session.segmentation.segment(lesion).snomed_code == "108369006"
+
+    # a brush click on the axial view: one disc, voxel by voxel
+    axial = window.viewer.views[View.AXIAL]
+    qtbot.keyClick(window, Qt.Key.Key_B)
+    assert window.controller.painter is not None
+    dock.size_mm.setValue(6.0)
+    pos = QPoint(axial.width() // 2 - 20, axial.height() // 2 + 10)
+    centre = axial._zyx(QPointF(pos))
+    qtbot.mousePress(axial, Qt.MouseButton.LeftButton, pos=pos)
+    qtbot.mouseRelease(axial, Qt.MouseButton.LeftButton, pos=pos)
+    z, y, x = np.ogrid[: volume.shape[0], : volume.shape[1], : volume.shape[2]]
+    disc = (z == round(centre[0])) & (
+        ((y - centre[1]) * sp[1]) ** 2 + ((x - centre[2]) * sp[2]) ** 2 <= 36.0
+    )
+    labels = session.segmentation.labels.array
+    assert np.array_equal(labels == lesion, disc)
+    # a drag stroke is one undo step
+    steps = len(session._undo)
+    qtbot.mousePress(axial, Qt.MouseButton.LeftButton, pos=pos + QPoint(0, 30))
+    for k in range(1, 6):
+        qtbot.mouseMove(axial, pos + QPoint(8 * k, 30))
+    qtbot.mouseRelease(axial, Qt.MouseButton.LeftButton, pos=pos + QPoint(40, 30))
+    assert len(session._undo) == steps + 1
+    assert (session.segmentation.labels.array == lesion).sum() > disc.sum()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(session.segmentation.labels.array == lesion, disc)
+    qtbot.keyClick(window, Qt.Key.Key_Escape)  # back to navigating: the brush is off
+    assert window.controller.painter is None and not dock.paint_button.isChecked()
+
+    # threshold to a new segment, then keep its largest island (scipy's components)
+    lung = dock.add_segment("Lung")
+    dock.low.setValue(-1000)
+    dock.high.setValue(-400)
+    dock.overwrite.setChecked(False)
+    _button(dock, "Threshold").click()
+    labels = session.segmentation.labels.array
+    want = (image >= -1000) & (image <= -400) & ~disc
+    assert np.array_equal(labels == lung, want)
+    _button(dock, "Keep largest island").click()
+    cc, _ = ndimage.label(want, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(cc.ravel())
+    sizes[0] = 0
+    want = cc == int(np.argmax(sizes))
+    assert np.array_equal(session.segmentation.labels.array == lung, want)
+
+    # grow from seeds (lesion disc + a stroke of a background segment), in the worker
+    background = dock.add_segment("Other (no code)")
+    session.edit(
+        lambda e: __import__("medview.segedit.tools", fromlist=["paint"]).paint(
+            e, [(round(centre[0]), centre[1] + 40, centre[2] + 40)], 4.0, background
+        )
+    )
+    dock.select(lesion)
+    dock.other.setCurrentIndex(dock.other.findData(background))
+    from medview.segedit import tools
+
+    plan = tools.seed_plan(session.segment_editor(), [lesion, background])
+    _button(dock, "Grow from seeds").click()
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=60000)
+    # the same watershed, by SimpleITK directly
+    region = plan.region
+    img = sitk.GetImageFromArray(image[region].astype(np.float32))
+    img.SetSpacing(tuple(float(s) for s in volume.geometry.spacing))
+    grad = sitk.GradientMagnitudeRecursiveGaussian(img, float(sp.min()))
+    seeds = np.isin(plan.current, [lesion, background])
+    markers = sitk.GetImageFromArray(np.where(seeds, plan.current, 0).astype(np.uint16))
+    markers.CopyInformation(grad)
+    ws = sitk.GetArrayFromImage(sitk.MorphologicalWatershedFromMarkers(grad, markers, False, True))
+    expected = plan.current.copy()
+    free = (plan.current == 0) | seeds
+    expected[free] = ws[free]
+    assert np.array_equal(session.segmentation.labels.array[region], expected)
+    grown = session.segmentation.labels.array.copy()
+
+    # undo everything of the editor, then redo it
+    for _ in range(20):
+        qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert session.segmentation is None and window.controller.state.overlay is None
+    for _ in range(20):
+        qtbot.keyClick(
+            window,
+            Qt.Key.Key_Z,
+            Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+        )
+    assert np.array_equal(session.segmentation.labels.array, grown)
+    window.close()  # quits: the edit not yet kept by the timer is kept now
+    window.db.close()
+
+    again = open_window(qtbot, tmp_path)  # restarted
+    try:
+        again.open_stack(
+            again.db.search()[0].study_uid and None, study_uid=again.db.search()[0].study_uid
+        )
+        wait_for_volume(qtbot, again)
+        qtbot.waitUntil(lambda: again.session.segmentation is not None, timeout=10000)
+        assert np.array_equal(again.session.segmentation.labels.array, grown)
+        names = [e.segment.name for e in again.session.editor.table]
+        assert names == ["Lesion", "Lung", "Other (no code)"]
+        assert again.segment_dock.table.rowCount() == 3
+    finally:
+        again.close()
+        again.db.close()
