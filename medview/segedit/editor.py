@@ -61,10 +61,15 @@ class Step:
     table_after: tuple[Entry, ...]
     provenance_before: Provenance | None
     provenance_after: Provenance | None
+    # the running figures (counts, sums, squares per label) before and after: undo and redo
+    # restore them instead of recounting the box
+    figures_before: tuple[np.ndarray, ...] = ()
+    figures_after: tuple[np.ndarray, ...] = ()
 
     @property
     def nbytes(self) -> int:
-        return len(self.before) + len(self.after) + 64 * (len(self.table_before) + 8)
+        figures = sum(a.nbytes for a in (*self.figures_before, *self.figures_after))
+        return len(self.before) + len(self.after) + 64 * (len(self.table_before) + 8) + figures
 
 
 @dataclass
@@ -103,6 +108,7 @@ class SegmentationEditor:
         self.history = History()
         self.listeners: list[Callable[[str], None]] = []
         self._group_start: int | None = None  # a stroke being drawn (`begin_group`)
+        self._totals: tuple[float, float] | None = None
         self._image = None if volume.is_color else np.asarray(volume.array)
         self._voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
         n = int(np.iinfo(dtype).max) + 1
@@ -200,8 +206,18 @@ class SegmentationEditor:
         for listener in list(self.listeners):
             listener(name)
 
-    def _write(self, box: Box, values: np.ndarray) -> None:
-        """Write ``values`` into ``box``, updating the figures from the changed voxels only."""
+    def _figures(self) -> tuple[np.ndarray, ...]:
+        return (self._counts.copy(), self._sums.copy(), self._squares.copy())
+
+    def _set_figures(self, figures: tuple[np.ndarray, ...]) -> None:
+        self._counts[:], self._sums[:], self._squares[:] = figures
+
+    def _write(self, box: Box, values: np.ndarray, figures: bool = True) -> None:
+        """Write ``values`` into ``box``, updating the figures from the changed voxels only
+        (``figures`` False: the caller sets them)."""
+        if not figures:
+            self.labels[box] = values
+            return
         old = self.labels[box]
         changed = old != values
         was, now = old[changed], values[changed]
@@ -221,6 +237,7 @@ class SegmentationEditor:
         table: tuple[Entry, ...] | None = None,
         provenance: Provenance | str | None = "same",
         mark_edited: bool = True,
+        figures: tuple[np.ndarray, ...] | None = None,
     ) -> Step | None:
         """Make one undoable step: ``values`` into ``box`` of the label map and/or a new
         table. Returns the step, or None when nothing changed. AI segments whose voxels
@@ -229,6 +246,7 @@ class SegmentationEditor:
             name = self.GROUPED
         before = after = b""
         step_box = None
+        figures_before = self._figures()
         shape: tuple[int, int, int] = (0, 0, 0)
         table_before = self.table
         if box is not None and values is not None:
@@ -242,9 +260,13 @@ class SegmentationEditor:
                 old_part, new_part = old[inner].copy(), values[inner]
                 shape = old_part.shape
                 before, after = _pack(old_part), _pack(new_part)
-                touched = set(np.unique(old_part).tolist()) | set(np.unique(new_part).tolist())
-                self._write(step_box, new_part)  # type: ignore[arg-type]
-                if mark_edited:
+                self._write(step_box, new_part, figures is None)  # type: ignore[arg-type]
+                if figures is not None:
+                    self._set_figures(figures)
+                if mark_edited:  # the labels whose voxels changed (bincount: no sort)
+                    changed = old_part != new_part
+                    touched = set(np.flatnonzero(np.bincount(old_part[changed])).tolist())
+                    touched |= set(np.flatnonzero(np.bincount(new_part[changed])).tolist())
                     table = self._edited(touched, table if table is not None else self.table)
         new_table = table if table is not None else self.table
         new_prov = self.provenance if provenance == "same" else provenance
@@ -260,6 +282,8 @@ class SegmentationEditor:
             new_table,
             self.provenance,
             new_prov,  # type: ignore[arg-type]
+            figures_before,
+            self._figures(),
         )
         self.table, self.provenance = new_table, new_prov  # type: ignore[assignment]
         self.history.done.append(step)
@@ -286,7 +310,9 @@ class SegmentationEditor:
             values = np.frombuffer(zlib.decompress(data), dtype=self.labels.dtype).reshape(
                 step.shape
             )
-            self._write(step.box, values)
+            self._write(step.box, values, figures=not step.figures_before)
+        if step.figures_before:
+            self._set_figures(step.figures_after if forward else step.figures_before)
         self.table = step.table_after if forward else step.table_before
         self.provenance = step.provenance_after if forward else step.provenance_before
 
@@ -371,7 +397,37 @@ class SegmentationEditor:
         values = labels.astype(self.labels.dtype, copy=False)
         table = tuple(Entry(s, origin=origin) for s in seg.segments)
         self.notes = seg.notes
-        return self.commit(name, full, values, table, seg.provenance, mark_edited=False)
+        return self.commit(
+            name, full, values, table, seg.provenance, mark_edited=False, figures=self._of(seg)
+        )
+
+    def _of(self, seg: Segmentation) -> tuple[np.ndarray, ...] | None:
+        """The running figures of ``seg``'s whole map from its statistics (voxels, mean, SD
+        per segment), so a model's result is taken without recounting 10^8 voxels; None when
+        its statistics do not cover every label (then the changed voxels are counted)."""
+        if not seg.stats or self._image is None:
+            return None
+        counts = np.zeros_like(self._counts)
+        sums, squares = np.zeros_like(self._sums), np.zeros_like(self._squares)
+        for st in seg.stats:
+            counts[st.value] = st.voxels
+            sums[st.value] = st.mean * st.voxels
+            squares[st.value] = (st.sd**2 + st.mean**2) * st.voxels
+        if not np.isfinite(sums).all() or counts.sum() > self.labels.size:
+            return None
+        present = seg.counts
+        if len(present) > len(counts) or not np.array_equal(present[1:], counts[1 : len(present)]):
+            return None
+        counts[0] = self.labels.size - counts[1:].sum()
+        if self._totals is None:  # the whole image's sum and sum of squares, once
+            image = self._image
+            self._totals = (
+                float(image.sum(dtype=np.float64)),
+                float(np.square(image, dtype=np.float64).sum()),
+            )
+        total, total_sq = self._totals
+        sums[0], squares[0] = total - sums[1:].sum(), total_sq - squares[1:].sum()
+        return counts, sums, squares
 
     def set_table(self, table: tuple[Entry, ...], name: str) -> Step | None:
         return self.commit(name, None, None, table)
