@@ -9,6 +9,7 @@ functions: the window starts without it).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -378,3 +379,54 @@ def grow_from_seeds(
     """`seed_plan`, `grow_region` and `apply_grown` in one call (a script's way)."""
     plan = seed_plan(editor, values, margin_mm)
     return apply_grown(editor, plan, grow_region(plan, cancel=cancel, progress=progress))
+
+
+def _signed_distance_2d(mask: np.ndarray, spacing_rc: tuple[float, float]) -> np.ndarray:
+    """Signed distance (mm) of a 2-D mask: negative inside (to the nearest outside pixel),
+    positive outside (to the nearest inside pixel); exact Euclidean (SimpleITK's Maurer)."""
+    import SimpleITK as sitk
+
+    def to(m: np.ndarray) -> np.ndarray:
+        image = sitk.GetImageFromArray(m.astype(np.uint8))
+        image.SetSpacing((float(spacing_rc[1]), float(spacing_rc[0])))
+        d = sitk.SignedMaurerDistanceMap(
+            image, insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+        )
+        return np.maximum(sitk.GetArrayFromImage(d), 0.0)
+
+    return to(mask) - to(~mask)
+
+
+def fill_between_slices(
+    editor: SegmentationEditor, value: int, axis: int = 0, *, overwrite: bool = False
+) -> Step | None:
+    """Fill the slices between those where segment ``value`` is drawn (across ``axis``) by
+    shape-based interpolation: each slice in a gap gets the zero level of the signed distance
+    maps of the two drawn slices around it, blended by its position between them. ITK's
+    morphological contour interpolation is not installable here (no ``itk`` wheel offline;
+    SimpleITK lacks the filter), so this uses SimpleITK's exact distance maps instead."""
+    _require(editor, value, voxels=True)
+    mask = np.moveaxis(editor.labels == value, axis, 0)
+    drawn = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    if len(drawn) < 2:
+        raise EditError("fill between slices needs the segment drawn on two or more slices")
+    gaps = [(a, b) for a, b in itertools.pairwise(drawn) if b - a > 1]
+    if not gaps:
+        raise EditError("the drawn slices are next to each other: nothing to fill")
+    sp = _zyx_spacing(editor)
+    in_plane = tuple(float(sp[i]) for i in range(3) if i != axis)
+    fill = np.zeros_like(mask)
+    for a, b in gaps:
+        both = mask[a] | mask[b]
+        rows, cols = np.flatnonzero(both.any(axis=1)), np.flatnonzero(both.any(axis=0))
+        pad = 2
+        r0, r1 = max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, both.shape[0])
+        c0, c1 = max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, both.shape[1])
+        da = _signed_distance_2d(mask[a, r0:r1, c0:c1], in_plane)  # type: ignore[arg-type]
+        db = _signed_distance_2d(mask[b, r0:r1, c0:c1], in_plane)  # type: ignore[arg-type]
+        for k in range(a + 1, b):
+            t = (k - a) / (b - a)
+            fill[k, r0:r1, c0:c1] = (1 - t) * da + t * db < 0
+    return editor.write(
+        "fill between slices", np.moveaxis(fill, 0, axis), value, overwrite=overwrite
+    )

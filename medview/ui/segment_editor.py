@@ -179,11 +179,12 @@ class SegmentEditorDock(QDockWidget):
                 1,
             ),
             ("Split islands", lambda: self._run(tools.split_islands), 5, 0),
+            ("Fill between slices", self.fill_between, 5, 1),
             ("Grow by", lambda: self._run(tools.margin, self.mm.value()), 6, 0),
             ("Shrink by", lambda: self._run(tools.margin, -self.mm.value()), 6, 1),
             ("Hollow", lambda: self._run(tools.hollow, self.mm.value()), 7, 0),
-            ("Invert", lambda: self._run(tools.logical, "invert"), 7, 1),
-            ("Clear", lambda: self._run(tools.logical, "clear"), 7, 2),
+            ("Invert", lambda: self._run(lambda e, v: tools.logical(e, "invert", v)), 7, 1),
+            ("Clear", lambda: self._run(lambda e, v: tools.logical(e, "clear", v)), 7, 2),
             ("Merge in", self.merge, 8, 0),
             ("Grow from seeds", self.grow_from_seeds, 8, 1),
         ]
@@ -341,7 +342,9 @@ class SegmentEditorDock(QDockWidget):
         if value is None:
             self.say("Select a segment first.")
             return
-        self.attempt(lambda: self.session.edit(tool, value, *args))
+        step = self.attempt(lambda: self.session.edit(tool, value, *args))
+        if step is None and not self.message.text():
+            self.say("Nothing to change: the segment is already so.")
 
     def threshold(self) -> None:
         value = self.selected_value()
@@ -354,6 +357,16 @@ class SegmentEditorDock(QDockWidget):
                 tools.threshold, value, lo, hi, overwrite=self.overwrite.isChecked()
             )
         )
+
+    def fill_between(self) -> None:
+        """Fill between the slices drawn in the active view's direction."""
+        active = self.controller.active_view
+        state = self.controller.state
+        if state is None:
+            return
+        view = active.view if active is not None else None
+        axis = state.mapping(view).dims[0] if view is not None and view.value != "native" else 0
+        self._run(tools.fill_between_slices, axis)
 
     def merge(self) -> None:
         value, other = self.selected_value(), self.other.currentData()

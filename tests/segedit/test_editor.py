@@ -212,3 +212,41 @@ def test_undo_history_is_small_exact_and_fast(demo_ct, demo_seg) -> None:  # typ
     ed.redo()
     final = ed.labels.copy()
     assert (final == lesion).sum() > (runs[2] == lesion).sum()
+
+
+def test_fill_between_slices_equals_scipy_shape_interpolation(demo_ct) -> None:  # type: ignore[no-untyped-def]
+    """Discs of 6 and 12 mm drawn on axial slices 20 and 26: the slices between get the zero
+    level of the blended signed distances, computed here with scipy."""
+    from scipy import ndimage
+
+    ed = _editor(demo_ct)
+    seg = ed.add_segment("lesion", (255, 0, 0))
+    with pytest.raises(EditError, match="two or more slices"):
+        tools.paint(ed, [(20, 250.0, 250.0)], 6.0, seg.value)
+        tools.fill_between_slices(ed, seg.value)
+    tools.paint(ed, [(26, 256.0, 244.0)], 12.0, seg.value)
+    drawn = ed.labels == seg.value
+    tools.fill_between_slices(ed, seg.value)
+    sp = _physical(demo_ct)[1:]
+
+    def sdf(m: np.ndarray) -> np.ndarray:
+        return ndimage.distance_transform_edt(~m, sampling=sp) - ndimage.distance_transform_edt(
+            m, sampling=sp
+        )
+
+    d0, d1 = sdf(drawn[20]), sdf(drawn[26])
+    for k in range(21, 26):
+        t = (k - 20) / 6
+        blend = (1 - t) * d0 + t * d1
+        want = blend < 0
+        got = ed.labels[k] == seg.value
+        differ = got != want
+        assert np.all(np.abs(blend[differ]) < 1e-6)  # only exact ties may differ
+        assert want.sum() > drawn[20].sum()  # it grows towards the larger disc
+    assert np.array_equal(ed.labels[:20] == seg.value, np.zeros_like(drawn[:20]))
+    ed.undo()
+    assert np.array_equal(ed.labels == seg.value, drawn)
+    with pytest.raises(EditError, match="next to each other"):
+        tools.paint(ed, [(27, 256.0, 244.0)], 12.0, seg.value)
+        tools.fill_between_slices(ed, seg.value)
+        tools.fill_between_slices(ed, seg.value)

@@ -141,3 +141,81 @@ def test_segment_editor_in_the_window(qtbot, tmp_path: Path) -> None:  # type: i
     finally:
         again.close()
         again.db.close()
+
+
+def test_fill_between_slices_and_refusals_in_the_window(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from scipy import ndimage
+
+    from medview.segedit import tools
+    from medview.viewer.mpr import View
+
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    dock, session = window.segment_dock, window.session
+    value = dock.add_segment("Nodule")
+    _button(dock, "Fill between slices").click()
+    assert "empty" in dock.message.text()  # refused, with the reason
+    session.edit(tools.paint, [(20, 250.0, 250.0)], 6.0, value)
+    session.edit(tools.paint, [(26, 256.0, 244.0)], 12.0, value)
+    drawn = session.segmentation.labels.array == value
+    window.controller.set_active(window.viewer.views[View.AXIAL])
+    _button(dock, "Fill between slices").click()
+    assert dock.message.text() == ""
+    sp = np.asarray(session.volume.geometry.spacing)[::-1][1:]
+
+    def sdf(m: np.ndarray) -> np.ndarray:
+        inside = ndimage.distance_transform_edt(m, sampling=sp)
+        return ndimage.distance_transform_edt(~m, sampling=sp) - inside
+
+    d0, d1 = sdf(drawn[20]), sdf(drawn[26])
+    labels = session.segmentation.labels.array
+    for k in range(21, 26):
+        blend = (1 - (k - 20) / 6) * d0 + (k - 20) / 6 * d1
+        differ = (labels[k] == value) != (blend < 0)
+        assert np.all(np.abs(blend[differ]) < 1e-6)
+    # a locked segment: the brush refuses it, the table says so, nothing changes
+    before = labels.copy()
+    row = next(
+        r
+        for r in range(dock.table.rowCount())
+        if dock.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == value
+    )
+    dock.table.item(row, 4).setCheckState(Qt.CheckState.Checked)
+    assert session.segment_editor().entry(value).locked
+    _button(dock, "Clear").click()
+    assert "locked" in dock.message.text()
+    assert np.array_equal(session.segmentation.labels.array, before)
+
+
+def test_every_tool_button_reaches_its_tool(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    """Each button, on a drawn segment: it edits (one more undo step) or says why not, and
+    never mixes up its arguments."""
+    from medview.segedit import tools
+
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    dock, session = window.segment_dock, window.session
+    other = dock.add_segment("Other (no code)")
+    value = dock.add_segment("Lesion")
+    session.edit(tools.paint, [(30, 250.0, 250.0), (31, 250.0, 250.0)], 8.0, value, axis=None)
+    session.edit(tools.paint, [(30, 300.0, 300.0)], 4.0, value)
+    session.edit(tools.paint, [(30, 250.0, 300.0)], 4.0, other)
+    dock.other.setCurrentIndex(dock.other.findData(other))
+    for text in (
+        "Keep largest island",
+        "Remove islands under",
+        "Grow by",
+        "Shrink by",
+        "Hollow",
+        "Invert",
+        "Split islands",
+        "Merge in",
+        "Clear",
+        "Threshold",
+    ):
+        dock.select(value)
+        steps = len(session._undo)
+        _button(dock, text).click()
+        said = dock.message.text()
+        assert "there is no segment" not in said and "unknown" not in said, (text, said)
+        assert len(session._undo) == steps + 1 or said, text
