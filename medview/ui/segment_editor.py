@@ -155,6 +155,10 @@ class SegmentEditorDock(QDockWidget):
         self.limit = QCheckBox("Only intensities")
         self.low = QDoubleSpinBox(minimum=-100000, maximum=100000, value=-400, decimals=0)
         self.high = QDoubleSpinBox(minimum=-100000, maximum=100000, value=400, decimals=0)
+        self.limit.setToolTip("Paint and threshold only these image values (shown as a tint)")
+        self.limit.toggled.connect(self.show_range)
+        self.low.valueChanged.connect(self.show_range)
+        self.high.valueChanged.connect(self.show_range)
         grid.addWidget(self.paint_button, 0, 0)
         grid.addWidget(self.erase_button, 0, 1)
         grid.addWidget(self.size_mm, 0, 2)
@@ -206,7 +210,7 @@ class SegmentEditorDock(QDockWidget):
         self.setWidget(body)
         self._filling = False
         session.subscribe("segmentation", lambda _s: self.refresh())
-        session.subscribe("series", lambda _s: self.refresh())
+        session.subscribe("series", lambda _s: (self.refresh(), self.show_range()))
 
     # -- the table ------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -317,6 +321,20 @@ class SegmentEditorDock(QDockWidget):
             return None
         self.say("")
         return out
+
+    def show_range(self) -> None:
+        """Tint the voxels in the intensity range while "Only intensities" is on: what the
+        brush may paint and what Threshold would take."""
+        state = self.controller.state
+        if state is None:
+            return
+        seg = self.session.segmentation
+        value = self.selected_value()
+        segment = seg.segment(value) if seg is not None and value is not None else None
+        colour = segment.color if segment is not None else (255, 255, 0)
+        rng = self.intensity()
+        state.range_preview = (rng[0], rng[1], colour) if rng is not None else None
+        self.controller.changed.emit()
 
     def intensity(self) -> tuple[float, float] | None:
         return (self.low.value(), self.high.value()) if self.limit.isChecked() else None

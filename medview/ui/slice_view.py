@@ -28,7 +28,13 @@ from medview.ui.controller import ViewerController
 from medview.ui.corner_text import CornerText, shadowed
 from medview.viewer.annotations import Kind, Measurement, describe, screen_points
 from medview.viewer.mpr import View
-from medview.viewer.render import LutCache, render_grey, render_rgb
+from medview.viewer.render import (
+    LutCache,
+    blend_labels,
+    label_colors,
+    render_grey,
+    render_rgb,
+)
 
 VIEW_COLOURS = {
     View.AXIAL: QColor(230, 80, 80),
@@ -128,6 +134,11 @@ class SliceView(QWidget):
         labels = state.overlay_plane(self.view)
         if labels is not None and state.overlay is not None:
             argb = state.overlay.blend(np.array(argb, copy=True), labels)
+        preview = state.range_preview
+        if preview is not None and not state.volume.is_color:
+            lo, hi, colour = preview
+            inside = ((plane >= lo) & (plane <= hi)).astype(np.uint8)
+            argb = blend_labels(np.array(argb, copy=True), inside, label_colors({1: colour}), 0.35)
         heat = state.heatmap_plane(self.view)
         if heat is not None and state.heatmap is not None:
             argb = state.heatmap.blend(np.array(argb, copy=True), heat)

@@ -27,6 +27,8 @@ class ViewerState:
     slabs: dict[View, tuple[float, str]] = field(default_factory=dict)
     overlay: LabelOverlay | None = None
     heatmap: HeatmapOverlay | None = None
+    # the segment editor's intensity range, previewed as a tint: (low, high, RGB)
+    range_preview: tuple[float, float, tuple[int, int, int]] | None = None
     _mappings: dict[View, PlaneMapping] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:

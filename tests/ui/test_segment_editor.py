@@ -219,3 +219,29 @@ def test_every_tool_button_reaches_its_tool(qtbot, window) -> None:  # type: ign
         said = dock.message.text()
         assert "there is no segment" not in said and "unknown" not in said, (text, said)
         assert len(session._undo) == steps + 1 or said, text
+
+
+def test_intensity_range_preview_tints_exactly_the_range(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from medview.viewer.mpr import View
+
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    dock = window.segment_dock
+    dock.add_segment("Lesion")
+    axial = window.viewer.views[View.AXIAL]
+    plain = axial.rendered().copy()
+    dock.low.setValue(-400)
+    dock.high.setValue(400)
+    dock.limit.setChecked(True)
+    t = time.perf_counter()
+    tinted = axial.rendered()
+    took = time.perf_counter() - t
+    plane = window.controller.state.plane(View.AXIAL)
+    inside = (plane >= -400) & (plane <= 400)
+    assert np.array_equal(tinted != plain, inside & (tinted != plain))
+    assert (tinted != plain).sum() > 0.9 * inside.sum()  # every in-range pixel is tinted
+    assert took < 0.03
+    dock.limit.setChecked(False)
+    assert np.array_equal(axial.rendered(), plain)
