@@ -430,3 +430,70 @@ def fill_between_slices(
     return editor.write(
         "fill between slices", np.moveaxis(fill, 0, axis), value, overwrite=overwrite
     )
+
+
+def inside_polygon(shape: tuple[int, int], polygon: np.ndarray) -> np.ndarray:
+    """Pixels (row, col) of a ``shape`` plane whose centres lie inside ``polygon`` ((n, 2)
+    row/col points, closed implicitly), by the even-odd rule; vectorised over the pixels."""
+    rows, cols = np.mgrid[: shape[0], : shape[1]]
+    inside = np.zeros(shape, dtype=bool)
+    n = len(polygon)
+    for i in range(n):
+        (r0, c0), (r1, c1) = polygon[i], polygon[(i + 1) % n]
+        if r0 == r1:
+            continue
+        crosses = (rows >= min(r0, r1)) & (rows < max(r0, r1))
+        at = c0 + (rows - r0) * (c1 - c0) / (r1 - r0)
+        inside ^= crosses & (cols < at)
+    return inside
+
+
+def scissors(
+    editor: SegmentationEditor,
+    value: int,
+    polygon: Sequence[Sequence[float]],
+    axis: int = 0,
+    *,
+    keep_inside: bool = False,
+) -> Step | None:
+    """Cut segment ``value`` with a polygon drawn on a slice (``polygon``: (z, y, x) points;
+    ``axis``: the slice axis), through the whole volume along ``axis``: its voxels inside the
+    polygon go (or, with ``keep_inside``, those outside)."""
+    _require(editor, value, voxels=True)
+    points = np.asarray(polygon, dtype=np.float64)
+    if len(points) < 3:
+        raise EditError("draw a closed outline (three points or more) to cut with")
+    others = [a for a in range(3) if a != axis]
+    plane_shape = (editor.labels.shape[others[0]], editor.labels.shape[others[1]])
+    area = inside_polygon(plane_shape, points[:, others])
+    if not area.any():
+        raise EditError("the outline encloses no voxel")
+    cut = area if not keep_inside else ~area
+    mask = np.broadcast_to(np.expand_dims(cut, axis), editor.labels.shape)
+    return editor.write("scissors", np.ascontiguousarray(mask), 0, only=value)
+
+
+def smooth(editor: SegmentationEditor, value: int, radius_mm: float) -> Step | None:
+    """Smooth segment ``value``: a closing then an opening with a ball of ``radius_mm``
+    (SimpleITK; fills small notches and removes thin spurs); other segments are left alone."""
+    import SimpleITK as sitk
+
+    _require(editor, value, voxels=True)
+    if radius_mm <= 0:
+        raise EditError("the smoothing radius must be above 0 mm")
+    sp = _zyx_spacing(editor)
+    radius = [max(int(np.round(radius_mm / s)), 0) for s in sp[::-1]]  # (x, y, z) voxels
+    if not any(radius):
+        raise EditError("the smoothing radius is below one voxel")
+    box = _segment_box(editor, value, pad=max(radius) + 1)
+    inside = editor.labels[box] == value
+    image = _sitk_mask(editor, inside)
+    closed = sitk.BinaryMorphologicalClosing(image, radius, sitk.sitkBall)
+    opened = sitk.BinaryMorphologicalOpening(closed, radius, sitk.sitkBall)
+    smoothed = sitk.GetArrayFromImage(opened).astype(bool)
+    current = editor.labels[box]
+    out = current.copy()
+    out[inside & ~smoothed] = 0
+    grow = smoothed & ~inside & (current == 0)  # never over other segments
+    out[grow] = value
+    return editor.commit(f"smooth {radius_mm:g} mm", box, out)  # type: ignore[arg-type]

@@ -108,6 +108,42 @@ class Brush(QObject):
         self._last = None
 
 
+class Scissors(QObject):
+    """Cuts the selected segment with an outline drawn in a slice view, through the whole
+    volume along the view's direction (inside the outline, or outside it)."""
+
+    def __init__(self, dock: SegmentEditorDock) -> None:
+        super().__init__(dock)
+        self.dock = dock
+        self.points: list[np.ndarray] = []
+        self._axis = 0
+
+    def radius_mm(self) -> float:
+        return 0.0
+
+    def outline(self) -> list[np.ndarray]:
+        return self.points
+
+    def press(self, zyx: np.ndarray, axis: int) -> None:
+        self._axis, self.points = axis, [zyx]
+
+    def move(self, zyx: np.ndarray) -> None:
+        self.points.append(zyx)
+
+    def release(self) -> None:
+        d, points, self.points = self.dock, self.points, []
+        value = d.selected_value()
+        if value is None:
+            d.say("Select a segment first.")
+            return
+        keep = d.keep_inside.isChecked()
+        d.attempt(
+            lambda: d.session.edit(
+                tools.scissors, value, [tuple(p) for p in points], self._axis, keep_inside=keep
+            )
+        )
+
+
 class SegmentEditorDock(QDockWidget):
     def __init__(
         self,
@@ -123,6 +159,7 @@ class SegmentEditorDock(QDockWidget):
         self.session, self.controller, self.runner = session, controller, runner
         self.notify, self.progress = notify, progress
         self.brush = Brush(self)
+        self.cutter = Scissors(self)
         body = QWidget()
         layout = QVBoxLayout(body)
         self.table = QTableWidget(0, 5)
@@ -145,8 +182,13 @@ class SegmentEditorDock(QDockWidget):
         self.erase_button = QPushButton("Erase (X)")
         for b in (self.paint_button, self.erase_button):
             b.setCheckable(True)
+        self.scissors_button = QPushButton("Scissors")
+        self.scissors_button.setCheckable(True)
+        self.scissors_button.setToolTip("Draw an outline in a view: the segment is cut through")
+        self.keep_inside = QCheckBox("keep inside")
         self.paint_button.toggled.connect(lambda on: self.set_brush(on, erase=False))
         self.erase_button.toggled.connect(lambda on: self.set_brush(on, erase=True))
+        self.scissors_button.toggled.connect(self.set_scissors)
         self.size_mm = QDoubleSpinBox(minimum=0.5, maximum=100.0, value=5.0, suffix=" mm")
         self.size_mm.setToolTip("Brush radius (drawn as the cursor circle)")
         self.sphere = QCheckBox("3-D sphere")
@@ -189,6 +231,7 @@ class SegmentEditorDock(QDockWidget):
             ("Hollow", lambda: self._run(tools.hollow, self.mm.value()), 7, 0),
             ("Invert", lambda: self._run(lambda e, v: tools.logical(e, "invert", v)), 7, 1),
             ("Clear", lambda: self._run(lambda e, v: tools.logical(e, "clear", v)), 7, 2),
+            ("Smooth", lambda: self._run(tools.smooth, self.mm.value()), 9, 0),
             ("Merge in", self.merge, 8, 0),
             ("Grow from seeds", self.grow_from_seeds, 8, 1),
         ]
@@ -199,6 +242,8 @@ class SegmentEditorDock(QDockWidget):
         grid.addWidget(self.ml, 4, 2)
         grid.addWidget(self.mm, 6, 2)
         grid.addWidget(self.other, 8, 2)
+        grid.addWidget(self.scissors_button, 9, 1)
+        grid.addWidget(self.keep_inside, 9, 2)
         layout.addLayout(grid)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -210,9 +255,13 @@ class SegmentEditorDock(QDockWidget):
         self.setWidget(body)
         self._filling = False
         session.subscribe("segmentation", lambda _s: self.refresh())
-        session.subscribe("series", lambda _s: (self.refresh(), self.show_range()))
+        session.subscribe("series", self._series_shown)
 
     # -- the table ------------------------------------------------------------------------------
+    def _series_shown(self, _session: StudySession) -> None:
+        self.refresh()
+        self.show_range()
+
     def refresh(self) -> None:
         editor = self.session.editor
         rows = editor.table if editor is not None else ()
@@ -340,16 +389,27 @@ class SegmentEditorDock(QDockWidget):
         return (self.low.value(), self.high.value()) if self.limit.isChecked() else None
 
     def stop_brush(self) -> None:
-        for b in (self.paint_button, self.erase_button):
+        for b in (self.paint_button, self.erase_button, self.scissors_button):
             b.setChecked(False)
+
+    def set_scissors(self, on: bool) -> None:
+        if on:
+            for b in (self.paint_button, self.erase_button):
+                b.setChecked(False)
+            self.controller.set_tool(None)
+        self.controller.painter = self.cutter if on else None
+        self.controller.changed.emit()
 
     def set_brush(self, on: bool, erase: bool) -> None:
         """Paint or erase with the mouse (``on``), or back to the viewer's tools."""
-        other = self.paint_button if erase else self.erase_button
         if on:
-            other.blockSignals(True)
-            other.setChecked(False)
-            other.blockSignals(False)
+            for other in (
+                self.erase_button if not erase else self.paint_button,
+                self.scissors_button,
+            ):
+                other.blockSignals(True)
+                other.setChecked(False)
+                other.blockSignals(False)
             self.brush.erase = erase
             self.controller.set_tool(None)
         self.controller.painter = self.brush if on else None

@@ -168,7 +168,14 @@ class SliceView(QWidget):
         if self.view is not View.NATIVE and self.controller.tool is None and painter is None:
             self._draw_crosshair(p)
         self._draw_measurements(p)
-        if painter is not None and self.underMouse():  # the brush, to scale
+        outline = painter.outline() if hasattr(painter, "outline") else []
+        if len(outline) > 1:  # the scissors' outline being drawn
+            m = state.mapping(self.view)
+            pts = [self.to_widget(*m.to_screen(np.asarray(z))[1:]) for z in outline]
+            p.setPen(QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DashLine))
+            for a, b in zip(pts, pts[1:] + pts[:1], strict=True):
+                p.drawLine(a, b)
+        if painter is not None and painter.radius_mm() > 0 and self.underMouse():
             r = painter.radius_mm() / self.mm_per_widget_pixel()
             p.setPen(QPen(QColor(255, 255, 255), 1, Qt.PenStyle.DashLine))
             p.drawEllipse(QPointF(self.mapFromGlobal(QCursor.pos())), r, r)

@@ -250,3 +250,47 @@ def test_fill_between_slices_equals_scipy_shape_interpolation(demo_ct) -> None: 
         tools.paint(ed, [(27, 256.0, 244.0)], 12.0, seg.value)
         tools.fill_between_slices(ed, seg.value)
         tools.fill_between_slices(ed, seg.value)
+
+
+def test_scissors_and_smoothing_equal_numpy_and_scipy(demo_ct) -> None:  # type: ignore[no-untyped-def]
+    from scipy import ndimage
+
+    ed = _editor(demo_ct)
+    lung = ed.add_segment("lung", (0, 0, 255))
+    tools.threshold(ed, lung.value, -1000, -400)
+    before = ed.labels == lung.value
+    # a square drawn on an axial slice cuts through every slice
+    square = [(30, 200.0, 150.0), (30, 200.0, 350.0), (30, 300.0, 350.0), (30, 300.0, 150.0)]
+    tools.scissors(ed, lung.value, square, axis=0)
+    rows, cols = np.mgrid[:512, :512]
+    inside = (rows >= 200) & (rows < 300) & (cols < 350) & (cols >= 150)
+    want = before & ~inside[np.newaxis]
+    assert np.array_equal(ed.labels == lung.value, want)
+    ed.undo()
+    tools.scissors(ed, lung.value, square, axis=0, keep_inside=True)
+    assert np.array_equal(ed.labels == lung.value, before & inside[np.newaxis])
+    with pytest.raises(EditError, match="three points"):
+        tools.scissors(ed, lung.value, square[:2])
+    # smoothing: closing then opening with a ball; the same filters by SimpleITK directly
+    # on the whole mask give the same voxels, and scipy's own morphology close to them
+    import SimpleITK as sitk
+
+    ed2 = _editor(demo_ct)
+    seg = ed2.add_segment("s", (1, 2, 3))
+    tools.threshold(ed2, seg.value, -1000, -400)
+    mask = ed2.labels == seg.value
+    tools.smooth(ed2, seg.value, 2.0)
+    sp = _physical(demo_ct)
+    radius = [int(np.round(2.0 / s)) for s in sp[::-1]]
+    image = sitk.GetImageFromArray(mask.astype(np.uint8))
+    image.SetSpacing(tuple(float(v) for v in demo_ct.geometry.spacing))
+    closed = sitk.BinaryMorphologicalClosing(image, radius, sitk.sitkBall)
+    want = (
+        sitk.GetArrayFromImage(sitk.BinaryMorphologicalOpening(closed, radius, sitk.sitkBall)) > 0
+    )
+    assert np.array_equal(ed2.labels == seg.value, want)
+    r = radius[::-1]
+    zz, yy, xx = np.ogrid[-r[0] : r[0] + 1, -r[1] : r[1] + 1, -r[2] : r[2] + 1]
+    ball = (zz / max(r[0], 0.5)) ** 2 + (yy / r[1]) ** 2 + (xx / r[2]) ** 2 <= 1
+    near = ndimage.binary_opening(ndimage.binary_closing(mask, structure=ball), structure=ball)
+    assert np.mean(want == near) > 0.95  # scipy treats the image border otherwise

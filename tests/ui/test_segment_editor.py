@@ -245,3 +245,36 @@ def test_intensity_range_preview_tints_exactly_the_range(qtbot, window) -> None:
     assert took < 0.03
     dock.limit.setChecked(False)
     assert np.array_equal(axial.rendered(), plain)
+
+
+def test_scissors_by_mouse_cut_through_the_volume(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    from medview.segedit import tools
+    from medview.viewer.mpr import View
+
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    dock, session = window.segment_dock, window.session
+    value = dock.add_segment("Lung")
+    session.edit(tools.threshold, value, -1000, -400)
+    before = session.segmentation.labels.array == value
+    axial = window.viewer.views[View.AXIAL]
+    dock.scissors_button.setChecked(True)
+    c = QPoint(axial.width() // 2, axial.height() // 2)
+    corners = [c + QPoint(-60, -40), c + QPoint(60, -40), c + QPoint(60, 40), c + QPoint(-60, 40)]
+    qtbot.mousePress(axial, Qt.MouseButton.LeftButton, pos=corners[0])
+    for p in corners[1:]:
+        qtbot.mouseMove(axial, p)
+    qtbot.mouseRelease(axial, Qt.MouseButton.LeftButton, pos=corners[-1])
+    outline = [tuple(axial._zyx(QPointF(p))) for p in corners]
+    from medview.core.volume import Volume
+    from medview.segedit.editor import SegmentationEditor
+
+    # the same cut by the tool directly, on a copy
+    ref = SegmentationEditor(session.volume)
+    ref.table = session.editor.table
+    ref.labels[...] = np.where(before, value, 0)
+    ref._recount()
+    tools.scissors(ref, value, outline, axis=0)
+    assert np.array_equal(session.segmentation.labels.array == value, ref.labels == value)
+    assert (session.segmentation.labels.array == value).sum() < before.sum()
+    assert isinstance(session.segmentation.labels, Volume)
