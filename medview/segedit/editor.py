@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -23,76 +23,9 @@ from medview.core.results import (
     label_counts,
 )
 from medview.core.volume import Volume
+from medview.segedit.history import Box, EditError, Entry, History, Step, _pack, changed_box
 
 MANUAL, SEMIAUTOMATIC, AUTOMATIC = "MANUAL", "SEMIAUTOMATIC", "AUTOMATIC"
-Box = tuple[slice, slice, slice]
-
-
-class EditError(ValueError):
-    """An edit that cannot be made (a locked segment, an empty segment, a seed outside the
-    image...): the message says why, and nothing was changed."""
-
-
-@dataclass(frozen=True)
-class Entry:
-    """A row of the segment table: the segment, how it is shown and whether it may change."""
-
-    segment: Segment
-    visible: bool = True
-    locked: bool = False
-    origin: str = "manual"  # "model", "imported" or "manual"
-
-
-def _pack(a: np.ndarray) -> bytes:
-    return zlib.compress(np.ascontiguousarray(a).tobytes(), 1)
-
-
-@dataclass(frozen=True)
-class Step:
-    """One undoable step: a box of the label map before and after, and the table before and
-    after (either may be unchanged)."""
-
-    name: str
-    box: Box | None
-    shape: tuple[int, int, int]
-    before: bytes
-    after: bytes
-    table_before: tuple[Entry, ...]
-    table_after: tuple[Entry, ...]
-    provenance_before: Provenance | None
-    provenance_after: Provenance | None
-    # the running figures (counts, sums, squares per label) before and after: undo and redo
-    # restore them instead of recounting the box
-    figures_before: tuple[np.ndarray, ...] = ()
-    figures_after: tuple[np.ndarray, ...] = ()
-
-    @property
-    def nbytes(self) -> int:
-        figures = sum(a.nbytes for a in (*self.figures_before, *self.figures_after))
-        return len(self.before) + len(self.after) + 64 * (len(self.table_before) + 8) + figures
-
-
-@dataclass
-class History:
-    done: list[Step] = field(default_factory=list)
-    undone: list[Step] = field(default_factory=list)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(s.nbytes for s in self.done) + sum(s.nbytes for s in self.undone)
-
-
-def changed_box(before: np.ndarray, after: np.ndarray) -> Box | None:
-    """The bounding box of the voxels that differ (None: nothing changed)."""
-    diff = before != after
-    if not diff.any():
-        return None
-    box = []
-    for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(diff.any(axis=other))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)  # type: ignore[return-value]
 
 
 class SegmentationEditor:
