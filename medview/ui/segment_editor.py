@@ -169,6 +169,7 @@ class SegmentEditorDock(QDockWidget):
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setColumnWidth(0, 22)
         self.table.itemChanged.connect(self._item_changed)
+        self.table.cellDoubleClicked.connect(self._cell_double_clicked)
         layout.addWidget(self.table)
         row = QHBoxLayout()
         add, remove = QPushButton("Add segment…"), QPushButton("Remove")
@@ -329,6 +330,25 @@ class SegmentEditorDock(QDockWidget):
         if changes:
             editor = self.session.segment_editor()
             self.attempt(lambda: editor.update_entry(value, "change segment", **changes))
+
+    def _cell_double_clicked(self, row: int, column: int) -> None:
+        head = self.table.item(row, 0)
+        if column != 0 or head is None:
+            return
+        from PySide6.QtWidgets import QColorDialog
+
+        chosen = QColorDialog.getColor(head.background().color(), self, "Segment colour")
+        if chosen.isValid():
+            self.set_colour(
+                int(head.data(Qt.ItemDataRole.UserRole)),
+                (chosen.red(), chosen.green(), chosen.blue()),
+            )
+
+    def set_colour(self, value: int, rgb: tuple[int, ...]) -> None:
+        """A segment's display colour (an undoable step; the SEG carries it)."""
+        colour = (int(rgb[0]), int(rgb[1]), int(rgb[2]))
+        editor = self.session.segment_editor()
+        self.attempt(lambda: editor.update_entry(value, "change colour", color=colour))
 
     def add_segment_dialog(self) -> None:
         names = [p[0] for p in PICK_LIST]

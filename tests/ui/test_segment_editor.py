@@ -278,3 +278,19 @@ def test_scissors_by_mouse_cut_through_the_volume(qtbot, window) -> None:  # typ
     assert np.array_equal(session.segmentation.labels.array == value, ref.labels == value)
     assert (session.segmentation.labels.array == value).sum() < before.sum()
     assert isinstance(session.segmentation.labels, Volume)
+
+
+def test_renaming_and_recolouring_are_undoable(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    dock, session = window.segment_dock, window.session
+    value = dock.add_segment("Nodule")
+    dock.table.item(0, 1).setText("Nodule RUL")
+    dock.set_colour(value, (10, 20, 30))
+    seg = session.segmentation.segment(value)
+    assert (seg.name, seg.color) == ("Nodule RUL", (10, 20, 30))
+    assert window.controller.state.overlay.colors[value] == (10, 20, 30)
+    session.undo()
+    session.undo()
+    seg = session.segmentation.segment(value)
+    assert seg.name == "Nodule" and seg.color != (10, 20, 30)
