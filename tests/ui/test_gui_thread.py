@@ -1,6 +1,6 @@
 """The window never queries SQLite on its GUI thread: a whole reading (import, open, measure,
 run a model, risk, key image, export, recent studies, search, reopen, quit) with every SQL
-statement traced to the thread that ran it."""
+statement noted with the thread that ran it."""
 
 from __future__ import annotations
 
@@ -26,10 +26,40 @@ def test_no_sqlite_statement_runs_on_the_gui_thread(qtbot, tmp_path: Path) -> No
     on_gui: list[str] = []
     on_workers: list[str] = []
 
-    def trace(sql: str) -> None:
-        (on_gui if threading.current_thread() is gui else on_workers).append(sql.strip()[:60])
+    class Traced:
+        """The database's connection, noting which thread runs each statement (a Python
+        wrapper: SQLite's own trace callback can deadlock threads sharing a connection)."""
 
-    db._conn.set_trace_callback(trace)
+        def __init__(self, conn: object) -> None:
+            self._conn = conn
+
+        def _note(self, sql: str) -> None:
+            (on_gui if threading.current_thread() is gui else on_workers).append(sql.strip()[:60])
+
+        def execute(self, sql: str, *args: object) -> object:
+            self._note(sql)
+            return self._conn.execute(sql, *args)  # type: ignore[attr-defined]
+
+        def executemany(self, sql: str, *args: object) -> object:
+            self._note(sql)
+            return self._conn.executemany(sql, *args)  # type: ignore[attr-defined]
+
+        def executescript(self, sql: str) -> object:
+            self._note(sql)
+            return self._conn.executescript(sql)  # type: ignore[attr-defined]
+
+        def __enter__(self) -> object:
+            self._note("BEGIN (transaction)")
+            return self._conn.__enter__()  # type: ignore[attr-defined]
+
+        def __exit__(self, *exc: object) -> object:
+            return self._conn.__exit__(*exc)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._conn, name)
+
+    real = db._conn
+    db._conn = Traced(real)
     settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(db, settings)
     qtbot.addWidget(window)
@@ -64,7 +94,7 @@ def test_no_sqlite_statement_runs_on_the_gui_thread(qtbot, tmp_path: Path) -> No
     qtbot.waitUntil(lambda: idle() and window.session.segmentation is not None, timeout=20000)
     assert len(window.session.measurements.items) == 1
     window.close()
-    db._conn.set_trace_callback(None)
+    db._conn = real
     kept = db.ai_results(series.key)  # the reading was kept, by the workers
     db.close()
     assert "segmentation" in kept
