@@ -23,7 +23,16 @@ from medview.core.results import (
     label_counts,
 )
 from medview.core.volume import Volume
-from medview.segedit.history import Box, EditError, Entry, History, Step, _pack, changed_box
+from medview.segedit.history import (
+    Box,
+    EditError,
+    Entry,
+    History,
+    Step,
+    _pack,
+    changed_box,
+    mask_box,
+)
 
 MANUAL, SEMIAUTOMATIC, AUTOMATIC = "MANUAL", "SEMIAUTOMATIC", "AUTOMATIC"
 
@@ -413,12 +422,9 @@ class SegmentationEditor:
         ``origin``) is set: locked segments are never changed (``respect_locks``), other
         segments only with ``overwrite``; ``only``: change only voxels of that value (an
         eraser clears the active segment)."""
-        if not mask.any():
+        inner = mask_box(mask)
+        if inner is None:
             return None, None
-        hits = [
-            np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)
-        ]
-        inner = tuple(slice(int(h[0]), int(h[-1]) + 1) for h in hits)
         box: Box = tuple(slice(o + i.start, o + i.stop) for o, i in zip(origin, inner, strict=True))  # type: ignore[assignment]
         sub = mask[inner]
         current = self.labels[box]

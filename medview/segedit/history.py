@@ -6,6 +6,7 @@ bounding box of a change.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,14 +73,20 @@ class History:
         return sum(s.nbytes for s in self.done) + sum(s.nbytes for s in self.undone)
 
 
-def changed_box(before: np.ndarray, after: np.ndarray) -> Box | None:
-    """The bounding box of the voxels that differ (None: nothing changed)."""
-    diff = before != after
-    if not diff.any():
-        return None
+def mask_box(mask: np.ndarray, pad: Sequence[int] | int = 0) -> Box | None:
+    """The bounding box of a 3-D mask's set voxels, ``pad`` voxels wider per axis (clipped to
+    the array); None when nothing is set."""
+    pads = [pad] * 3 if isinstance(pad, int) else list(pad)
     box = []
     for axis in range(3):
-        other = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(diff.any(axis=other))
-        box.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return tuple(box)  # type: ignore[return-value]
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        if not len(hit):
+            return None
+        n = mask.shape[axis]
+        box.append(slice(max(int(hit[0]) - pads[axis], 0), min(int(hit[-1]) + 1 + pads[axis], n)))
+    return (box[0], box[1], box[2])
+
+
+def changed_box(before: np.ndarray, after: np.ndarray) -> Box | None:
+    """The bounding box of the voxels that differ (None: nothing changed)."""
+    return mask_box(before != after)

@@ -17,6 +17,7 @@ import numpy as np
 
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.segedit.editor import EditError, SegmentationEditor, Step
+from medview.segedit.history import mask_box
 
 
 def _zyx_spacing(editor: SegmentationEditor) -> np.ndarray:
@@ -131,13 +132,9 @@ def _components(editor: SegmentationEditor, mask: np.ndarray) -> tuple[np.ndarra
 
 
 def _segment_box(editor: SegmentationEditor, value: int, pad: int = 0) -> tuple[slice, ...]:
-    mask = editor.labels == value
-    box = []
-    for axis in range(3):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        n = editor.labels.shape[axis]
-        box.append(slice(max(int(hit[0]) - pad, 0), min(int(hit[-1]) + 1 + pad, n)))
-    return tuple(box)
+    box = mask_box(editor.labels == value, pad)
+    assert box is not None  # callers check the segment has voxels
+    return box
 
 
 def keep_largest_island(editor: SegmentationEditor, value: int) -> Step | None:
@@ -312,12 +309,8 @@ def seed_plan(
         raise EditError("grow from seeds needs a grey-scale image")
     seeds = np.isin(editor.labels, list(values))
     pad = np.ceil(margin_mm / _zyx_spacing(editor)).astype(int)
-    box = []
-    for axis in range(3):
-        hit = np.flatnonzero(seeds.any(axis=tuple(a for a in range(3) if a != axis)))
-        n = editor.labels.shape[axis]
-        box.append(slice(max(int(hit[0]) - pad[axis], 0), min(int(hit[-1]) + 1 + pad[axis], n)))
-    region = (box[0], box[1], box[2])
+    region = mask_box(seeds, [int(p) for p in pad])
+    assert region is not None  # every seed segment has voxels
     return SeedPlan(
         tuple(values),
         region,
