@@ -13,13 +13,15 @@ thread. What takes time has a side with no state change, safe in a worker: `read
 volume with its kept measurements, results and risk results), `compute` (run a model) and
 `export`. Database writes go through ``keep``, a function that runs a write job: by default at
 once; the window passes one that runs the jobs in order on a worker thread, so no SQLite call
-runs on its GUI thread.
+runs on its GUI thread. `read` waits for the writes asked for before it (an edit kept a moment
+ago comes back when its series is opened again at once).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -71,7 +73,9 @@ class StudySession:
 
     def __init__(self, db: Any = None, keep: Keeper | None = None) -> None:
         self.db = db
-        self.keep: Keeper = keep or _at_once
+        self._keeper: Keeper = keep or _at_once
+        self._writes = 0  # writes asked for and not yet made (or failed)
+        self._written = threading.Condition()
         self.series: SeriesRecord | None = None
         self.volume: Volume | None = None
         self.measurements = MeasurementList()
@@ -107,6 +111,35 @@ class StudySession:
         for callback in list(self._listeners[event]):
             callback(self)
 
+    # -- database writes ------------------------------------------------------------------------
+    def keep(self, what: str, job: Callable[[], None]) -> None:
+        """Have ``job`` (a database write) run by the session's keeper, counted until it
+        ends, so that `read` can wait for it."""
+
+        def counted() -> None:
+            try:
+                job()
+            finally:
+                with self._written:
+                    self._writes -= 1
+                    self._written.notify_all()
+
+        with self._written:
+            self._writes += 1
+        try:
+            self._keeper(what, counted)
+        except BaseException:
+            with self._written:  # never queued: nothing to wait for
+                self._writes -= 1
+            raise
+
+    def wait_for_writes(self, cancel: CancelToken = NEVER_CANCELLED) -> None:
+        """Block until every write asked for so far has been made (or has failed)."""
+        with self._written:
+            while self._writes > 0:
+                cancel.raise_if_cancelled()
+                self._written.wait(0.1)
+
     # -- the series -----------------------------------------------------------------------------
     def read(
         self,
@@ -125,6 +158,8 @@ class StudySession:
         opened = Opened(series, volume)
         if self.db is not None:
             from medview.inference.kept import kept_results
+
+            self.wait_for_writes(cancel)  # what this reading kept a moment ago is read back
 
             opened.measurements = [
                 Measurement.from_dict(d) for d in self.db.load_measurements(series.key)

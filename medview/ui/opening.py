@@ -123,6 +123,7 @@ class SeriesOpener(QObject):
         of study ``study_uid``). Records, pixels and what is kept with it are read in the
         worker."""
         session, db = self.session, self.db
+        session.keep_segmentation()  # an edit not yet kept is kept before anything is read
 
         def work(*, cancel: CancelToken, progress: Progress) -> tuple[Opened, list[SeriesRecord]]:
             uid, wanted = series_uid, key
@@ -171,6 +172,7 @@ class SeriesOpener(QObject):
         if cached is not None:
             self.present(cached, keep_view)
             return None
+        self.session.keep_segmentation()  # kept before its series may be read back
         return self.runner.submit(
             "Loading volume" if keep_view else "Loading",
             lambda *, cancel, progress: self.session.read(series, cancel=cancel, progress=progress),

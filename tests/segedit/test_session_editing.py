@@ -221,3 +221,51 @@ def test_bad_edits_through_the_session_change_nothing(tmp_path: Path, demo_seg) 
         assert session.segment_editor().entry(lung).locked is False
     finally:
         db.close()
+
+
+def test_a_series_read_again_at_once_waits_for_the_writes_before_it(
+    tmp_path: Path, demo_seg
+) -> None:  # type: ignore[no-untyped-def]
+    """The window keeps in a worker: a series opened again before its edit is written must
+    still come back with the edit (a read in another worker waits for the queued write)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from medview.io.database import StudyDatabase
+    from medview.io.scan import scan
+    from medview.segedit import tools
+    from medview.session import StudySession
+
+    db = StudyDatabase(tmp_path / "study.db")
+    db.import_paths([str(DEMO_CT)])
+    writer = ThreadPoolExecutor(max_workers=1)
+    started: list[float] = []
+
+    def slow_keep(what: str, job) -> None:  # type: ignore[no-untyped-def]
+        def late() -> None:
+            started.append(time.perf_counter())
+            time.sleep(1.0)  # a write that takes a while (a big segmentation on a slow disk)
+            job()
+
+        writer.submit(late)
+
+    session = StudySession(db, keep=slow_keep)
+    session.autosave = False
+    series = scan([str(DEMO_CT)]).series[0]
+    session.open(series)
+    session.accept(demo_seg)
+    lesion = next(s.value for s in demo_seg.segments if "lesion" in s.name)
+    session.edit(tools.paint, [(30, 250.0, 200.0)], 8.0, lesion)
+    edited = session.segmentation.labels.array.copy()
+    session.keep_segmentation()
+    reader = ThreadPoolExecutor(max_workers=1)
+    t0 = time.perf_counter()
+    opened = reader.submit(session.read, series).result(timeout=120)
+    waited = time.perf_counter() - t0
+    writer.shutdown(wait=True)
+    reader.shutdown()
+    assert started and waited >= 0.9  # it did wait for the write
+    ((_, result, _),) = [k for k in opened.kept if k[0] == "segmentation"]
+    assert result is not None and np.array_equal(result.labels.array, edited)
+    session.show(opened)
+    assert np.array_equal(session.segmentation.labels.array, edited)
+    db.close()

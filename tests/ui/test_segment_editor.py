@@ -294,3 +294,21 @@ def test_renaming_and_recolouring_are_undoable(qtbot, window) -> None:  # type: 
     session.undo()
     seg = session.segmentation.segment(value)
     assert seg.name == "Nodule" and seg.color != (10, 20, 30)
+
+
+def test_an_edit_is_back_when_its_series_is_opened_again_at_once(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    """Opened again before the autosave timer fired (or while its write runs): the read waits
+    for the write, so the edit is shown, not the state before it."""
+    from medview.segedit import tools
+
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    session = window.session
+    value = window.segment_dock.add_segment("Lesion")
+    session.edit(tools.paint, [(30, 256.0, 256.0)], 10.0, value)
+    edited = session.segmentation.labels.array.copy()
+    assert window.autosave.isActive()  # not kept yet
+    window.opener.open_series(window.current_series)
+    qtbot.waitUntil(lambda: not window.runner.running and not window.keeper.running, timeout=30000)
+    assert session.segmentation is not None
+    assert np.array_equal(session.segmentation.labels.array, edited)
