@@ -9,9 +9,9 @@ mL, mean and SD of the image per segment) are updated from the changed box alone
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -24,14 +24,19 @@ from medview.core.results import (
 )
 from medview.core.volume import Volume
 from medview.segedit.history import (
+    EMPTY,
     Box,
     EditError,
     Entry,
     History,
+    Pending,
+    StaleError,
     Step,
-    _pack,
     changed_box,
+    figures_of,
     mask_box,
+    pack,
+    unpack,
 )
 
 MANUAL, SEMIAUTOMATIC, AUTOMATIC = "MANUAL", "SEMIAUTOMATIC", "AUTOMATIC"
@@ -50,16 +55,17 @@ class SegmentationEditor:
         self.history = History()
         self.listeners: list[Callable[[str], None]] = []
         self._group_start: int | None = None  # a stroke being drawn (`begin_group`)
-        self._totals: tuple[float, float] | None = None
+        self.version = 0  # counts the changes (`prepare` then `push`)
+        self._hidden: set[int] = set()  # segments hidden by the reader (kept through undo)
         self._image = None if volume.is_color else np.asarray(volume.array)
         self._voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
         n = int(np.iinfo(dtype).max) + 1
         self._counts = np.zeros(n, dtype=np.int64)
         self._sums = np.zeros(n, dtype=np.float64)
         self._squares = np.zeros(n, dtype=np.float64)
+        # the background's voxels are counted; its image sums are never shown, so they are
+        # not kept (they would cost a pass over the whole image)
         self._counts[0] = self.labels.size
-        if self._image is not None:
-            self._add_figures(self.labels, self._image, 1)
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -82,23 +88,31 @@ class SegmentationEditor:
         self.labels[...] = labels
         self.table = tuple(Entry(s, origin=origin) for s in seg.segments)
         self.provenance, self.notes = seg.provenance, seg.notes
-        self._recount()
+        # the figures from its statistics when they are whole, else counted
+        figures = figures_of(seg, len(self._counts), self.labels.size, self._image is not None)
+        if figures is None:
+            self._recount()
+        else:
+            self._set_figures(figures)
 
     def _recount(self) -> None:
+        """Count the figures of the whole map: slice by slice, over the labelled voxels only
+        (the background's sums are not kept), so no image-sized float64 copy is made."""
         self._counts[:] = 0
         self._sums[:] = 0
         self._squares[:] = 0
         c = label_counts(self.labels)
         self._counts[: len(c)] = c
-        if self._image is not None:
-            self._add_figures(self.labels, self._image, 1)
-
-    def _add_figures(self, labels: np.ndarray, image: np.ndarray, sign: int) -> None:
-        flat = labels.ravel()
-        values = image.ravel().astype(np.float64)
+        if self._image is None:
+            return
         n = len(self._sums)
-        self._sums += sign * np.bincount(flat, weights=values, minlength=n)[:n]
-        self._squares += sign * np.bincount(flat, weights=values * values, minlength=n)[:n]
+        for labels, image in zip(self.labels, self._image, strict=True):
+            inside = labels != 0
+            if not inside.any():
+                continue
+            values, weights = labels[inside], image[inside].astype(np.float64)
+            self._sums += np.bincount(values, weights=weights, minlength=n)[:n]
+            self._squares += np.bincount(values, weights=weights * weights, minlength=n)[:n]
 
     # -- reading --------------------------------------------------------------------------------
     def entry(self, value: int) -> Entry | None:
@@ -145,6 +159,7 @@ class SegmentationEditor:
 
     # -- changing -------------------------------------------------------------------------------
     def _notify(self, name: str) -> None:
+        self.version += 1  # every change is notified: a prepared step sees it
         for listener in list(self.listeners):
             listener(name)
 
@@ -157,21 +172,36 @@ class SegmentationEditor:
     def _write(self, box: Box, values: np.ndarray, figures: bool = True) -> None:
         """Write ``values`` into ``box``, updating the figures from the changed voxels only
         (``figures`` False: the caller sets them)."""
-        if not figures:
-            self.labels[box] = values
-            return
-        old = self.labels[box]
-        changed = old != values
-        was, now = old[changed], values[changed]
-        n = len(self._counts)
-        self._counts += np.bincount(now, minlength=n)[:n] - np.bincount(was, minlength=n)[:n]
-        if self._image is not None:
-            image = self._image[box][changed]
-            self._add_figures(was, image, -1)
-            self._add_figures(now, image, 1)
+        if figures:
+            self._set_figures(self._counted(box, self.labels[box], values))
         self.labels[box] = values
 
+    def _counted(self, box: Box, old: np.ndarray, new: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The figures once ``old`` in ``box`` becomes ``new`` (from the changed voxels)."""
+        counts, sums, squares = self._figures()
+        changed = old != new
+        was, now = old[changed], new[changed]
+        n = len(counts)
+        counts += np.bincount(now, minlength=n)[:n] - np.bincount(was, minlength=n)[:n]
+        if self._image is not None:
+            image = self._image[box][changed].astype(np.float64)
+            for labels, sign in ((was, -1), (now, 1)):
+                sums += sign * np.bincount(labels, weights=image, minlength=n)[:n]
+                squares += sign * np.bincount(labels, weights=image * image, minlength=n)[:n]
+        return counts, sums, squares
+
     def commit(
+        self, name: str, box: Box | None, values: np.ndarray | None, **kw: Any
+    ) -> Step | None:
+        """Make one undoable step: ``values`` into ``box`` of the label map and/or a new
+        ``table`` (keywords: those of `prepare`). Returns the step, or None when nothing
+        changed. AI segments whose voxels change become SEMIAUTOMATIC (``mark_edited``)."""
+        if self._group_start is not None:
+            name = self.GROUPED
+        pending = self.prepare(name, box, values, **kw)
+        return None if pending is None else self.push(pending)
+
+    def prepare(
         self,
         name: str,
         box: Box | None,
@@ -180,15 +210,16 @@ class SegmentationEditor:
         provenance: Provenance | str | None = "same",
         mark_edited: bool = True,
         figures: tuple[np.ndarray, ...] | None = None,
-    ) -> Step | None:
-        """Make one undoable step: ``values`` into ``box`` of the label map and/or a new
-        table. Returns the step, or None when nothing changed. AI segments whose voxels
-        change become SEMIAUTOMATIC (``mark_edited``)."""
-        if self._group_start is not None:
-            name = self.GROUPED
-        before = after = b""
+    ) -> Pending | None:
+        """The costly part of `commit` (what changed, packed for undo, the figures after),
+        changing nothing: it may run in a worker, and `push` makes the step on the editor's
+        thread if the editor has not changed meanwhile. None: nothing would change."""
+        version = self.version
+        before = after = EMPTY
         step_box = None
+        new_part: np.ndarray | None = None
         figures_before = self._figures()
+        figures_after = figures_before
         shape: tuple[int, int, int] = (0, 0, 0)
         table_before = self.table
         if box is not None and values is not None:
@@ -199,12 +230,12 @@ class SegmentationEditor:
                     slice(o.start + i.start, o.start + i.stop)
                     for o, i in zip(box, inner, strict=True)
                 )
-                old_part, new_part = old[inner].copy(), values[inner]
+                old_part, new_part = old[inner].copy(), np.ascontiguousarray(values[inner])
                 shape = old_part.shape
-                before, after = _pack(old_part), _pack(new_part)
-                self._write(step_box, new_part, figures is None)  # type: ignore[arg-type]
-                if figures is not None:
-                    self._set_figures(figures)
+                before, after = pack(old_part), pack(new_part)
+                if figures is None:
+                    figures = self._counted(step_box, old_part, new_part)  # type: ignore[arg-type]
+                figures_after = tuple(f.copy() for f in figures)
                 if mark_edited:  # the labels whose voxels changed (bincount: no sort)
                     changed = old_part != new_part
                     touched = set(np.flatnonzero(np.bincount(old_part[changed])).tolist())
@@ -225,12 +256,28 @@ class SegmentationEditor:
             self.provenance,
             new_prov,  # type: ignore[arg-type]
             figures_before,
-            self._figures(),
+            figures_after,
         )
-        self.table, self.provenance = new_table, new_prov  # type: ignore[assignment]
+        return Pending(step, new_part, version)
+
+    def push(self, pending: Pending) -> Step:
+        """Make a prepared step: its values written, the figures, table and provenance set,
+        the step added to the history. Raises `StaleError` when the editor changed after
+        `prepare` (then prepare again)."""
+        if pending.version != self.version:
+            raise StaleError("the segmentation changed while the step was prepared")
+        step = pending.step
+        if step.box is not None and pending.values is not None:
+            self._write(step.box, pending.values, figures=False)
+        self._set_figures(step.figures_after)
+        self.table, self.provenance = step.table_after, step.provenance_after
+        for e in self.table:  # how a new step's segments are shown is the latest word
+            (self._hidden.discard if e.visible else self._hidden.add)(e.segment.value)
+        if pending.notes is not None:
+            self.notes = pending.notes
         self.history.done.append(step)
         self.history.undone.clear()
-        self._notify(name)
+        self._notify(step.name)
         return step
 
     def _edited(self, values: set[int], table: tuple[Entry, ...]) -> tuple[Entry, ...]:
@@ -248,14 +295,17 @@ class SegmentationEditor:
 
     def _apply(self, step: Step, forward: bool) -> None:
         if step.box is not None:
-            data = step.after if forward else step.before
-            values = np.frombuffer(zlib.decompress(data), dtype=self.labels.dtype).reshape(
-                step.shape
-            )
+            values = unpack(step.after if forward else step.before, step.shape, self.labels.dtype)
             self._write(step.box, values, figures=not step.figures_before)
         if step.figures_before:
             self._set_figures(step.figures_after if forward else step.figures_before)
-        self.table = step.table_after if forward else step.table_before
+        # showing and hiding are not steps: a segment is shown as the reader last set it
+        self.table = tuple(
+            e
+            if (e.segment.value in self._hidden) != e.visible
+            else replace(e, visible=not e.visible)
+            for e in (step.table_after if forward else step.table_before)
+        )
         self.provenance = step.provenance_after if forward else step.provenance_before
 
     def undo(self) -> str | None:
@@ -308,15 +358,13 @@ class SegmentationEditor:
                 slice(b.start - u.start, b.stop - u.start)
                 for b, u in zip(s.box, union, strict=True)
             )
-            before[at] = np.frombuffer(zlib.decompress(s.before), dtype=self.labels.dtype).reshape(
-                s.shape
-            )
+            before[at] = unpack(s.before, s.shape, self.labels.dtype)
         step = Step(
             name,
             union,
             after.shape,
-            _pack(before),
-            _pack(after),
+            pack(before),
+            pack(after),
             steps[0].table_before,
             steps[-1].table_after,
             steps[0].provenance_before,
@@ -332,47 +380,32 @@ class SegmentationEditor:
     ) -> Step | None:
         """A model's result (or an imported segmentation) becomes the working segmentation,
         as one undoable step."""
+        pending = self.prepare_replace(seg, name, origin)
+        return None if pending is None else self.push(pending)
+
+    def prepare_replace(
+        self, seg: Segmentation, name: str = "model run", origin: str = "model"
+    ) -> Pending | None:
+        """`replace_with`'s step, prepared (in a worker: `prepare`) for `push`."""
         labels = np.asarray(seg.labels.array)
         if labels.shape != self.volume.shape:
             raise EditError("the segmentation is not on this series' grid")
         full: Box = tuple(slice(0, n) for n in self.labels.shape)  # type: ignore[assignment]
         values = labels.astype(self.labels.dtype, copy=False)
         table = tuple(Entry(s, origin=origin) for s in seg.segments)
-        self.notes = seg.notes
-        return self.commit(
-            name, full, values, table, seg.provenance, mark_edited=False, figures=self._of(seg)
+        pending = self.prepare(
+            name,
+            full,
+            values,
+            table,
+            seg.provenance,
+            mark_edited=False,
+            figures=figures_of(seg, len(self._counts), self.labels.size, self._image is not None),
         )
-
-    def _of(self, seg: Segmentation) -> tuple[np.ndarray, ...] | None:
-        """The running figures of ``seg``'s whole map from its statistics (voxels, mean, SD
-        per segment), so a model's result is taken without recounting 10^8 voxels; None when
-        its statistics do not cover every label (then the changed voxels are counted)."""
-        if not seg.stats or self._image is None:
-            return None
-        counts = np.zeros_like(self._counts)
-        sums, squares = np.zeros_like(self._sums), np.zeros_like(self._squares)
-        for st in seg.stats:
-            counts[st.value] = st.voxels
-            sums[st.value] = st.mean * st.voxels
-            squares[st.value] = (st.sd**2 + st.mean**2) * st.voxels
-        if not np.isfinite(sums).all() or counts.sum() > self.labels.size:
-            return None
-        present = seg.counts
-        if len(present) > len(counts) or not np.array_equal(present[1:], counts[1 : len(present)]):
-            return None
-        counts[0] = self.labels.size - counts[1:].sum()
-        if self._totals is None:  # the whole image's sum and sum of squares, once
-            image = self._image
-            self._totals = (
-                float(image.sum(dtype=np.float64)),
-                float(np.square(image, dtype=np.float64).sum()),
-            )
-        total, total_sq = self._totals
-        sums[0], squares[0] = total - sums[1:].sum(), total_sq - squares[1:].sum()
-        return counts, sums, squares
+        return None if pending is None else replace(pending, notes=seg.notes)
 
     def set_table(self, table: tuple[Entry, ...], name: str) -> Step | None:
-        return self.commit(name, None, None, table)
+        return self.commit(name, None, None, table=table)
 
     def add_segment(self, name: str, color: tuple[int, int, int], **codes: object) -> Segment:
         """A new, empty, hand-drawn segment (``codes``: snomed_code, snomed_meaning,
@@ -392,6 +425,7 @@ class SegmentationEditor:
         table = tuple(new if e.segment.value == value else e for e in self.table)
         if set(changes) <= {"visible"}:  # what is shown is not an edit: no undo step
             self.table = table
+            (self._hidden.discard if new.visible else self._hidden.add)(value)
             self._notify("visibility")
             return
         self.set_table(table, step)
@@ -405,7 +439,9 @@ class SegmentationEditor:
             raise EditError(f"segment '{entry.segment.name}' is locked")
         table = tuple(e for e in self.table if e.segment.value != value)
         box, values = self.bounded(self.labels == value, 0, respect_locks=False, overwrite=True)
-        self.commit(f"remove segment {entry.segment.name}", box, values, table, mark_edited=False)
+        self.commit(
+            f"remove segment {entry.segment.name}", box, values, table=table, mark_edited=False
+        )
 
     # -- writing a mask -------------------------------------------------------------------------
     def bounded(

@@ -1,5 +1,5 @@
 """The pieces of the segment editor's state: a segment-table row, one undoable step (a changed box
-before and after, compressed, with the table and the running figures), the history, and the
+before and after, packed as runs, with the table and the running figures), the history, and the
 bounding box of a change.
 """
 
@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medview.core.results import (
-    Provenance,
-    Segment,
-)
+from medview.core.results import Provenance, Segment, Segmentation
 
 Box = tuple[slice, slice, slice]
 
@@ -34,8 +31,38 @@ class Entry:
     origin: str = "manual"  # "model", "imported" or "manual"
 
 
-def _pack(a: np.ndarray) -> bytes:
-    return zlib.compress(np.ascontiguousarray(a).tobytes(), 1)
+@dataclass(frozen=True)
+class Runs:
+    """A box of a label map packed as runs of equal values (zlib-compressed values and run
+    lengths, in C order). A label map is runs of a few values: a model's 300 x 512 x 512 map
+    is 0.7 M runs, 1.1 MB packed, and unpacks (`np.repeat`) in about 20 ms, where zlib of the
+    raw bytes took 75-117 ms (measured on a 2-core machine, `tests/benchmarks`)."""
+
+    values: bytes
+    lengths: bytes
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.values) + len(self.lengths)
+
+
+def pack(a: np.ndarray) -> Runs:
+    flat = np.ascontiguousarray(a).reshape(-1)
+    if not flat.size:
+        return Runs(zlib.compress(b"", 1), zlib.compress(b"", 1))
+    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    starts = np.concatenate((np.zeros(1, np.intp), starts))
+    lengths = np.diff(starts, append=flat.size).astype(np.uint32)
+    return Runs(zlib.compress(flat[starts].tobytes(), 1), zlib.compress(lengths.tobytes(), 1))
+
+
+def unpack(runs: Runs, shape: Sequence[int], dtype: np.dtype | type) -> np.ndarray:
+    values = np.frombuffer(zlib.decompress(runs.values), dtype=dtype)
+    lengths = np.frombuffer(zlib.decompress(runs.lengths), dtype=np.uint32)
+    return np.repeat(values, lengths).reshape(tuple(shape))
+
+
+EMPTY = Runs(b"", b"")
 
 
 @dataclass(frozen=True)
@@ -46,8 +73,8 @@ class Step:
     name: str
     box: Box | None
     shape: tuple[int, int, int]
-    before: bytes
-    after: bytes
+    before: Runs
+    after: Runs
     table_before: tuple[Entry, ...]
     table_after: tuple[Entry, ...]
     provenance_before: Provenance | None
@@ -60,7 +87,23 @@ class Step:
     @property
     def nbytes(self) -> int:
         figures = sum(a.nbytes for a in (*self.figures_before, *self.figures_after))
-        return len(self.before) + len(self.after) + 64 * (len(self.table_before) + 8) + figures
+        packed = self.before.nbytes + self.after.nbytes
+        return packed + 64 * (len(self.table_before) + 8) + figures
+
+
+class StaleError(RuntimeError):
+    """A prepared step whose editor changed before it was pushed."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A step made by `SegmentationEditor.prepare`, for `push`: the new values of its box and
+    the editor's version it was made against."""
+
+    step: Step
+    values: np.ndarray | None
+    version: int
+    notes: tuple[str, ...] | None = None  # a model's notes on its result, taken with it
 
 
 @dataclass
@@ -90,3 +133,25 @@ def mask_box(mask: np.ndarray, pad: Sequence[int] | int = 0) -> Box | None:
 def changed_box(before: np.ndarray, after: np.ndarray) -> Box | None:
     """The bounding box of the voxels that differ (None: nothing changed)."""
     return mask_box(before != after)
+
+
+def figures_of(seg: Segmentation, n: int, size: int, image: bool) -> tuple[np.ndarray, ...] | None:
+    """The running figures (counts, sums, squares for ``n`` labels) of ``seg``'s whole map
+    of ``size`` voxels from its statistics (voxels, mean, SD per segment), so a model's result
+    is taken without recounting 10^8 voxels; None when its statistics do not cover every
+    label, or there is no grey-scale ``image`` (then the changed voxels are counted)."""
+    if not seg.stats or not image:
+        return None
+    counts = np.zeros(n, np.int64)
+    sums, squares = np.zeros(n, np.float64), np.zeros(n, np.float64)
+    for st in seg.stats:
+        counts[st.value] = st.voxels
+        sums[st.value] = st.mean * st.voxels
+        squares[st.value] = (st.sd**2 + st.mean**2) * st.voxels
+    if not np.isfinite(sums).all() or counts.sum() > size:
+        return None
+    present = seg.counts
+    if len(present) > n or not np.array_equal(present[1:], counts[1 : len(present)]):
+        return None
+    counts[0] = size - counts[1:].sum()  # the background's sums: not kept
+    return counts, sums, squares

@@ -191,7 +191,7 @@ def split_islands(editor: SegmentationEditor, value: int) -> Step | None:
         )
         table.append(Entry(seg))
         values[labels == k] = new
-    return editor.commit("split islands", box, values, tuple(table))  # type: ignore[arg-type]
+    return editor.commit("split islands", box, values, table=tuple(table))  # type: ignore[arg-type]
 
 
 def margin(

@@ -19,12 +19,9 @@ ago comes back when its series is opened again at once).
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
-import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,36 +31,16 @@ from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progre
 from medview.core.volume import Volume
 from medview.export.bundle import BundleResult, export_bundle
 from medview.export.content import ExportContent, ExportOptions, KeyImage
-from medview.segedit.editor import SegmentationEditor
+from medview.segedit.editor import SegmentationEditor, StaleError
+from medview.session.objects import Keeper, Opened, Prepared, Result, Writes, at_once
+from medview.session.objects import now as _now
 from medview.viewer.annotations import Measurement, MeasurementList, evaluate
 
 log = logging.getLogger("medview")
 
 # what subscribers can hear about; each callback gets the session
 EVENTS = ("series", "measurements", "key_images", "segmentation", "classification", "risk")
-
-Result = Segmentation | Classification
-Keeper = Callable[[str, Callable[[], None]], None]  # (what, job): runs a database write
-
-
-def _now() -> str:
-    return _dt.datetime.now().isoformat(timespec="seconds")
-
-
-def _at_once(what: str, job: Callable[[], None]) -> None:
-    job()
-
-
-@dataclass
-class Opened:
-    """What opening a series reads, before anything is shown (`StudySession.read`)."""
-
-    series: SeriesRecord
-    volume: Volume
-    measurements: list[Measurement] = field(default_factory=list)
-    # kept AI results: (kind, result or None when it no longer fits the grid, date kept)
-    kept: list[tuple[str, Result | None, str]] = field(default_factory=list)
-    risk: dict[str, dict[str, Any]] = field(default_factory=dict)
+__all__ = ["EVENTS", "Opened", "Prepared", "Result", "StudySession"]
 
 
 class StudySession:
@@ -73,9 +50,8 @@ class StudySession:
 
     def __init__(self, db: Any = None, keep: Keeper | None = None) -> None:
         self.db = db
-        self._keeper: Keeper = keep or _at_once
-        self._writes = 0  # writes asked for and not yet made (or failed)
-        self._written = threading.Condition()
+        # runs each database write, counted until it ends (`read` waits for them)
+        self.keep = Writes(keep or at_once)
         self.series: SeriesRecord | None = None
         self.volume: Volume | None = None
         self.measurements = MeasurementList()
@@ -111,35 +87,6 @@ class StudySession:
         for callback in list(self._listeners[event]):
             callback(self)
 
-    # -- database writes ------------------------------------------------------------------------
-    def keep(self, what: str, job: Callable[[], None]) -> None:
-        """Have ``job`` (a database write) run by the session's keeper, counted until it
-        ends, so that `read` can wait for it."""
-
-        def counted() -> None:
-            try:
-                job()
-            finally:
-                with self._written:
-                    self._writes -= 1
-                    self._written.notify_all()
-
-        with self._written:
-            self._writes += 1
-        try:
-            self._keeper(what, counted)
-        except BaseException:
-            with self._written:  # never queued: nothing to wait for
-                self._writes -= 1
-            raise
-
-    def wait_for_writes(self, cancel: CancelToken = NEVER_CANCELLED) -> None:
-        """Block until every write asked for so far has been made (or has failed)."""
-        with self._written:
-            while self._writes > 0:
-                cancel.raise_if_cancelled()
-                self._written.wait(0.1)
-
     # -- the series -----------------------------------------------------------------------------
     def read(
         self,
@@ -159,7 +106,7 @@ class StudySession:
         if self.db is not None:
             from medview.inference.kept import kept_results
 
-            self.wait_for_writes(cancel)  # what this reading kept a moment ago is read back
+            self.keep.wait(cancel)  # what this reading kept a moment ago is read back
 
             opened.measurements = [
                 Measurement.from_dict(d) for d in self.db.load_measurements(series.key)
@@ -309,10 +256,29 @@ class StudySession:
         self.accept(result)
         return result
 
-    def accept(self, result: Result, kept_on: str | None = None) -> None:
+    def prepare(self, result: Result) -> Prepared | None:
+        """The costly part of accepting a new segmentation (what changed, packed for undo),
+        changing nothing, so it may run in the worker that computed it: the step is made
+        against the working segmentation as it is now (or a new, empty one). `accept` takes
+        it, or makes the step again when the segmentation changed meanwhile."""
+        volume = self.volume
+        if not isinstance(result, Segmentation) or volume is None:
+            return None
+        editor = self.editor
+        fresh = editor is None
+        if editor is None:
+            editor = SegmentationEditor(volume)
+        if result.labels.shape != editor.volume.shape:
+            return None
+        return Prepared(result, editor, fresh, editor.prepare_replace(result))
+
+    def accept(
+        self, result: Result, kept_on: str | None = None, prepared: Prepared | None = None
+    ) -> None:
         """Make ``result`` the session's segmentation or classification. A new result
         (``kept_on`` None) is kept with the series; a new segmentation replaces the working
-        one as one step of the undo history. ``kept_on`` is the date of a restored one."""
+        one as one step of the undo history (``prepared``: its step, from `prepare`).
+        ``kept_on`` is the date of a restored one."""
         series, volume = self._require()
         kind = "segmentation" if isinstance(result, Segmentation) else "classification"
         grid = result.labels if isinstance(result, Segmentation) else result.heatmap
@@ -328,7 +294,7 @@ class StudySession:
                 self.editor.listeners.append(self._edited)
                 self._emit("segmentation")
             else:
-                self.edit(lambda editor: editor.replace_with(result))
+                self._take(result, prepared)
             return
         self.classification = result
         if kept_on is None and self.db is not None:
@@ -342,6 +308,23 @@ class StudySession:
 
             self.keep(f"the {kind}", job)
         self._emit(kind)
+
+    def _take(self, result: Segmentation, prepared: Prepared | None) -> None:
+        """A new segmentation as one step: the prepared one when it still fits."""
+        if prepared is not None and prepared.result is result:
+            editor = prepared.editor
+            if prepared.fresh and self.editor is None and editor.volume is self.volume:
+                self.editor = editor  # made in the worker, empty until the step is pushed
+                editor.listeners.append(self._edited)
+            if editor is self.editor:
+                if prepared.pending is None:
+                    return  # nothing changes
+                try:
+                    self.edit(lambda e: e.push(prepared.pending))
+                    return
+                except StaleError:
+                    log.info("the segmentation changed while a result was prepared; again")
+        self.edit(lambda editor: editor.replace_with(result))
 
     # -- editing the segmentation ---------------------------------------------------------------
     def segment_editor(self) -> SegmentationEditor:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QSettings
+from PySide6.QtCore import QObject, QSettings, QTimer
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox
 
 from medview.core.results import Classification, Segmentation
@@ -56,6 +56,7 @@ class AiResults(QObject):
         self.panel.run_requested.connect(self.run_model)
         self.panel.overlay_changed.connect(self.overlay_look_changed)
         self.panel.label_activated.connect(self._jump_to_label)
+        self.panel.label_shown.connect(self._show_label)
         self.panel.slice_activated.connect(self.go_to_slice)
         controller.changed.connect(self._follow_slice)
         self._said: tuple[Any, ...] | None = None  # the result whose notes were said
@@ -101,7 +102,10 @@ class AiResults(QObject):
                 cancel=cancel,
                 progress=progress,
             )
-            return on_source_grid(result, volume)
+            result = on_source_grid(result, volume)
+            # the undo step of a segmentation (a pass over the whole map) is made here too:
+            # taking it on the GUI thread cost 0.6 s on a 300 x 512 x 512 CT
+            return result, session.prepare(result)
 
         return self.inference.submit(
             device,
@@ -112,11 +116,12 @@ class AiResults(QObject):
             on_progress=self.progress,
         )
 
-    def _finished(self, volume: Volume, result: Any) -> None:
+    def _finished(self, volume: Volume, done: tuple[Any, Any]) -> None:
+        result, prepared = done
         if self.session.volume is not volume:
             self.notify(f"{result.provenance.name}: finished for a series that is no longer shown.")
             return
-        self.session.accept(result)
+        self.session.accept(result, prepared=prepared)
 
     def _run_anyway(self, manifest: Any, problems: list[str]) -> bool:
         """Ask whether to run a model outside its domain (tests answer with
@@ -188,6 +193,7 @@ class AiResults(QObject):
             [(s.value, s.name, colours[s.value], s.volume_ml, s.mean) for s in result.stats],
             caption + ("\n" + "; ".join(result.notes) if result.notes else ""),
             session.volume.units,
+            self._hidden(),
         )
         if (result.provenance, result.notes) != self._said:  # a new result, not an edit
             self._said = (result.provenance, result.notes)
@@ -244,8 +250,22 @@ class AiResults(QObject):
         if state.overlay is not None:
             state.overlay.opacity = self.panel.opacity.value() / 100
             state.overlay.outline = self.panel.outline.isChecked()
-            state.overlay.hidden = self.panel.hidden_labels()
+            state.overlay.hidden = self._hidden()
         self.controller.changed.emit()
+
+    def _hidden(self) -> set[int]:
+        """The segments hidden: one setting, the segment table's (the Segment editor's
+        "Shown" and this legend's "Show" boxes both change it)."""
+        editor = self.session.editor
+        return {e.segment.value for e in editor.table if not e.visible} if editor else set()
+
+    def _show_label(self, value: int, shown: bool) -> None:
+        def change() -> None:  # after the legend's own signal: the change refills the legend
+            editor = self.session.editor
+            if editor is not None and editor.entry(value) is not None:
+                editor.update_entry(value, "visibility", visible=shown)
+
+        QTimer.singleShot(0, change)
 
     def go_to_slice(self, index: int) -> None:
         """Put the crosshair on stored slice ``index`` (the axis 2-D classifiers read)."""

@@ -87,6 +87,7 @@ class ModelsPanel(QWidget):
     run_requested = Signal(object, str)  # ModelManifest, device
     overlay_changed = Signal()  # opacity / outline / visibility edited
     label_activated = Signal(int)  # a legend row was clicked: its label value
+    label_shown = Signal(int, bool)  # a legend row's "Show" box: its label value, shown or not
     slice_activated = Signal(int)  # a slice-probability bar was clicked: its slice index
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -219,14 +220,17 @@ class ModelsPanel(QWidget):
         stats: list[tuple[int, str, tuple[int, int, int], float, float]],
         provenance: str,
         unit: str,
+        hidden: set[int] | frozenset[int] = frozenset(),
     ) -> None:
-        """Fill the legend: (value, name, colour, volume mL, mean) per label."""
+        """Fill the legend: (value, name, colour, volume mL, mean) per label; the labels in
+        ``hidden`` unticked."""
         self._updating_legend = True
         self.legend.setRowCount(len(stats))
         for r, (value, name, color, ml, mean) in enumerate(stats):
             show = QTableWidgetItem()
             show.setFlags(Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEnabled)
-            show.setCheckState(Qt.CheckState.Checked)
+            shown = value not in hidden
+            show.setCheckState(Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
             show.setData(Qt.ItemDataRole.UserRole, value)
             show.setBackground(QBrush(QColor(*color)))
             self.legend.setItem(r, 0, show)
@@ -299,17 +303,10 @@ class ModelsPanel(QWidget):
     def _slice_clicked(self, index: int) -> None:
         self.slice_activated.emit(index)
 
-    def hidden_labels(self) -> set[int]:
-        out = set()
-        for r in range(self.legend.rowCount()):
-            item = self.legend.item(r, 0)
-            if item is not None and item.checkState() != Qt.CheckState.Checked:
-                out.add(int(item.data(Qt.ItemDataRole.UserRole)))
-        return out
-
     def _legend_edited(self, item: QTableWidgetItem) -> None:
         if not self._updating_legend and item.column() == 0:
-            self.overlay_changed.emit()
+            value = int(item.data(Qt.ItemDataRole.UserRole))
+            self.label_shown.emit(value, item.checkState() == Qt.CheckState.Checked)
 
     def _legend_clicked(self, row: int, column: int) -> None:
         item = self.legend.item(row, 0)

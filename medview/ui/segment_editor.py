@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -28,120 +28,12 @@ from PySide6.QtWidgets import (
 )
 
 from medview.segedit import tools
+from medview.segedit.codes import PALETTE, PICK_LIST, pick
 from medview.segedit.editor import EditError
 from medview.session import StudySession
 from medview.ui.bridge import TaskRunner
 from medview.ui.controller import ViewerController
-
-# common things a reader draws, with their SNOMED CT codes: (name, code, meaning, finding)
-PICK_LIST = (
-    ("Lesion", "108369006", "Neoplasm", True),
-    ("Nodule", "27925004", "Nodule", True),
-    ("Mass", "4147007", "Mass", True),
-    ("Cyst", "441457006", "Cyst", True),
-    ("Lung", "39607008", "Lung", False),
-    ("Liver", "10200004", "Liver", False),
-    ("Kidney", "64033007", "Kidney", False),
-    ("Spleen", "78961009", "Spleen", False),
-    ("Heart", "80891009", "Heart", False),
-    ("Brain", "12738006", "Brain", False),
-    ("Bone", "272673000", "Bone", False),
-    ("Lymph node", "59441001", "Lymph node", False),
-    ("Other (no code)", "", "", False),
-)
-PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48))
-
-
-class Brush(QObject):
-    """Paints (or erases) the selected segment where the left button drags in a slice
-    view: each dab is shown at once, the whole stroke is one undo step."""
-
-    def __init__(self, dock: SegmentEditorDock) -> None:
-        super().__init__(dock)
-        self.dock = dock
-        self.erase = False
-        self._last: np.ndarray | None = None
-        self._axis = 0
-
-    def radius_mm(self) -> float:
-        return float(self.dock.size_mm.value())
-
-    def _dab(self, zyx: np.ndarray) -> None:
-        d = self.dock
-        value = d.selected_value()
-        if value is None:
-            return
-        spacing = np.asarray(d.session.volume.geometry.spacing)[::-1]  # type: ignore[union-attr]
-        points = [zyx]
-        if self._last is not None:  # fill the gaps of a fast drag: a dab every half radius
-            gap = float(np.linalg.norm((zyx - self._last) * spacing))
-            steps = int(gap / max(self.radius_mm() / 2, 0.1))
-            points = [self._last + (zyx - self._last) * (k + 1) / (steps + 1) for k in range(steps)]
-            points.append(zyx)
-        self._last = zyx
-        d.session.edit(
-            tools.paint,
-            [tuple(p) for p in points],
-            self.radius_mm(),
-            value,
-            axis=None if d.sphere.isChecked() else self._axis,
-            erase=self.erase,
-            intensity=d.intensity() if not self.erase else None,
-            overwrite=d.overwrite.isChecked(),
-        )
-
-    def press(self, zyx: np.ndarray, axis: int) -> None:
-        self._axis, self._last = axis, None
-        if self.dock.selected_value() is None:
-            self.dock.say("Select (or add) a segment to paint.")
-            return
-        self.dock.session.segment_editor().begin_group()
-        self.dock.attempt(lambda: self._dab(zyx))
-
-    def move(self, zyx: np.ndarray) -> None:
-        self.dock.attempt(lambda: self._dab(zyx))
-
-    def release(self) -> None:
-        editor = self.dock.session.editor
-        if editor is not None:
-            editor.end_group("erase" if self.erase else "paint")
-        self._last = None
-
-
-class Scissors(QObject):
-    """Cuts the selected segment with an outline drawn in a slice view, through the whole
-    volume along the view's direction (inside the outline, or outside it)."""
-
-    def __init__(self, dock: SegmentEditorDock) -> None:
-        super().__init__(dock)
-        self.dock = dock
-        self.points: list[np.ndarray] = []
-        self._axis = 0
-
-    def radius_mm(self) -> float:
-        return 0.0
-
-    def outline(self) -> list[np.ndarray]:
-        return self.points
-
-    def press(self, zyx: np.ndarray, axis: int) -> None:
-        self._axis, self.points = axis, [zyx]
-
-    def move(self, zyx: np.ndarray) -> None:
-        self.points.append(zyx)
-
-    def release(self) -> None:
-        d, points, self.points = self.dock, self.points, []
-        value = d.selected_value()
-        if value is None:
-            d.say("Select a segment first.")
-            return
-        keep = d.keep_inside.isChecked()
-        d.attempt(
-            lambda: d.session.edit(
-                tools.scissors, value, [tuple(p) for p in points], self._axis, keep_inside=keep
-            )
-        )
+from medview.ui.segment_mouse import Brush, Scissors
 
 
 class SegmentEditorDock(QDockWidget):
@@ -172,11 +64,13 @@ class SegmentEditorDock(QDockWidget):
         self.table.cellDoubleClicked.connect(self._cell_double_clicked)
         layout.addWidget(self.table)
         row = QHBoxLayout()
-        add, remove = QPushButton("Add segment…"), QPushButton("Remove")
+        add, kind = QPushButton("Add segment…"), QPushButton("What it is…")
+        remove = QPushButton("Remove")
         add.clicked.connect(self.add_segment_dialog)
+        kind.clicked.connect(self.set_kind_dialog)
         remove.clicked.connect(self._remove)
-        row.addWidget(add)
-        row.addWidget(remove)
+        for b in (add, kind, remove):
+            row.addWidget(b)
         layout.addLayout(row)
         grid = QGridLayout()
         self.paint_button = QPushButton("Paint (B)")
@@ -277,6 +171,9 @@ class SegmentEditorDock(QDockWidget):
             swatch.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             swatch.setData(Qt.ItemDataRole.UserRole, s.value)
             name = QTableWidgetItem(s.name)
+            name.setToolTip(
+                f"SNOMED CT {s.snomed_code}: {s.snomed_meaning}" if s.snomed_code else ""
+            )
             kind = QTableWidgetItem(seg.algorithm_type_of(s).lower() if seg else "")
             kind.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable)
             self.table.setItem(i, 0, swatch)
@@ -351,10 +248,32 @@ class SegmentEditorDock(QDockWidget):
         self.attempt(lambda: editor.update_entry(value, "change colour", color=colour))
 
     def add_segment_dialog(self) -> None:
-        names = [p[0] for p in PICK_LIST]
+        names = [p.name for p in PICK_LIST]
         name, ok = QInputDialog.getItem(self, "Add segment", "What it is", names, 0, True)
         if ok and name:
             self.add_segment(name)
+
+    def set_kind_dialog(self) -> None:
+        value = self.selected_value()
+        if value is None:
+            self.say("Select a segment first.")
+            return
+        names = [p.name for p in PICK_LIST]
+        name, ok = QInputDialog.getItem(self, "What it is", "The segment is", names, 0, False)
+        if ok and name:
+            self.set_kind(value, name)
+
+    def set_kind(self, value: int, name: str) -> None:
+        """What a segment is, from the pick list (its SNOMED CT code; an undoable step): a
+        segment named after the pick list takes the new name, a name the reader typed stays."""
+        chosen, editor = pick(name), self.session.segment_editor()
+        entry = editor.entry(value)
+        if chosen is None or entry is None:
+            return
+        changes = chosen.codes()
+        if pick(entry.segment.name) is not None:
+            changes["name"] = chosen.name
+        self.attempt(lambda: editor.update_entry(value, "change type", **changes))
 
     def add_segment(self, name: str, color: tuple[int, int, int] | None = None) -> int | None:
         """Add a segment (from the pick list when ``name`` is on it: with its SNOMED CT
@@ -362,12 +281,11 @@ class SegmentEditorDock(QDockWidget):
         if self.session.volume is None:
             self.say("Open a series first.")
             return None
-        pick = next((p for p in PICK_LIST if p[0] == name), None)
-        codes = {"snomed_code": pick[1], "snomed_meaning": pick[2]} if pick and pick[1] else {}
+        chosen = pick(name)
+        codes = chosen.codes() if chosen is not None else {}
         editor = self.session.segment_editor()
         colour = color or PALETTE[len(editor.table) % len(PALETTE)]
-        finding = bool(pick and pick[3])
-        segment = self.session.edit(lambda e: e.add_segment(name, colour, finding=finding, **codes))
+        segment = self.session.edit(lambda e: e.add_segment(name, colour, **codes))
         self.refresh()
         self.select(segment.value)
         return int(segment.value)

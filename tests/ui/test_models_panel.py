@@ -57,11 +57,24 @@ def test_run_model_shows_overlay_and_legend(qtbot, window, tmp_path: Path, insta
     with_overlay = axial.rendered().copy()
     for r in range(panel.legend.rowCount()):
         panel.legend.item(r, 0).setCheckState(Qt.CheckState.Unchecked)
-    assert overlay.hidden == {1, 2}
+    qtbot.waitUntil(lambda: window.controller.state.overlay.hidden == {1, 2}, timeout=5000)
+    # one setting: the segment table's, which the Segment editor's "Shown" boxes show too
+    assert not any(e.visible for e in window.session.editor.table)
+    dock = window.segment_dock
+    shown = [dock.table.item(r, 3).checkState() for r in range(dock.table.rowCount())]
+    assert shown == [Qt.CheckState.Unchecked] * 2
+    assert window.session.undo() == "model run"  # showing and hiding are not undo steps
+    window.session.redo()
+    overlay = window.controller.state.overlay
     plain = axial.rendered()
     labels_here = window.controller.state.overlay_plane(View.AXIAL)
     if labels_here.any():
         assert not np.array_equal(with_overlay, plain)
+    # shown again from the Segment editor: the legend follows
+    dock.table.item(0, 3).setCheckState(Qt.CheckState.Checked)
+    qtbot.waitUntil(lambda: panel.legend.item(0, 0).checkState() == Qt.CheckState.Checked)
+    assert window.controller.state.overlay.hidden == {2}
+    overlay = window.controller.state.overlay
     panel.outline.setChecked(True)
     assert overlay.outline
     # a legend row jumps to that label's largest cross-section

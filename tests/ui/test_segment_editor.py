@@ -294,6 +294,17 @@ def test_renaming_and_recolouring_are_undoable(qtbot, window) -> None:  # type: 
     session.undo()
     seg = session.segmentation.segment(value)
     assert seg.name == "Nodule" and seg.color != (10, 20, 30)
+    # what it is, changed after it was drawn: the code follows, and a typed name stays
+    dock.set_kind(value, "Cyst")
+    seg = session.segmentation.segment(value)
+    assert (seg.name, seg.snomed_code, seg.snomed_meaning) == ("Cyst", "441457006", "Cyst")
+    assert "441457006" in dock.table.item(0, 1).toolTip()
+    dock.table.item(0, 1).setText("Cyst, left lobe")
+    dock.set_kind(value, "Lymph node")
+    seg = session.segmentation.segment(value)
+    assert (seg.name, seg.snomed_code, seg.finding) == ("Cyst, left lobe", "59441001", False)
+    assert session.undo() == "change type"
+    assert session.segmentation.segment(value).snomed_code == "441457006"
 
 
 def test_an_edit_is_back_when_its_series_is_opened_again_at_once(qtbot, window) -> None:  # type: ignore[no-untyped-def]
