@@ -341,6 +341,11 @@ def _export(
         segments=stats,
         segmentation=label_map.provenance if label_map is not None else None,
         segmentation_notes=list(label_map.notes) if label_map is not None else [],
+        made_by=(
+            {sg.value: label_map.algorithm_type_of(sg) for sg in label_map.segments}
+            if label_map is not None
+            else {}
+        ),
         classifications=thumbs,
         risk=list(content.risk.values()),
         warnings=warnings,

@@ -15,6 +15,13 @@ from medview.core.atomic import atomic_path
 from medview.core.notices import RESEARCH_USE, is_flagged
 from medview.core.results import Classification, Provenance, SegmentStats
 
+# how each segment was made, in the reader's words (from its Segment Algorithm Type)
+MADE_BY = {
+    "AUTOMATIC": "AI model",
+    "SEMIAUTOMATIC": "AI model, edited by hand",
+    "MANUAL": "drawn by hand",
+}
+
 
 @dataclass
 class ReportData:
@@ -25,6 +32,8 @@ class ReportData:
     segments: list[SegmentStats] = field(default_factory=list)
     segmentation: Provenance | None = None
     segmentation_notes: list[str] = field(default_factory=list)
+    # label value -> DICOM Segment Algorithm Type (AUTOMATIC, SEMIAUTOMATIC, MANUAL)
+    made_by: dict[int, str] = field(default_factory=dict)
     classifications: list[tuple[Classification, Any]] = field(default_factory=list)
     risk: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -104,15 +113,24 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
         story.append(table(rows, [1 * cm, 4.5 * cm, width - 5.5 * cm]))
     if data.segments:
         story.append(Paragraph("Segmentation", h2))
-        if data.segmentation is not None:
+        made = [data.made_by.get(s.value, "") for s in data.segments]
+        if data.segmentation is not None and any(m != "MANUAL" for m in made):
             story.append(Paragraph("AI result. " + _esc(RESEARCH_USE), warn))
         u = f" ({data.units})" if data.units else ""
-        rows = [["Label", "Voxels", "Volume (mL)", f"Mean{u}", f"SD{u}"]]
-        for s in data.segments:
+        rows = [["Label", "Made by", "Voxels", "Volume (mL)", f"Mean{u}", f"SD{u}"]]
+        for s, m in zip(data.segments, made, strict=True):
             rows.append(
-                [s.name, f"{s.voxels}", f"{s.volume_ml:.2f}", f"{s.mean:.1f}", f"{s.sd:.1f}"]
+                [
+                    s.name,
+                    MADE_BY.get(m, m),
+                    f"{s.voxels}",
+                    f"{s.volume_ml:.2f}",
+                    f"{s.mean:.1f}",
+                    f"{s.sd:.1f}",
+                ]
             )
-        story.append(table(rows))
+        figures = (width - 8.5 * cm) / 4
+        story.append(table(rows, [4 * cm, 4.5 * cm, figures, figures, figures, figures]))
         for note in data.segmentation_notes:
             story.append(Paragraph(_esc(note), warn if is_flagged([note]) else small))
     for cls, thumb in data.classifications:

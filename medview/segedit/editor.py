@@ -32,6 +32,7 @@ from medview.segedit.history import (
     Pending,
     StaleError,
     Step,
+    any_of,
     changed_box,
     figures_of,
     mask_box,
@@ -468,7 +469,7 @@ class SegmentationEditor:
         if respect_locks:
             locked = self.locked_values()
             if locked:
-                target &= ~np.isin(current, locked)
+                target &= ~any_of(current, locked)
         if only is not None:
             target &= current == only
         if not overwrite and value:

