@@ -3,7 +3,8 @@
     xvfb-run -s "-screen 0 1600x1000x24" .venv/bin/python docs/take_screenshots.py
 
 Opens the demo chest CT as `medview` does, grabs the screen (MPR), draws a ruler and an
-ellipse ROI (measurements), then runs the shipped chest models (AI) and grabs again. Writes
+ellipse ROI (measurements), runs the shipped chest models (AI), corrects and draws segments
+(segment editor) and grabs each time. Writes
 docs/screenshot-*.png. A throw-away data folder is used; nothing of the user's is touched.
 """
 
@@ -82,6 +83,26 @@ def main() -> int:
     window.controller.go_to(View.AXIAL, 30)
     settle(lambda: True)
     grab("screenshot-ai.png")
+
+    # the Segment editor: the model's lesion corrected with a brush stroke, a nodule drawn,
+    # what it is chosen from the pick list, the body hidden from the Models legend
+    from medview.segedit import tools
+
+    session, dock = window.session, window.segment_dock
+    dock.show()
+    dock.raise_()
+    lesion = next(e.segment.value for e in session.editor.table if "lesion" in e.segment.name)
+    session.edit(tools.paint, [(30, 250.0, 200.0), (30, 262.0, 214.0)], 6.0, lesion)
+    drawn = dock.add_segment("Nodule")
+    assert drawn is not None
+    session.edit(tools.paint, [(30, 236.0, 160.0)], 5.0, drawn, axis=None)
+    dock.set_kind(drawn, "Cyst")
+    body = next(e.segment.value for e in session.editor.table if e.segment.name == "body")
+    session.editor.update_entry(body, "visibility", visible=False)
+    dock.select(drawn)
+    window.controller.go_to(View.AXIAL, 30)
+    settle(lambda: True)
+    grab("screenshot-segment-editor.png")
     window.close()
     return 0
 

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
+    QHeaderView,
     QInputDialog,
     QLabel,
     QPushButton,
@@ -28,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from medview.segedit import tools
-from medview.segedit.codes import PALETTE, PICK_LIST, pick
+from medview.segedit.codes import PICK_LIST, new_colour, pick
 from medview.segedit.editor import EditError
 from medview.session import StudySession
 from medview.ui.bridge import TaskRunner
@@ -60,6 +61,10 @@ class SegmentEditorDock(QDockWidget):
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.table.setColumnWidth(0, 22)
+        header = self.table.horizontalHeader()  # the name takes the room; the boxes fit
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        for column in (2, 3, 4):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemChanged.connect(self._item_changed)
         self.table.cellDoubleClicked.connect(self._cell_double_clicked)
         layout.addWidget(self.table)
@@ -144,7 +149,7 @@ class SegmentEditorDock(QDockWidget):
         self.message.setWordWrap(True)
         layout.addWidget(self.message)
         new = QPushButton("New segmentation on this series")
-        new.clicked.connect(lambda: self.add_segment("Segment 1", PALETTE[0]))
+        new.clicked.connect(lambda: self.add_segment("Segment 1"))
         layout.addWidget(new)
         layout.addStretch(1)
         self.setWidget(body)
@@ -284,7 +289,7 @@ class SegmentEditorDock(QDockWidget):
         chosen = pick(name)
         codes = chosen.codes() if chosen is not None else {}
         editor = self.session.segment_editor()
-        colour = color or PALETTE[len(editor.table) % len(PALETTE)]
+        colour = color or new_colour({e.segment.color for e in editor.table})
         segment = self.session.edit(lambda e: e.add_segment(name, colour, **codes))
         self.refresh()
         self.select(segment.value)

@@ -380,3 +380,13 @@ def test_hiding_a_segment_is_not_undone(demo_ct, demo_seg) -> None:  # type: ign
     ed.update_entry(a, "visibility", visible=True)
     ed.redo()
     assert ed.entry(a).visible
+
+
+def test_a_new_segment_gets_a_colour_unlike_the_others() -> None:
+    from medview.segedit.codes import PALETTE, new_colour
+
+    used = {(232, 160, 120), (80, 160, 240), (0, 130, 200)}  # a body, a lung, a blue
+    colour = new_colour(used)
+    assert colour in PALETTE and colour not in used
+    assert all(sum((a - b) ** 2 for a, b in zip(colour, u, strict=True)) > 100**2 for u in used)
+    assert new_colour(set(PALETTE)) in PALETTE  # all taken: still one
