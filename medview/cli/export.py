@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from medview.cli.progress import printer
+from medview.core.colours import PALETTE
 from medview.core.errors import MedviewError
 
 log_name = "medview export"
@@ -59,7 +60,7 @@ def _segmentation(path: str, volume: Any) -> Any:
             summary = json.loads(summary_path.read_text())
             notes = tuple(str(n) for n in summary.get("notes", ()))
             for lb in summary.get("labels", []):
-                c = lb.get("color") or _PALETTE[(int(lb["value"]) - 1) % len(_PALETTE)]
+                c = lb.get("color") or PALETTE[(int(lb["value"]) - 1) % len(PALETTE)]
                 described[int(lb["value"])] = Segment(
                     int(lb["value"]),
                     str(lb["name"]),
@@ -84,13 +85,10 @@ def _segmentation(path: str, volume: Any) -> Any:
         except (ValueError, KeyError, TypeError, OSError):
             described, prov = {}, None
     segments = tuple(
-        described.get(v) or Segment(v, f"label {v}", _PALETTE[(v - 1) % len(_PALETTE)])
+        described.get(v) or Segment(v, f"label {v}", PALETTE[(v - 1) % len(PALETTE)])
         for v in sorted(int(x) for x in np.unique(arr) if x)
     )
     return segmentation_of(volume, labels, segments, prov, notes)
-
-
-_PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48)]
 
 
 def _measurements(path: str) -> list[Any]:

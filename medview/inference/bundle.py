@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from medview.core.colours import PALETTE
 from medview.core.errors import ArchiveError, ModelError
 from medview.inference.loading import build_network, read_weights
 from medview.inference.manifest import ModelManifest, check_literal
@@ -38,16 +39,6 @@ _IGNORED = {
     "Compose",
     "CastToTyped",
 }
-_PALETTE = [
-    (255, 80, 80),
-    (80, 160, 255),
-    (90, 220, 120),
-    (240, 200, 60),
-    (200, 110, 240),
-    (60, 220, 220),
-    (250, 140, 40),
-    (160, 160, 160),
-]
 
 
 def _short(target: Any) -> str:
@@ -170,7 +161,7 @@ def _labels_and_task(meta: dict[str, Any]) -> tuple[str, list[dict[str, Any]], l
     names = [str(channel_def[k]) for k in sorted(channel_def, key=lambda k: int(k))]
     if str(pred.get("type", "image")).lower() == "image":
         labels = [
-            {"value": i, "name": n, "color": list(_PALETTE[(i - 1) % len(_PALETTE)])}
+            {"value": i, "name": n, "color": list(PALETTE[(i - 1) % len(PALETTE)])}
             for i, n in enumerate(names)
             if i > 0
         ]

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from medview.core.colours import PALETTE, new_colour
+
+__all__ = ["PALETTE", "PICK_LIST", "Pick", "new_colour", "pick"]
+
 
 class Pick(NamedTuple):
     name: str
@@ -32,29 +36,6 @@ PICK_LIST = (
     Pick("Lymph node", "59441001", "Lymph node", False),
     Pick("Other (no code)", "", "", False),
 )
-# distinct colours for new segments (a colour already in the table is skipped)
-PALETTE = (
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-    (240, 50, 230),
-    (210, 245, 60),
-    (250, 190, 212),
-)
-
-
-def new_colour(used: set[tuple[int, int, int]]) -> tuple[int, int, int]:
-    """A colour for a new segment, unlike those ``used`` (RGB distance over 100 when one is
-    left in the palette)."""
-
-    def far(c: tuple[int, int, int]) -> bool:
-        return all(sum((a - b) ** 2 for a, b in zip(c, u, strict=True)) > 100**2 for u in used)
-
-    return next((c for c in PALETTE if far(c)), PALETTE[len(used) % len(PALETTE)])
 
 
 def pick(name: str) -> Pick | None:
