@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 DEMO   := resources/demo
 
-.PHONY: run test bench lint demo models clean gpu-check
+.PHONY: run test bench lint demo models clean gpu-check wheel
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,6 +36,10 @@ run: $(VENV)/.run-installed
 test: $(VENV)/.test-installed $(RUNTIME)/.installed
 	QT_QPA_PLATFORM=offscreen MEDVIEW_RUNTIME_PYTHON=$(CURDIR)/$(RUNTIME)/bin/python $(BIN)/python -m pytest -q -m "not benchmark" tests
 
+# a wheel with the shipped models and demo studies inside (setup.py): dist/medview-*.whl
+wheel: $(BIN)/python
+	$(BIN)/python -m pip wheel --disable-pip-version-check --no-deps -q -w dist .
+
 bench: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q -s -m benchmark tests/benchmarks
 
@@ -60,4 +64,4 @@ models: $(VENV)/.test-installed
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(RUNTIME) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RUNTIME) .pytest_cache .mypy_cache .ruff_cache dist build medview.egg-info

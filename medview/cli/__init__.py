@@ -21,6 +21,9 @@ from medview.cli import models, study
 def make_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="medview", description="MedView radiology workstation")
     ap.add_argument("--version", action="version", version=f"medview {__version__}")
+    ap.add_argument(
+        "--demo", action="store_true", help="open the window on the bundled demo chest CT"
+    )
     sub = ap.add_subparsers(dest="command")
     p = sub.add_parser("info", help="list the patient/study/series tree under PATHs")
     p.add_argument(
@@ -88,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``medview [PATH...]`` opens the workstation window; ``medview info|load ...`` run
     headless."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--demo"]:
+        from medview.core.shipped import demo_study
+
+        return _open_window([str(demo_study())])
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
         missing = [a for a in argv if not os.path.exists(a)]
         if missing:  # a mistyped command must not open the window on it as a path
@@ -105,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.command:
         ap.print_help()
         return 2
-    rc: int = args.func(args)
+    try:
+        rc: int = args.func(args)
+    except BrokenPipeError:  # `medview ... | head`: the reader stopped reading; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return rc
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from medview.core.errors import ModelError
 from medview.core.paths import data_dir
+from medview.core.shipped import shipped
 from medview.core.volume import Volume
 from medview.inference.manifest import ModelManifest, read_manifest
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models"
+SHIPPED = shipped("models")
 
 
 @dataclass(frozen=True)

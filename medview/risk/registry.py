@@ -8,9 +8,10 @@ from pathlib import Path
 
 from medview.core.errors import RiskModelError
 from medview.core.paths import data_dir
+from medview.core.shipped import shipped
 from medview.risk.model import RiskModel, read_risk_model
 
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "tabular"
+SHIPPED = shipped("models") / "tabular"
 
 
 @dataclass(frozen=True)
