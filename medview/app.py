@@ -50,6 +50,13 @@ def create_window(paths: Sequence[str] = ()) -> Any:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("MedView")
+    from PySide6.QtGui import QGuiApplication, QIcon
+
+    from medview.core.shipped import shipped
+
+    # the menu entry `medview desktop install` adds, and its icon
+    QGuiApplication.setDesktopFileName("org.medview.MedView")
+    QGuiApplication.setWindowIcon(QIcon(str(shipped("resources") / "icons" / "medview.svg")))
     apply_dark_theme(app)
     setup_logging()
     settings = QSettings(str(data_dir() / "settings.ini"), QSettings.Format.IniFormat)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from medview import __version__
-from medview.cli import models, study
+from medview.cli import desktop, models, study
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -59,6 +59,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     hp.add_argument("--folds", type=int, default=1, help="how many of its 5 folds (default 1)")
     p.set_defaults(func=models.cmd_models, json=False, models_command="list")
+    p = sub.add_parser(
+        "desktop", help="add MedView to the desktop's applications menu (or remove it)"
+    )
+    p.add_argument("desktop_command", choices=("install", "remove"))
+    p.set_defaults(func=desktop.cmd_desktop)
     p = sub.add_parser("run-model", help="run a model on a series")
     p.add_argument("model_id")
     p.add_argument("path", metavar="PATH")
@@ -84,7 +89,7 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
-COMMANDS = ("info", "load", "models", "run-model", "risk", "export", "pacs")
+COMMANDS = ("info", "load", "models", "desktop", "run-model", "risk", "export", "pacs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
