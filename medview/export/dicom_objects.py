@@ -453,7 +453,12 @@ def build_sr(
                         source_series=sr.SourceSeriesForSegmentation(sources[0].SeriesInstanceUID),
                     ),
                     finding_type=kind,
-                    algorithm_id=algo_id,
+                    # a segment drawn by hand was not made by the model
+                    algorithm_id=(
+                        None
+                        if label_map.algorithm_type_of(by_value[st.value]) == "MANUAL"
+                        else algo_id
+                    ),
                     measurements=items,
                 )
             )

@@ -115,6 +115,25 @@ def test_edit_undo_restart_and_export(tmp_path: Path, demo_seg) -> None:  # type
     assert "AI model, edited by hand" in made["lung lesion"]
     assert "drawn by hand" in made["reader note"]
     assert "AI model" in made["bone"] and "edited" not in made["bone"]
+    # the SR names the model for the model's segments, and none for the drawn one
+    import pydicom
+
+    sr = pydicom.dcmread(out.path / "sr.dcm")
+    (measurements,) = [
+        c
+        for c in sr.ContentSequence
+        if c.ConceptNameCodeSequence[0].CodeMeaning == "Imaging Measurements"
+    ]
+    named = {}
+    for group in measurements.ContentSequence:
+        items = {c.ConceptNameCodeSequence[0].CodeMeaning: c for c in group.ContentSequence}
+        tracking = items["Tracking Identifier"].TextValue
+        if not tracking.startswith("segment "):
+            continue  # a measurement's group (the ruler)
+        segment = tracking.split(": ", 1)[1]
+        named[segment] = items["Algorithm Name"].TextValue if "Algorithm Name" in items else None
+    assert named["reader note"] is None
+    assert named["lung lesion"] == named["bone"] == session.segmentation.provenance.name
 
 
 def test_dcmqi_reads_the_edited_seg(tmp_path: Path, demo_seg) -> None:  # type: ignore[no-untyped-def]
