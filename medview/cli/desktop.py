@@ -75,18 +75,14 @@ def installed_files(home: Path) -> tuple[Path, Path]:
 def _refresh(home: Path) -> None:
     """Let the desktop see the change (the MIME cache and the icon cache, where their tools
     are installed)."""
-    for tool, folder in (
-        ("update-desktop-database", home / "applications"),
-        ("gtk-update-icon-cache", home / "icons" / "hicolor"),
+    applications, icons = home / "applications", home / "icons" / "hicolor"
+    for command in (
+        ["update-desktop-database", "-q", str(applications)],
+        ["gtk-update-icon-cache", "-q", "-t", str(icons)],
     ):
-        exe = shutil.which(tool)
-        if exe and folder.is_dir():
-            args = (
-                [exe, "-q", str(folder)]
-                if tool == "update-desktop-database"
-                else [exe, "-q", "-t", str(folder)]
-            )
-            subprocess.run(args, check=False, capture_output=True, timeout=60)
+        exe = shutil.which(command[0])
+        if exe and Path(command[-1]).is_dir():
+            subprocess.run([exe, *command[1:]], check=False, capture_output=True, timeout=60)
 
 
 def install(home: Path, exe: Path) -> tuple[Path, Path]:

@@ -122,6 +122,10 @@ class SegmentationEditor:
     def locked_values(self) -> list[int]:
         return [e.segment.value for e in self.table if e.locked]
 
+    def hidden_values(self) -> set[int]:
+        """The segments not shown (the overlay leaves them out)."""
+        return {e.segment.value for e in self.table if not e.visible}
+
     def next_value(self) -> int:
         used = {e.segment.value for e in self.table}
         return next(v for v in range(1, np.iinfo(self.labels.dtype).max + 1) if v not in used)

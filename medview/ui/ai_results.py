@@ -257,7 +257,7 @@ class AiResults(QObject):
         """The segments hidden: one setting, the segment table's (the Segment editor's
         "Shown" and this legend's "Show" boxes both change it)."""
         editor = self.session.editor
-        return {e.segment.value for e in editor.table if not e.visible} if editor else set()
+        return editor.hidden_values() if editor else set()
 
     def _show_label(self, value: int, shown: bool) -> None:
         def change() -> None:  # after the legend's own signal: the change refills the legend

@@ -85,7 +85,7 @@ class SliceProbabilities(QWidget):
 
 class ModelsPanel(QWidget):
     run_requested = Signal(object, str)  # ModelManifest, device
-    overlay_changed = Signal()  # opacity / outline / visibility edited
+    overlay_changed = Signal()  # opacity / outline edited
     label_activated = Signal(int)  # a legend row was clicked: its label value
     label_shown = Signal(int, bool)  # a legend row's "Show" box: its label value, shown or not
     slice_activated = Signal(int)  # a slice-probability bar was clicked: its slice index

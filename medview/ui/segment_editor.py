@@ -196,12 +196,7 @@ class SegmentEditorDock(QDockWidget):
         self.other.clear()
         for e in rows:
             self.other.addItem(e.segment.name, e.segment.value)
-        self._filling = False
-        # hidden segments are hidden on the overlay too
-        state = self.controller.state
-        if state is not None and state.overlay is not None:
-            state.overlay.hidden = {e.segment.value for e in rows if not e.visible}
-            self.controller.changed.emit()
+        self._filling = False  # the overlay follows the table's Shown boxes (`AiResults`)
 
     def selected_value(self) -> int | None:
         row = self.table.currentRow()
