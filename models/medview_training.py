@@ -233,14 +233,20 @@ def manifest_object(manifest: dict[str, Any], folder: Path) -> Any:
     return parse_manifest(data, folder)
 
 
-def write_package(manifest: dict[str, Any], net: Any, dest: Path, card: str) -> Any:
+def write_package(
+    manifest: dict[str, Any], net: Any, dest: Path, card: str, half: bool = False
+) -> Any:
     """``dest``'s manifest.json and weights.safetensors for ``net`` (the card is kept where it
-    is); returns the package as MedView reads it."""
+    is); returns the package as MedView reads it. ``half``: weights stored as float16 (half
+    the size in the repository; loaded into the float32 network)."""
     from medview.inference.manifest import read_manifest
     from medview.inference.package import save_package
 
+    state = net.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        pkg = save_package(tmp, manifest, net.state_dict(), card)
+        pkg = save_package(tmp, manifest, state, card)
         dest.mkdir(parents=True, exist_ok=True)
         for name in ("weights.safetensors", "manifest.json"):
             shutil.copyfile(Path(tmp) / pkg.id / name, dest / name)

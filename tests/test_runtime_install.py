@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.benchmarks.gpu_check import demo_tumour_click
 from tests.conftest import DEMO_CT, DEMO_MR, REPO, missing_outside_ci
 
 
@@ -83,9 +84,13 @@ def shipped_models(runtime: Path, home: Path) -> list[dict[str, object]]:
     r = medview(runtime, "models", "list", "--json", home=home)
     assert r.returncode == 0, r.stderr
     rows = [m for m in json.loads(r.stdout) if not m["refused"]]
-    assert {"brain-extraction-mr", "chest-ct-segmentation", "chest-ct-lesion-classifier"} <= {
-        str(m["id"]) for m in rows
-    }
+    assert {
+        "brain-extraction-mr",
+        "chest-ct-segmentation",
+        "chest-ct-lesion-classifier",
+        "lung-nodule-segmentation",
+        "lung-nodule-malignancy",
+    } <= {str(m["id"]) for m in rows}
     return rows
 
 
@@ -95,6 +100,7 @@ def test_every_shipped_model_runs_on_a_large_volume(
     data = {"CT": DEMO_CT, "MR": big_head}  # 61 x 512 x 512 (16.0 M) and 11.9 M voxels
     for m in shipped_models(runtime, tmp_path / "home"):
         out = tmp_path / str(m["id"])
+        click = ("--click", demo_tumour_click()) if str(m["task"]).startswith("click") else ()
         r = medview(
             runtime,
             "run-model",
@@ -102,14 +108,17 @@ def test_every_shipped_model_runs_on_a_large_volume(
             str(data[str(m["modality"])]),
             "--out",
             str(out),
+            *click,
             home=tmp_path / "home",
         )
         assert r.returncode == 0, f"{m['id']} exit {r.returncode}:\n{r.stderr[-3000:]}"
         assert "Traceback" not in r.stderr
         summary = json.loads((out / "summary.json").read_text())
         assert summary["research_use"]
-        if m["task"] == "segmentation":
+        if m["task"] in ("segmentation", "click-segmentation"):
             assert any(lb["voxels"] > 0 for lb in summary["labels"]), m["id"]
+        if m["task"] == "click-classification":
+            assert 0 <= summary["malignant"] <= 1, m["id"]
 
 
 def test_demo_export_from_the_runtime_install(runtime: Path, tmp_path: Path) -> None:

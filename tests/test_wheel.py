@@ -22,7 +22,13 @@ import pytest
 from tests.conftest import REPO, require_tool
 from tests.ui.test_real_display import grab, xvfb  # noqa: F401 - the Xvfb fixture
 
-EXPECTED_MODELS = {"brain-extraction-mr", "chest-ct-segmentation", "chest-ct-lesion-classifier"}
+EXPECTED_MODELS = {
+    "brain-extraction-mr",
+    "chest-ct-segmentation",
+    "chest-ct-lesion-classifier",
+    "lung-nodule-segmentation",
+    "lung-nodule-malignancy",
+}
 
 
 @pytest.fixture(scope="module")

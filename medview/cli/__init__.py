@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from medview import __version__
 from medview.cli import desktop, models, study
+from medview.cli.click import parse_point
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -71,6 +72,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     p.add_argument("--uncertainty", action="store_true", help="also write the entropy map")
     p.add_argument(
+        "--click",
+        action="append",
+        type=parse_point,
+        metavar="X,Y,Z",
+        help="click models: a point on the nodule (patient coordinates, mm, LPS); repeat to "
+        "add positive clicks",
+    )
+    p.add_argument(
+        "--negative",
+        action="append",
+        type=parse_point,
+        metavar="X,Y,Z",
+        help="click models: a point that is not part of the nodule",
+    )
+    p.add_argument(
         "--run-anyway",
         action="store_true",
         help="run on a series outside the model's domain; the result says so",
@@ -90,6 +106,18 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = ("info", "load", "models", "desktop", "run-model", "risk", "export", "pacs")
+
+
+def joined_points(argv: list[str]) -> list[str]:
+    """``--click -12.5,3,40`` as ``--click=-12.5,3,40``: argparse takes a value that starts
+    with "-" for an option, and LPS coordinates are often negative."""
+    out: list[str] = []
+    for a in argv:
+        if out and out[-1] in ("--click", "--negative") and a.startswith("-"):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl+C: temporary folders and worker pools are cleaned up
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     ap = make_parser()
-    args = ap.parse_args(argv)
+    args = ap.parse_args(joined_points(argv))
     if not args.command:
         ap.print_help()
         return 2

@@ -94,6 +94,13 @@ def cmd_run_model(args: argparse.Namespace) -> int:
             # the same session operations as the window's: open the series, run the model
             session = StudySession()
             volume = session.open(chosen)
+            if manifest.takes_click:
+                from medview.cli.click import run_click_model
+
+                return run_click_model(args, manifest, chosen, volume, session)
+            if args.click:
+                sys.stderr.write(f"medview run-model: {manifest.id} takes no --click\n")
+                return 2
             options = {} if manifest.task == "classification" else {"uncertainty": args.uncertainty}
             result = session.run_model(
                 manifest, anyway=args.run_anyway, device=args.device, **options

@@ -56,6 +56,10 @@ class Segment:
     # DICOM's Segment Algorithm Type of this segment ("" = the segmentation's: AUTOMATIC for
     # a model's result, MANUAL for one drawn); SEMIAUTOMATIC: a model's segment edited by hand
     algorithm_type: str = ""
+    # the model that made this segment when it is not the segmentation's (a click model's
+    # nodule in a drawn or another model's segmentation): "name" and "version"
+    algorithm_name: str = ""
+    algorithm_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class Classification:
     series_note: str = ""  # how the series figure is aggregated and calibrated
     notes: tuple[str, ...] = ()
     research_use: str = RESEARCH_USE
+    interval: tuple[float, float] | None = None  # 95 % interval of finding_probability
 
 
 def label_counts(labels: np.ndarray) -> np.ndarray:

@@ -154,7 +154,14 @@ def build_seg(
         lut[value] = number
     remapped = lut[planes]
     prov = label_map.provenance
-    manual = prov is None
+    own = {  # a segment's own model (a click model's nodule), else the segmentation's
+        s.value: algorithm_identification(
+            Provenance(s.algorithm_name, s.algorithm_name, s.algorithm_version)
+        )
+        for s in present
+        if s.algorithm_name
+    }
+    manual = prov is None and not own  # a click model's nodule makes it an AI SEG
     flagged = is_flagged(label_map.notes)  # run outside the model's domain, or implausible
     algo = None if prov is None else algorithm_identification(prov)
     descriptions = []
@@ -169,7 +176,7 @@ def build_seg(
                 segmented_property_category=category,
                 segmented_property_type=kind,
                 algorithm_type=kind_of,
-                algorithm_identification=None if kind_of == "MANUAL" else algo,
+                algorithm_identification=None if kind_of == "MANUAL" else own.get(s.value, algo),
                 tracking_uid=generate_uid(),
                 tracking_id=f"{s.name} (label {s.value})"[:64],
                 display_color=hd.color.CIELabColor.from_rgb(r, g, b),

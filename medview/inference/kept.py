@@ -158,6 +158,8 @@ def segmentation_from_record(
                 str(s.get("snomed_meaning", "")),
                 bool(s.get("finding", False)),
                 str(s.get("algorithm_type", "")),
+                str(s.get("algorithm_name", "")),
+                str(s.get("algorithm_version", "")),
             )
             for s in data["segments"]
         )
@@ -192,6 +194,7 @@ def classification_record(
         "heatmap_threshold": result.heatmap_threshold,
         "series_note": result.series_note,
         "notes": list(result.notes),
+        "interval": list(result.interval) if result.interval is not None else None,
     }
     arrays: dict[str, np.ndarray] = {}
     if result.per_slice is not None:
@@ -226,4 +229,9 @@ def classification_from_record(
         series_note=str(data.get("series_note", "")),
         notes=tuple(data.get("notes", ())),
         research_use=str(data["research_use"]),
+        interval=(
+            (float(data["interval"][0]), float(data["interval"][1]))
+            if data.get("interval")
+            else None
+        ),
     )

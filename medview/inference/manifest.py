@@ -53,7 +53,8 @@ ALLOWED_NETWORKS = frozenset(
         "Regressor",
     }
 )
-TASKS = ("segmentation", "classification")
+# a click task segments (or classifies) what the reader clicked on: ``prompt`` says how
+TASKS = ("segmentation", "classification", "click-segmentation", "click-classification")
 # the brain label of MedView's brain-extraction packages (shipped and HD-BET)
 BRAIN_LABEL = {
     "value": 1,
@@ -156,6 +157,15 @@ class ModelManifest:
     series_note: str = ""  # how the series probability is aggregated and calibrated
     # ids of packages this one replaces for the same task (listed and offered before them)
     supersedes: tuple[str, ...] = ()
+    # click models (medview.inference.click): box_shape, box_spacing_mm (z, y, x), sigma_mm,
+    # segmenter
+    prompt: dict[str, Any] = field(default_factory=dict)
+    # click classifiers: a logistic calibrator (medview.inference.nodule.Calibration)
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def takes_click(self) -> bool:
+        return self.task.startswith("click-")
 
     @property
     def weights_path(self) -> Path:
@@ -208,6 +218,8 @@ class ModelManifest:
             "heatmap": {"threshold": self.heatmap_threshold, "note": self.heatmap_note},
             "series_note": self.series_note,
             "supersedes": list(self.supersedes),
+            "prompt": self.prompt,
+            "calibration": self.calibration,
             "classes": list(self.classes),
             "gradcam_layer": self.gradcam_layer,
             "postprocessing": {
@@ -347,6 +359,10 @@ def parse_manifest(data: dict[str, Any], folder: Path) -> ModelManifest:
             heatmap_note=str(heat.get("note", "")),
             series_note=str(check_literal(data.get("series_note", ""), f"{where}.series_note")),
             supersedes=supersedes,
+            prompt=dict(check_literal(data.get("prompt", {}), f"{where}.prompt") or {}),
+            calibration=dict(
+                check_literal(data.get("calibration", {}), f"{where}.calibration") or {}
+            ),
         )
     except (TypeError, ValueError, KeyError) as e:
         raise ModelError(f"{where}: {type(e).__name__}: {e}") from e

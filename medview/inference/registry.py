@@ -71,12 +71,14 @@ def superseded_by(entries: list[PackageEntry]) -> dict[str, ModelManifest]:
 
 def ordered_for(volume: Volume | None) -> list[PackageEntry]:
     """Packages with the compatible ones first (the Models panel order); among those, the
-    ones not replaced by another installed package before the replaced ones."""
+    ones not replaced by another installed package before the replaced ones, and the click
+    models (a nodule the reader points at) before the whole-series ones."""
     entries = list_packages()
     replaced = superseded_by(entries)
 
-    def key(e: PackageEntry) -> tuple[bool, bool]:
+    def key(e: PackageEntry) -> tuple[bool, bool, bool]:
         fits = e.manifest is not None and (volume is None or compatible(e.manifest, volume))
-        return (not fits, e.manifest is not None and e.manifest.id in replaced)
+        m = e.manifest
+        return (not fits, m is not None and m.id in replaced, not (m is not None and m.takes_click))
 
     return sorted(entries, key=key)

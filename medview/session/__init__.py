@@ -256,6 +256,14 @@ class StudySession:
         self.accept(result)
         return result
 
+    def run_click(self, manifest: Any, positives: Any, negatives: Any = (), **kw: Any) -> Any:
+        """A click model (`medview.inference.clickrun.run_click`) on the shown volume; changes
+        nothing: `medview.segedit.nodule.take_nodule` writes its nodule as one step."""
+        from medview.inference.clickrun import run_click
+
+        _, volume = self._require()
+        return run_click(manifest, volume, positives, negatives, **kw)
+
     def prepare(self, result: Result) -> Prepared | None:
         """The costly part of accepting a new segmentation (what changed, packed for undo),
         changing nothing, so it may run in the worker that computed it: the step is made

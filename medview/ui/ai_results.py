@@ -77,6 +77,12 @@ class AiResults(QObject):
         if series is None or volume is None:
             self.notify("Open a series before running a model.")
             return None
+        if manifest.takes_click:
+            self.notify(
+                f"{manifest.name} segments what you click on: turn on 'Nodule (AI click)' in "
+                "the Segment editor and click on the nodule."
+            )
+            return None
         problems = input_problems(volume, manifest, SeriesFacts.of(series))
         anyway = bool(problems) and self._run_anyway(manifest, problems)
         if problems and not anyway:
@@ -211,7 +217,9 @@ class AiResults(QObject):
         caption = self._caption(
             "classification",
             f"{run_line(result)} · series figure: {result.aggregation}; heat map: "
-            f"Grad-CAM for '{result.target_class}', masked to the body · {result.research_use}",
+            f"Grad-CAM for '{result.target_class}', "
+            f"{'inside the nodule box' if result.interval else 'masked to the body'} · "
+            f"{result.research_use}",
         )
         if result.notes:
             caption += "\n⚠ " + "\n⚠ ".join(result.notes)

@@ -34,6 +34,7 @@ from medview.segedit.editor import EditError
 from medview.session import StudySession
 from medview.ui.bridge import TaskRunner
 from medview.ui.controller import ViewerController
+from medview.ui.nodule_tool import NoduleClick, malignancy
 from medview.ui.segment_mouse import Brush, Scissors
 
 
@@ -53,6 +54,7 @@ class SegmentEditorDock(QDockWidget):
         self.notify, self.progress = notify, progress
         self.brush = Brush(self)
         self.cutter = Scissors(self)
+        self.nodule = NoduleClick(self)
         body = QWidget()
         layout = QVBoxLayout(body)
         self.table = QTableWidget(0, 5)
@@ -144,6 +146,18 @@ class SegmentEditorDock(QDockWidget):
         grid.addWidget(self.other, 8, 2)
         grid.addWidget(self.scissors_button, 9, 1)
         grid.addWidget(self.keep_inside, 9, 2)
+        self.nodule_button = QPushButton("Nodule (AI click)")
+        self.nodule_button.setCheckable(True)
+        self.nodule_button.setToolTip(
+            "Click on a lung nodule in a view: it is segmented as a new segment. Click again "
+            "near it to refine: outside it adds, inside it removes. Research use only."
+        )
+        self.nodule_button.toggled.connect(self.set_nodule)
+        malignant = QPushButton("Malignancy (AI)")
+        malignant.setToolTip("The selected nodule segment's malignancy estimate (research use)")
+        malignant.clicked.connect(lambda: malignancy(self))
+        grid.addWidget(self.nodule_button, 10, 0)
+        grid.addWidget(malignant, 10, 1)
         layout.addLayout(grid)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -327,12 +341,21 @@ class SegmentEditorDock(QDockWidget):
         return (self.low.value(), self.high.value()) if self.limit.isChecked() else None
 
     def stop_brush(self) -> None:
-        for b in (self.paint_button, self.erase_button, self.scissors_button):
+        for b in (self.paint_button, self.erase_button, self.scissors_button, self.nodule_button):
             b.setChecked(False)
+
+    def set_nodule(self, on: bool) -> None:
+        if on:
+            for b in (self.paint_button, self.erase_button, self.scissors_button):
+                b.setChecked(False)
+            self.controller.set_tool(None)
+            self.say("Click on a nodule in a slice view.")
+        self.controller.painter = self.nodule if on else None
+        self.controller.changed.emit()
 
     def set_scissors(self, on: bool) -> None:
         if on:
-            for b in (self.paint_button, self.erase_button):
+            for b in (self.paint_button, self.erase_button, self.nodule_button):
                 b.setChecked(False)
             self.controller.set_tool(None)
         self.controller.painter = self.cutter if on else None
@@ -344,6 +367,7 @@ class SegmentEditorDock(QDockWidget):
             for other in (
                 self.erase_button if not erase else self.paint_button,
                 self.scissors_button,
+                self.nodule_button,
             ):
                 other.blockSignals(True)
                 other.setChecked(False)

@@ -55,6 +55,16 @@ def big_head(folder: Path) -> Path:
     return write_big_head(folder)
 
 
+def demo_tumour_click() -> str:
+    """The centre of the demo CT's reference tumour, as ``--click`` takes it (LPS mm)."""
+    import SimpleITK as sitk
+
+    ref = sitk.ReadImage(str(REPO / "resources" / "reference" / "lung2_tumour_label.nii.gz"))
+    centre = np.argwhere(sitk.GetArrayFromImage(ref) > 0).mean(axis=0)[::-1]
+    point = ref.TransformContinuousIndexToPhysicalPoint([float(v) for v in centre])
+    return ",".join(f"{v:.2f}" for v in point)
+
+
 def read_labels(path: Path) -> np.ndarray:
     import nibabel as nib
 
@@ -79,7 +89,10 @@ def compare_segmentation(cpu: Path, cuda: Path) -> tuple[bool, str]:
 def compare_classification(cpu: Path, cuda: Path) -> tuple[bool, str]:
     a = json.loads((cpu / "summary.json").read_text())
     b = json.loads((cuda / "summary.json").read_text())
-    pa, pb = np.asarray(a["per_slice"] or [0.0]), np.asarray(b["per_slice"] or [0.0])
+    if "malignant" in a:  # a click model: one nodule's probability
+        pa, pb = np.asarray([a["malignant"]]), np.asarray([b["malignant"]])
+    else:
+        pa, pb = np.asarray(a["per_slice"] or [0.0]), np.asarray(b["per_slice"] or [0.0])
     prob = float(np.abs(pa - pb).max())
     heat = 0.0
     if (cpu / "heatmap.nii.gz").is_file():
@@ -132,6 +145,11 @@ def main() -> int:
                         device,
                         "--out",
                         str(out),
+                        *(
+                            ("--click", demo_tumour_click())
+                            if m["task"].startswith("click")
+                            else ()
+                        ),
                         env=env,
                     )
                     if run.returncode != 0:
@@ -143,7 +161,9 @@ def main() -> int:
                 rows.append((m["id"], "-", "-", "-", "FAIL", outs[bad[0]][1].stderr[-300:]))
                 continue
             compare = (
-                compare_segmentation if m["task"] == "segmentation" else compare_classification
+                compare_segmentation
+                if m["task"] in ("segmentation", "click-segmentation")
+                else compare_classification
             )
             ok, detail = compare(outs["ref"][0], outs["dev"][0])
             failed |= not ok
