@@ -295,7 +295,8 @@ def card_figures(f: dict[str, Any]) -> str:
     if sec:
         lines.append(
             "| Training time per network, 2 CPU cores | "
-            f"{min(sec.values()) / 60:.0f}-{max(sec.values()) / 60:.0f} min |"
+            f"{min(sec.values()) / 60:.0f}-{max(sec.values()) / 60:.0f} min (the longer runs "
+            "shared the cores with another training) |"
         )
     return "\n".join(lines) + "\n"
 
@@ -329,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     folds = [] if args.shipped_only else [int(f) for f in args.folds.split(",") if f]
     cases = [] if args.evaluate_only else [Case(n) for n in all_nodules]
-    rows_file = ev / "rows.json"
+    # one row per nodule, named by its LIDC case: kept with the training data, not committed
+    rows_file = lidc.CACHE / "lung-nodule-malignancy-rows.json"
     rows = json.loads(rows_file.read_text()) if rows_file.is_file() else []
     for f in folds:
         name = f"fold-{f}"

@@ -325,7 +325,8 @@ def card_figures(figures: dict[str, Any]) -> str:
     if sec:
         lines.append(
             "| Training time per model, 2 CPU cores | "
-            f"{min(sec.values()) / 60:.0f}-{max(sec.values()) / 60:.0f} min |"
+            f"{min(sec.values()) / 60:.0f}-{max(sec.values()) / 60:.0f} min (the longer runs "
+            "shared the cores with another training) |"
         )
     return "\n".join(lines) + "\n"
 
