@@ -24,8 +24,9 @@ from medview import __version__
 from medview.core.errors import ExportError
 from medview.core.notices import RESEARCH_USE, is_flagged
 from medview.core.records import SeriesRecord
-from medview.core.results import Provenance, Segment, Segmentation, SegmentStats
+from medview.core.results import Segment, Segmentation, SegmentStats
 from medview.core.volume import Volume
+from medview.export.algorithms import algorithm_identification
 
 log = logging.getLogger(__name__)
 
@@ -90,19 +91,6 @@ def _codes(seg: Segment) -> tuple[Any, Any]:
     return category, kind
 
 
-def algorithm_identification(algo: Provenance) -> Any:
-    import highdicom as hd
-    from pydicom.sr.codedict import codes
-
-    return hd.AlgorithmIdentificationSequence(
-        name=algo.name[:64],
-        family=codes.cid7162.ArtificialIntelligence,
-        version=algo.version[:64] or "unknown",
-        source=f"MedView model {algo.model_id}"[:64],
-        parameters={"weights_sha256": algo.weights_sha256[:64]} if algo.weights_sha256 else None,
-    )
-
-
 T = TypeVar("T")
 
 
@@ -154,16 +142,8 @@ def build_seg(
         lut[value] = number
     remapped = lut[planes]
     prov = label_map.provenance
-    own = {  # a segment's own model (a click model's nodule), else the segmentation's
-        s.value: algorithm_identification(
-            Provenance(s.algorithm_name, s.algorithm_name, s.algorithm_version)
-        )
-        for s in present
-        if s.algorithm_name
-    }
-    manual = prov is None and not own  # a click model's nodule makes it an AI SEG
+    manual = prov is None and not any(s.algorithm_name for s in present)  # no AI segment
     flagged = is_flagged(label_map.notes)  # run outside the model's domain, or implausible
-    algo = None if prov is None else algorithm_identification(prov)
     descriptions = []
     for s in present:
         category, kind = _codes(s)
@@ -176,7 +156,9 @@ def build_seg(
                 segmented_property_category=category,
                 segmented_property_type=kind,
                 algorithm_type=kind_of,
-                algorithm_identification=None if kind_of == "MANUAL" else own.get(s.value, algo),
+                algorithm_identification=None
+                if kind_of == "MANUAL"
+                else algorithm_identification(prov, s),
                 tracking_uid=generate_uid(),
                 tracking_id=f"{s.name} (label {s.value})"[:64],
                 display_color=hd.color.CIELabColor.from_rgb(r, g, b),
