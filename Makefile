@@ -60,7 +60,9 @@ demo: $(VENV)/.test-installed
 # the CPU (fixed seeds) and rewrites each model card's figures from a fresh evaluation.
 models: $(VENV)/.test-installed
 	$(BIN)/python models/medview_training.py fetch
-	@for script in models/*/train.py models/tabular/*/train.py; do \
+	@# the nodule malignancy model is scored with the segmentation's fold packages: those first
+	@for script in models/lung-nodule-segmentation/train.py \
+	  $$(ls models/*/train.py | grep -v lung-nodule-segmentation) models/tabular/*/train.py; do \
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
