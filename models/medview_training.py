@@ -522,6 +522,15 @@ def write_bundle(
     torch.save({k: v.contiguous() for k, v in state.items()}, root / "models" / "model.pt")
 
 
+def training_time_row(what: str, seconds: dict[str, float]) -> str:
+    """The card's row of training times (a range over the folds and the shipped model)."""
+    lo, hi = min(seconds.values()) / 60, max(seconds.values()) / 60
+    return (
+        f"| Training time per {what}, 2 CPU cores | {lo:.0f}-{hi:.0f} min (the longer runs "
+        "shared the cores with another training) |"
+    )
+
+
 FIGURES = re.compile(r"(<!-- figures -->\n)(.*?)(<!-- /figures -->)", re.S)
 
 

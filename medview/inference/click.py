@@ -128,6 +128,12 @@ def click_map(box: Geometry, clicks_lps: Sequence[Sequence[float]], sigma_mm: fl
     return out
 
 
+def ct_window(volume: Volume, box: Geometry, prompt: Prompt) -> np.ndarray:
+    """The image on the box, the HU window scaled to 0..1 (air outside the image)."""
+    hu = sample(volume.array, volume.geometry, box, 1, cval=prompt.hu_min)
+    return np.clip((hu - prompt.hu_min) / (prompt.hu_max - prompt.hu_min), 0.0, 1.0)
+
+
 def network_input(
     volume: Volume,
     box: Geometry,
@@ -137,8 +143,7 @@ def network_input(
 ) -> np.ndarray:
     """(3, z, y, x): the HU window scaled to 0..1 (air outside the image), positive clicks,
     negative clicks."""
-    hu = sample(volume.array, volume.geometry, box, 1, cval=prompt.hu_min)
-    img = np.clip((hu - prompt.hu_min) / (prompt.hu_max - prompt.hu_min), 0.0, 1.0)
+    img = ct_window(volume, box, prompt)
     pos = click_map(box, positives, prompt.sigma_mm)
     neg = click_map(box, negatives, prompt.sigma_mm)
     return np.stack([img, pos, neg]).astype(np.float32)

@@ -27,6 +27,7 @@ from medview.inference.click import (
     NoduleMeasures,
     Prompt,
     box_geometry,
+    ct_window,
     measure,
     sample,
     segment_at,
@@ -45,9 +46,9 @@ def classifier_input(
     volume: Volume, seg: ClickSegment, box: Geometry, prompt: Prompt
 ) -> np.ndarray:
     """(2, z, y, x): the HU window scaled 0..1 and the nodule mask, on the box."""
-    hu = sample(volume.array, volume.geometry, box, 1, cval=prompt.hu_min)
-    img = np.clip((hu - prompt.hu_min) / (prompt.hu_max - prompt.hu_min), 0.0, 1.0)
-    return np.stack([img, mask_on_box(volume.geometry, seg, box)]).astype(np.float32)
+    return np.stack(
+        [ct_window(volume, box, prompt), mask_on_box(volume.geometry, seg, box)]
+    ).astype(np.float32)
 
 
 def mask_on_box(source: Geometry, seg: ClickSegment, box: Geometry) -> np.ndarray:

@@ -293,11 +293,7 @@ def card_figures(f: dict[str, Any]) -> str:
         f"| Grad-CAM peak inside the radiologists' mask | {f['gradcam_peak_inside']:.1%} |",
     ]
     if sec:
-        lines.append(
-            "| Training time per network, 2 CPU cores | "
-            f"{min(sec.values()) / 60:.0f}-{max(sec.values()) / 60:.0f} min (the longer runs "
-            "shared the cores with another training) |"
-        )
+        lines.append(mt.training_time_row("network", sec))
     return "\n".join(lines) + "\n"
 
 

@@ -323,11 +323,7 @@ def card_figures(figures: dict[str, Any]) -> str:
         )
     sec = figures.get("training_seconds", {})
     if sec:
-        lines.append(
-            "| Training time per model, 2 CPU cores | "
-            f"{min(sec.values()) / 60:.0f}-{max(sec.values()) / 60:.0f} min (the longer runs "
-            "shared the cores with another training) |"
-        )
+        lines.append(mt.training_time_row("model", sec))
     return "\n".join(lines) + "\n"
 
 
