@@ -96,6 +96,9 @@ def make_parser() -> argparse.ArgumentParser:
     from medview.cli.risk import add_parser as add_risk_parser
 
     add_risk_parser(sub)
+    from medview.cli.convert import add_parser as add_convert_parser
+
+    add_convert_parser(sub)
     from medview.cli.export import add_parser as add_export_parser
 
     add_export_parser(sub)
@@ -105,7 +108,7 @@ def make_parser() -> argparse.ArgumentParser:
     return ap
 
 
-COMMANDS = ("info", "load", "models", "desktop", "run-model", "risk", "export", "pacs")
+COMMANDS = ("info", "load", "models", "desktop", "run-model", "risk", "convert", "export", "pacs")
 
 
 def joined_points(argv: list[str]) -> list[str]:

@@ -11,8 +11,9 @@ from typing import Any, TextIO
 
 from medview import __version__
 from medview.core.errors import MedviewError
-from medview.core.records import SeriesRecord
+from medview.core.records import DerivedRecord, SeriesRecord
 from medview.io.assemble import series_geometry
+from medview.io.derived import missing_instances, referenced_series_of
 from medview.io.scan import ScanResult, pick_series, scan
 from medview.io.volumes4d import four_d_groups, stack_facts, what_varies
 
@@ -78,12 +79,73 @@ def build_tree(result: ScanResult, decode: bool = False) -> dict[str, Any]:
             studies[s.study_uid] = st
             p["studies"].append(st)
         by_study[s.study_uid].append(_series_dict(s, errors.get(s.key), decode))
+    _attach_derived(result, series, patients, studies, by_study)
     return {
         "version": __version__,
         "patients": list(patients.values()),
         "series_count": len(series),
+        "derived_count": len(result.derived),
         "skipped": [{"path": k.path, "reason": k.reason, "error": k.error} for k in result.skipped],
     }
+
+
+def _derived_dict(obj: DerivedRecord, missing: int | None) -> dict[str, Any]:
+    d = {
+        "kind": obj.kind,
+        "title": obj.title,
+        "label": obj.label,
+        "date": obj.date,
+        "creator": obj.creator,
+        "algorithm": obj.algorithm,
+        "items": obj.items,
+        "sop_instance_uid": obj.sop_instance_uid,
+        "path": obj.path,
+        "referenced_series": list(obj.referenced_series),
+    }
+    if missing is not None:
+        d["missing_instances"] = missing
+    return d
+
+
+def _attach_derived(
+    result: ScanResult,
+    series: list[SeriesRecord],
+    patients: dict[str, dict[str, Any]],
+    studies: dict[str, dict[str, Any]],
+    by_study: dict[str, list[dict[str, Any]]],
+) -> None:
+    """SEG, RTSTRUCT and SR objects listed under the series they annotate; those whose
+    series is not here, under their study with the reason."""
+    rows = {s["key"]: s for rows in by_study.values() for s in rows}
+    for obj in result.derived:
+        targets = referenced_series_of(obj, series)
+        if targets:
+            t = targets[0]
+            rows[t.key].setdefault("derived", []).append(
+                _derived_dict(obj, len(missing_instances(obj, t)))
+            )
+            continue
+        if obj.study_uid not in studies:
+            pkey = obj.patient_id or obj.patient_name or "(no patient id)"
+            p = patients.setdefault(
+                pkey,
+                {
+                    "patient_id": obj.patient_id,
+                    "patient_name": obj.patient_name,
+                    "birth_date": "",
+                    "sex": "",
+                    "studies": [],
+                },
+            )
+            studies[obj.study_uid] = {
+                "study_uid": obj.study_uid,
+                "date": obj.study_date,
+                "description": obj.study_description,
+                "accession": "",
+                "series": by_study[obj.study_uid],
+            }
+            p["studies"].append(studies[obj.study_uid])
+        studies[obj.study_uid].setdefault("unattached", []).append(_derived_dict(obj, None))
 
 
 def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
@@ -120,6 +182,20 @@ def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
                 for g in group:
                     if "decode" in g and (g["decode"] != "ok" or g is group[0]):
                         out.write(f"      decode: {g['decode']}\n")
+                for g in group:
+                    for d in g.get("derived", ()):
+                        missing = d.get("missing_instances") or 0
+                        out.write(
+                            f"      {d['kind']:<8} {d['title']}"
+                            + (f"  ({missing} referenced image(s) not here)" if missing else "")
+                            + "\n"
+                        )
+            for d in st.get("unattached", ()):
+                refs = ", ".join(d["referenced_series"]) or "none named"
+                out.write(
+                    f"    {d['kind']:<8} {d['title']}  (the series it annotates is not here: "
+                    f"{refs})\n"
+                )
     for k in tree["skipped"]:
         out.write(f"skipped {k['path']}: {k['reason']}\n")
     uids = {s["series_uid"] for p in tree["patients"] for st in p["studies"] for s in st["series"]}
@@ -127,6 +203,7 @@ def _print_tree(tree: dict[str, Any], out: TextIO) -> None:
     out.write(
         f"{len(uids)} series"
         + (f" ({stacks} stacks or volumes)" if stacks != len(uids) else "")
+        + (f", {tree['derived_count']} SEG/RTSTRUCT/SR object(s)" if tree["derived_count"] else "")
         + f", {len(tree['skipped'])} skipped file(s)\n"
     )
 
@@ -140,7 +217,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         _print_tree(tree, sys.stdout)
-    return 0 if tree["series_count"] else 1
+    return 0 if tree["series_count"] or tree["derived_count"] else 1
 
 
 def cmd_load(args: argparse.Namespace) -> int:

@@ -82,3 +82,7 @@ class ExportError(MedviewError):
 
 class PacsError(MedviewError):
     """A PACS node could not be reached, refused us, or answered with a failure status."""
+
+
+class DerivedObjectError(MedviewError):
+    """A SEG, RTSTRUCT or SR that cannot be opened onto its series (with the reason)."""

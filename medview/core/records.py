@@ -191,3 +191,82 @@ class PatientRecord:
     birth_date: str
     sex: str
     studies: tuple[StudyRecord, ...] = field(default_factory=tuple)
+
+
+# the derived objects MedView indexes beside the images they annotate (never as images)
+SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+RTSTRUCT_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
+SR_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
+        "1.2.840.10008.5.1.4.1.1.88.22",  # Enhanced SR
+        "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
+        "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+        "1.2.840.10008.5.1.4.1.1.88.35",  # Extensible SR
+    }
+)
+
+
+def derived_kind(sop_class_uid: str) -> str:
+    """ "SEG", "RTSTRUCT" or "SR" for a derived object's SOP class; "" for anything else."""
+    if sop_class_uid == SEG_CLASS:
+        return "SEG"
+    if sop_class_uid == RTSTRUCT_CLASS:
+        return "RTSTRUCT"
+    return "SR" if sop_class_uid in SR_CLASSES else ""
+
+
+@dataclass(frozen=True)
+class DerivedRecord:
+    """A SEG, RTSTRUCT or SR instance: what it is, who made it, and what it references
+    (series and SOP instances, frame of reference), read from its header."""
+
+    path: str
+    kind: str  # "SEG" | "RTSTRUCT" | "SR"
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_uid: str
+    series_uid: str
+    patient_id: str = ""
+    patient_name: str = ""
+    study_date: str = ""
+    study_description: str = ""
+    series_number: int | None = None
+    series_description: str = ""
+    date: str = ""  # content date (or series date), YYYYMMDD
+    label: str = ""  # content / structure set label, or the SR's document title
+    creator: str = ""  # manufacturer and model of the software that wrote it
+    algorithm: str = ""  # SEG: the algorithms named by its segments
+    items: int = 0  # segments, ROIs or measurement groups
+    frame_of_reference_uid: str = ""
+    referenced_series: tuple[str, ...] = ()
+    referenced_instances: tuple[str, ...] = ()
+    file_size: int = 0
+    mtime_ns: int = 0
+
+    @property
+    def title(self) -> str:
+        """One line for the browser and ``medview info``."""
+        what = {"SEG": "Segmentation", "RTSTRUCT": "RT structure set", "SR": "Report"}[self.kind]
+        count = {"SEG": "segment", "RTSTRUCT": "ROI", "SR": "measurement group"}[self.kind]
+        parts = [f"{what}: {self.label or self.series_description or '(no label)'}"]
+        if self.items:
+            parts.append(f"{self.items} {count}{'s' if self.items != 1 else ''}")
+        if self.date:
+            d = self.date
+            parts.append(f"{d[:4]}-{d[4:6]}-{d[6:8]}" if len(d) == 8 else d)
+        if self.algorithm:
+            parts.append(self.algorithm)
+        elif self.creator:
+            parts.append(self.creator)
+        return ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DerivedRecord:
+        d = dict(d)
+        d["referenced_series"] = tuple(d.get("referenced_series") or ())
+        d["referenced_instances"] = tuple(d.get("referenced_instances") or ())
+        return cls(**d)

@@ -267,6 +267,10 @@ def _export(
         files.append("seg.dcm")
         write_nifti(label_map.labels, stage / "labels.nii.gz")
         files.append("labels.nii.gz")
+        from medview.export.rtstruct import build_rtstruct
+
+        _save(build_rtstruct(series, sources, label_map, cancel=cancel), stage / "rtstruct.dcm")
+        files.append("rtstruct.dcm")
     tick("segmentation written")
 
     # 3. DICOM SR

@@ -57,6 +57,17 @@ def read_sources(series: SeriesRecord, pixels: bool = False) -> list[Dataset]:
     return out
 
 
+def require_uids(sources: Sequence[Dataset], what: str) -> None:
+    """Refuse sources without the UIDs a derived object references them by (stripped)."""
+    for ds in sources:
+        for name in ("SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
+            if not str(ds.get(name, "") or "").strip():
+                raise ExportError(
+                    f"the series' images have no {name} (stripped from the files): a {what} "
+                    "must reference them by UID; write a NIfTI label map instead"
+                )
+
+
 def _frames(series: SeriesRecord, labels: np.ndarray) -> np.ndarray:
     """Label planes in source-frame order: one per single-frame instance (in `read_sources`
     order), or the frames of a single multi-frame instance."""
@@ -126,6 +137,7 @@ def build_seg(
     present = label_map.present()
     if not present:
         raise ExportError("the label map has no labelled voxel: no SEG to write")
+    require_uids(sources, "DICOM SEG")
     numbers = {s.value: i + 1 for i, s in enumerate(present)}
     # mosaics and enhanced multi-frame sources: the planes do not map one to one onto the
     # stored images (tiles of one image; geometry in functional groups), so the SEG states

@@ -15,6 +15,7 @@ Rules (never silently mis-stack):
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
@@ -70,7 +71,7 @@ def assemble_series(records: Iterable[InstanceRecord]) -> list[SeriesRecord]:
     for rec in records:
         if not rec.has_pixels:
             continue
-        series = rec.series_uid or f"no-series:{rec.path}"
+        series = rec.series_uid or _no_series_key(rec)
         # the same instance reached twice (a copy, DICOMDIR + folder walk) counts once; files
         # that share a UID but hold different bytes are different images and stay
         ident = (rec.series_uid, rec.sop_instance_uid or rec.path)
@@ -88,6 +89,12 @@ def assemble_series(records: Iterable[InstanceRecord]) -> list[SeriesRecord]:
                 "were counted once"
             )
             stacks = [replace(s, warnings=(*s.warnings, note)) for s in stacks]
+        if uid.startswith(NO_SERIES) and "|" in uid:
+            note = (
+                "no Series Instance UID in the files: grouped by folder, frame of reference "
+                "and series description"
+            )
+            stacks = [replace(s, warnings=(*s.warnings, note)) for s in stacks]
         out.extend(stacks)
     out.sort(
         key=lambda s: (
@@ -97,6 +104,21 @@ def assemble_series(records: Iterable[InstanceRecord]) -> list[SeriesRecord]:
         )
     )
     return out
+
+
+NO_SERIES = "no-series:"
+
+
+def _no_series_key(rec: InstanceRecord) -> str:
+    """A stand-in series key for an image without a Series Instance UID (de-identification
+    that blanked the UIDs): images of one folder, frame of reference, modality and series
+    description and number stack together; without a frame of reference each stays alone."""
+    if not rec.frame_of_reference_uid:
+        return f"{NO_SERIES}{rec.path}"
+    folder = os.path.dirname(rec.path)
+    number = "" if rec.series_number is None else str(rec.series_number)
+    parts = (folder, rec.frame_of_reference_uid, rec.modality, number, rec.series_description)
+    return NO_SERIES + "|".join(parts)
 
 
 def stack_order(key: str) -> tuple[str, int]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from medview.core.errors import DatabaseError
 from medview.core.paths import data_dir
-from medview.core.records import InstanceRecord, SeriesRecord
+from medview.core.records import DerivedRecord, InstanceRecord, SeriesRecord
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.assemble import assemble_series
 from medview.io.db_schema import (
@@ -97,15 +97,9 @@ class StudyDatabase:
         touched: set[str] = set()
         with self._tx() as c:
             for r in records:
-                c.execute(
-                    "INSERT OR IGNORE INTO patients (patient_id, patient_name, birth_date,"
-                    " sex) VALUES (?,?,?,?)",
-                    (r.patient_id, r.patient_name, r.patient_birth_date, r.patient_sex),
+                pid = self._patient(
+                    c, r.patient_id, r.patient_name, r.patient_birth_date, r.patient_sex
                 )
-                pid = c.execute(
-                    "SELECT id FROM patients WHERE patient_id=? AND patient_name=?",
-                    (r.patient_id, r.patient_name),
-                ).fetchone()[0]
                 c.execute(
                     "INSERT OR IGNORE INTO studies (study_uid, patient, study_date,"
                     " study_time, description, accession) VALUES (?,?,?,?,?,?)",
@@ -140,6 +134,43 @@ class StudyDatabase:
         self._refresh_warnings(touched)
         return n
 
+    @staticmethod
+    def _patient(c: sqlite3.Connection, pid: str, name: str, birth: str, sex: str) -> int:
+        c.execute(
+            "INSERT OR IGNORE INTO patients (patient_id, patient_name, birth_date, sex)"
+            " VALUES (?,?,?,?)",
+            (pid, name, birth, sex),
+        )
+        row = c.execute(
+            "SELECT id FROM patients WHERE patient_id=? AND patient_name=?", (pid, name)
+        ).fetchone()
+        return int(row[0])
+
+    def add_derived(self, objects: Iterable[DerivedRecord]) -> int:
+        """Index SEG, RTSTRUCT and SR objects with their study (one row per SOP instance)."""
+        n = 0
+        with self._tx() as c:
+            for o in objects:
+                pid = self._patient(c, o.patient_id, o.patient_name, "", "")
+                c.execute(
+                    "INSERT OR IGNORE INTO studies (study_uid, patient, study_date, description,"
+                    " study_time, accession) VALUES (?,?,?,?,'','')",
+                    (o.study_uid, pid, o.study_date, o.study_description),
+                )
+                c.execute(
+                    "INSERT OR REPLACE INTO derived VALUES (?,?,?,?,?)",
+                    (o.sop_instance_uid, o.study_uid, o.kind, o.path, json.dumps(o.to_dict())),
+                )
+                n += 1
+        return n
+
+    def derived_objects(self, study_uid: str) -> list[DerivedRecord]:
+        """The study's SEG, RTSTRUCT and SR objects, by kind and date."""
+        rows = self._conn.execute(
+            "SELECT record FROM derived WHERE study_uid=? ORDER BY kind, path", (study_uid,)
+        ).fetchall()
+        return [DerivedRecord.from_dict(json.loads(r[0])) for r in rows]
+
     def import_paths(
         self,
         inputs: Sequence[str | os.PathLike[str]],
@@ -158,7 +189,7 @@ class StudyDatabase:
         for batch in index_inputs(
             inputs, extract_dir=str(archives), cancel=cancel, progress=progress
         ):
-            count += self.add_records(batch.records)
+            count += self.add_records(batch.records) + self.add_derived(batch.derived)
             skipped.extend(batch.skipped)
             series.update((r.series_uid, None) for r in batch.records)
         return ImportResult(count, skipped, list(series))

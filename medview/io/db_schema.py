@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from medview.core.records import SkippedFile
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -108,6 +108,17 @@ _MIGRATIONS: dict[int, str] = {
                            length(description) - instr(description, ' [volume ') - 2),
            description = substr(description, 1, instr(description, ' [volume ') - 1)
      WHERE instr(description, ' [volume ') > 0 AND description LIKE '%]';
+    """,
+    # SEG, RTSTRUCT and SR objects, indexed beside the series they reference
+    9: """
+    CREATE TABLE derived (
+        sop_instance_uid TEXT PRIMARY KEY,
+        study_uid TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        path TEXT NOT NULL,
+        record TEXT NOT NULL
+    );
+    CREATE INDEX derived_study ON derived(study_uid);
     """,
 }
 

@@ -14,7 +14,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from medview.core.errors import ArchiveError, MedviewError, NotAnImageError
-from medview.core.records import InstanceRecord, SeriesRecord, SkippedFile
+from medview.core.records import (
+    DerivedRecord,
+    InstanceRecord,
+    SeriesRecord,
+    SkippedFile,
+    derived_kind,
+)
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.io.archive import Expanded, extract_zip, read_dicomdir
 from medview.io.assemble import assemble_series
@@ -37,12 +43,14 @@ class IndexBatch:
     skipped: list[SkippedFile]
     done: int
     total: int
+    derived: list[DerivedRecord] = field(default_factory=list)  # SEG, RTSTRUCT, SR
 
 
 @dataclass
 class ScanResult:
     records: list[InstanceRecord] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
+    derived: list[DerivedRecord] = field(default_factory=list)  # SEG, RTSTRUCT, SR
 
     @property
     def series(self) -> list[SeriesRecord]:
@@ -112,21 +120,27 @@ def expand_inputs(
     return out
 
 
-def parse_or_skip(path: str) -> InstanceRecord | SkippedFile:
-    """`parse_header` with errors turned into a `SkippedFile` (picklable, for worker pools)."""
+def parse_or_skip(path: str) -> InstanceRecord | DerivedRecord | SkippedFile:
+    """`parse_header` with errors turned into a `SkippedFile` (picklable, for worker pools);
+    a SEG, RTSTRUCT or SR becomes a `DerivedRecord`, never an image."""
     try:
-        return parse_header(path)
+        record = parse_header(path)
+        if derived_kind(record.sop_class_uid):
+            from medview.io.derived import parse_derived
+
+            return parse_derived(path, record)
+        return record
     except MedviewError as e:
         return SkippedFile(path, e.message, type(e).__name__)
 
 
-def parse_chunk(paths: list[str]) -> list[InstanceRecord | SkippedFile]:
+def parse_chunk(paths: list[str]) -> list[InstanceRecord | DerivedRecord | SkippedFile]:
     return [parse_or_skip(p) for p in paths]
 
 
 def _parsed(
     files: list[str], workers: int, cancel: CancelToken
-) -> Iterator[InstanceRecord | SkippedFile]:
+) -> Iterator[InstanceRecord | DerivedRecord | SkippedFile]:
     pool = default_decoder()
     threshold = PARALLEL_WARM if pool.is_warm else PARALLEL_COLD
     if workers <= 1 or pool.workers <= 1 or len(files) < threshold:
@@ -151,12 +165,15 @@ def index_inputs(
     total = len(expanded.files)
     progress(0, total, "reading headers")
     records: list[InstanceRecord] = []
+    derived: list[DerivedRecord] = []
     skipped: list[SkippedFile] = list(expanded.skipped)
     done = 0
     nworkers = workers if workers is not None else min(2, os.cpu_count() or 1)
     for r in _parsed(expanded.files, nworkers, cancel):
         done += 1
-        if isinstance(r, InstanceRecord):
+        if isinstance(r, DerivedRecord):
+            derived.append(r)
+        elif isinstance(r, InstanceRecord):
             if r.has_pixels:
                 records.append(r)
             else:
@@ -171,12 +188,12 @@ def index_inputs(
                 )
         else:
             skipped.append(r)
-        if len(records) + len(skipped) >= batch_size:
+        if len(records) + len(skipped) + len(derived) >= batch_size:
             progress(done, total, "reading headers")
-            yield IndexBatch(records, skipped, done, total)
-            records, skipped = [], []
+            yield IndexBatch(records, skipped, done, total, derived)
+            records, skipped, derived = [], [], []
     progress(done, total, "reading headers")
-    yield IndexBatch(records, skipped, done, total)
+    yield IndexBatch(records, skipped, done, total, derived)
 
 
 def scan(
@@ -201,6 +218,7 @@ def scan(
     ):
         result.records.extend(batch.records)
         result.skipped.extend(batch.skipped)
+        result.derived.extend(batch.derived)
     return result
 
 

@@ -19,6 +19,7 @@ from PySide6.QtGui import (
     QMouseEvent,
     QPainter,
     QPen,
+    QPolygonF,
     QWheelEvent,
 )
 from PySide6.QtWidgets import QWidget
@@ -261,13 +262,23 @@ class SliceView(QWidget):
                 p.drawLine(pts[1], pts[0])
                 if len(pts) > 2:
                     p.drawLine(pts[1], pts[2])
+            elif m.kind is Kind.POINT:
+                for q in pts:  # a cross
+                    p.drawLine(QPointF(q.x() - 6, q.y()), QPointF(q.x() + 6, q.y()))
+                    p.drawLine(QPointF(q.x(), q.y() - 6), QPointF(q.x(), q.y() + 6))
+            elif m.kind in (Kind.POLYLINE, Kind.POLYGON):
+                line = QPolygonF(pts)
+                if m.kind is Kind.POLYGON:
+                    p.drawPolygon(line)
+                else:
+                    p.drawPolyline(line)
             else:
                 rect = QRectF(pts[0], pts[1]).normalized()
                 if m.kind is Kind.ELLIPSE:
                     p.drawEllipse(rect)
                 else:
                     p.drawRect(rect)
-            for q in pts:
+            for q in pts if len(pts) <= 8 else ():  # handles (not on a long outline)
                 p.drawRect(QRectF(q.x() - 3, q.y() - 3, 6, 6))
             p.setFont(QFont("Sans", 9))
             anchor = max(pts, key=lambda q: q.x())

@@ -30,6 +30,10 @@ class Kind(Enum):
     ELLIPSE = "ellipse"
     RECTANGLE = "rectangle"
     ARROW = "arrow"
+    # from other systems' objects (SR, RT structure sets): not drawn with a tool
+    POINT = "point"
+    POLYLINE = "polyline"
+    POLYGON = "polygon"
 
     @property
     def points_needed(self) -> int:
@@ -46,15 +50,23 @@ class Measurement:
     points: tuple[tuple[float, float, float], ...]
     text: str = ""
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # read from another object: where from ("SR: <title>, <creator>, <date>"), and the values
+    # that object reported (name, value, unit), shown beside MedView's own figures
+    source: str = ""
+    reported: tuple[tuple[str, float, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind.value,
             "view": self.view.value,
             "points": [list(p) for p in self.points],
             "text": self.text,
         }
+        if self.source:
+            d["source"] = self.source
+            d["reported"] = [list(r) for r in self.reported]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Measurement:
@@ -63,7 +75,9 @@ class Measurement:
             View(d["view"]),
             tuple((float(p[0]), float(p[1]), float(p[2])) for p in d["points"]),
             str(d.get("text", "")),
-            str(d["id"]),
+            str(d.get("id") or uuid.uuid4().hex),
+            str(d.get("source", "")),
+            tuple((str(r[0]), float(r[1]), str(r[2])) for r in d.get("reported") or ()),
         )
 
 
@@ -100,8 +114,13 @@ def evaluate(m: Measurement, volume: Volume) -> dict[str, float]:
     if m.kind is Kind.ANGLE:
         a, v, b = (np.array(p) for p in m.points)
         return {"angle_deg": angle_deg(a, v, b)}
-    if m.kind is Kind.ARROW:
+    if m.kind in (Kind.ARROW, Kind.POINT):
         return {}
+    if m.kind is Kind.POLYLINE:
+        p = np.asarray(m.points, dtype=np.float64)
+        return {"length_mm": float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum())}
+    if m.kind is Kind.POLYGON:
+        return _polygon_figures(m, volume)
     pts = screen_points(m, volume)
     k = round(float(pts[0, 0]))
     (r0, c0), (r1, c1) = pts[0, 1:], pts[1, 1:]
@@ -116,6 +135,10 @@ def evaluate(m: Measurement, volume: Volume) -> dict[str, float]:
     else:
         mask = rectangle_mask(plane.shape, r0, c0, r1, c1)
         area = rectangle_area_mm2(r0, c0, r1, c1, spacing)
+    return _roi_figures(plane, mask, area)
+
+
+def _roi_figures(plane: np.ndarray, mask: np.ndarray, area: float) -> dict[str, float]:
     s = roi_stats(plane, mask, area)
     return {
         "area_mm2": s.area_mm2,
@@ -127,6 +150,28 @@ def evaluate(m: Measurement, volume: Volume) -> dict[str, float]:
     }
 
 
+def _polygon_figures(m: Measurement, volume: Volume) -> dict[str, float]:
+    """Area (shoelace, in the view's plane) and the statistics of the pixels inside."""
+    from medview.io.polygons import fill_polygons
+
+    pts = screen_points(m, volume)
+    mapping = _mapping(volume, m.view)
+    sr, sc = mapping.spacing[1], mapping.spacing[2]
+    r, c = pts[:, 1] * sr, pts[:, 2] * sc
+    area = 0.5 * abs(float(np.dot(r, np.roll(c, 1)) - np.dot(c, np.roll(r, 1))))
+    k = round(float(pts[0, 0]))
+    plane = mapping.plane(volume.array, k)
+    if plane.ndim == 3:
+        plane = plane @ np.array([0.299, 0.587, 0.114])
+    mask = fill_polygons([pts[:, 1:]], plane.shape)
+    return _roi_figures(plane, mask, area)
+
+
+def reported_text(m: Measurement) -> str:
+    """What the object a measurement was read from reported, e.g. "Diameter 10 mm"."""
+    return ", ".join(f"{name} {value:g} {unit}".strip() for name, value, unit in m.reported)
+
+
 def describe(m: Measurement, volume: Volume) -> str:
     """One line for labels and the Measurements panel."""
     v = evaluate(m, volume)
@@ -135,16 +180,22 @@ def describe(m: Measurement, volume: Volume) -> str:
         text = f"{v['length_mm']:.1f} mm"
     elif m.kind is Kind.ANGLE:
         text = f"{v['angle_deg']:.1f}°"
-    elif m.kind is Kind.ARROW:
-        text = m.text or "arrow"
+    elif m.kind in (Kind.ARROW, Kind.POINT):
+        text = m.text or m.kind.value
+    elif m.kind is Kind.POLYLINE:
+        text = f"{v['length_mm']:.1f} mm"
     else:
         text = (
             f"{v['area_mm2']:.1f} mm² mean {v['mean']:.1f}{unit} SD {v['sd']:.1f} "
             f"min {v['min']:.0f} max {v['max']:.0f}"
         )
-    return f"{m.kind.value}: {text}" + (
-        f"  ({m.text})" if m.text and m.kind is not Kind.ARROW else ""
+    line = f"{m.kind.value}: {text}" + (
+        f"  ({m.text})" if m.text and m.kind not in (Kind.ARROW, Kind.POINT) else ""
     )
+    if m.source:
+        reported = reported_text(m)
+        line += f"  [{m.source}" + (f": {reported}]" if reported else "]")
+    return line
 
 
 class MeasurementList:
@@ -162,6 +213,10 @@ class MeasurementList:
 
     def add(self, m: Measurement) -> None:
         self._commit([*self.items, m])
+
+    def extend(self, ms: list[Measurement]) -> None:
+        """Add several measurements as one undoable step."""
+        self._commit([*self.items, *ms])
 
     def remove(self, mid: str) -> None:
         self._commit([m for m in self.items if m.id != mid])

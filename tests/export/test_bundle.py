@@ -199,7 +199,7 @@ def test_pdf_shows_header_figures_and_volumes(study: Study, tmp_path: Path) -> N
     assert rendered and all(p.stat().st_size > 5000 for p in rendered)
     # key images: the tumour (a finding; the liver is anatomy) and the measurements' slices
     assert sorted(result.files) == sorted(
-        ["seg.dcm", "sr.dcm", "labels.nii.gz", "report.pdf", "bundle.json"]
+        ["seg.dcm", "rtstruct.dcm", "sr.dcm", "labels.nii.gz", "report.pdf", "bundle.json"]
         + [f"key-images/key-{i:02d}.png" for i in (1, 2, 3)]
     )
     assert "largest cross-section of tumour" in text
@@ -319,7 +319,7 @@ def test_cli_export_and_a_label_map_from_another_grid(study: Study, tmp_path: Pa
     assert rc == 0
     assert out["dciodvfy_errors"] == 0
     if shutil.which("dciodvfy"):  # the export validates what it wrote when it can
-        assert out["validated"] == ["seg.dcm", "sr.dcm"]
+        assert out["validated"] == ["seg.dcm", "rtstruct.dcm", "sr.dcm"]
     assert {"seg.dcm", "sr.dcm", "report.pdf", "labels.nii.gz"} <= set(out["files"])
     seg = pydicom.dcmread(Path(out["path"]) / "seg.dcm", stop_before_pixels=True)
     assert seg.SegmentSequence[0].SegmentAlgorithmType == "MANUAL"  # no provenance beside it

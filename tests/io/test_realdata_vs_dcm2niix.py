@@ -275,7 +275,7 @@ def test_seg_and_sr_of_real_series_are_dciodvfy_clean(
     stack = scan([str(realdata / case)]).series[0]
     rc, report = _export_bright_seg(realdata / case, stack, tmp_path, capsys)
     assert rc == 0
-    assert sorted(report["validated"]) == ["seg.dcm", "sr.dcm"]
+    assert sorted(report["validated"]) == ["rtstruct.dcm", "seg.dcm", "sr.dcm"]
     assert report["dciodvfy_errors"] == 0, report["warnings"]
 
 
@@ -379,7 +379,7 @@ def test_empty_source_sequence_does_not_make_seg_and_sr_invalid(
     stack = scan([str(folder)]).series[0]
     rc, report = _export_bright_seg(folder, stack, tmp_path, capsys)
     assert rc == 0
-    assert sorted(report["validated"]) == ["seg.dcm", "sr.dcm"]
+    assert sorted(report["validated"]) == ["rtstruct.dcm", "seg.dcm", "sr.dcm"]
     assert report["dciodvfy_errors"] == 0, report["warnings"]
     # the source files are unchanged: the sequence is left out in memory only
     assert "ProcedureCodeSequence" in pydicom.dcmread(next(folder.iterdir()))
