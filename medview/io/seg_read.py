@@ -29,6 +29,9 @@ from medview.io.placement import place_on_grid
 log = logging.getLogger("medview")
 
 MAX_SEGMENTS = 255  # the editable label map holds one byte per voxel
+# highdicom indexes every frame's functional groups first (about 1 ms a frame here): a SEG
+# beyond this is refused before, with the reason (300 slices x 100 segments is 30,000)
+MAX_FRAMES = 65_536
 FINDING_CATEGORY = "49755003"  # SCT: Morphologically abnormal structure
 
 
@@ -83,7 +86,17 @@ def segments_of(seg: Any, numbers: Sequence[int]) -> tuple[Segment, ...]:
 def read_seg_file(path: str) -> Any:
     """highdicom's `Segmentation` of ``path``, or a `DerivedObjectError` saying why not."""
     import highdicom as hd
+    import pydicom
 
+    try:
+        head = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["NumberOfFrames"])
+        frames = int(head.get("NumberOfFrames", 1) or 1)
+    except (OSError, ValueError, TypeError, pydicom.errors.InvalidDicomError) as e:
+        raise DerivedObjectError(f"this SEG cannot be read: {e}", path=path) from e
+    if frames > MAX_FRAMES:
+        raise DerivedObjectError(
+            f"this SEG has {frames} frames; MedView opens SEGs of at most {MAX_FRAMES}", path=path
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

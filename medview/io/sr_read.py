@@ -90,7 +90,12 @@ def read_sr(path: str, series: SeriesRecord, volume: Volume) -> SrReport:
         raise DerivedObjectError(
             f"this SR is not a measurement report MedView can read (TID 1500): {e}", path=path
         ) from e
-    if not isinstance(content, hd.sr.MeasurementReport):
+    title_code = doc.get("ConceptNameCodeSequence")
+    if (
+        not isinstance(content, hd.sr.MeasurementReport)
+        or not title_code
+        or str(title_code[0].get("CodeValue", "")) != "126000"  # DCM: Imaging Measurement Report
+    ):
         raise DerivedObjectError(
             "this SR is not a TID 1500 measurement report; it has no measurements to show",
             path=path,

@@ -8,14 +8,29 @@ from collections.abc import Sequence
 import numpy as np
 from PySide6.QtCore import QMimeData, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
-from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QLineEdit,
+    QStyle,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from medview.core.records import SeriesRecord
+from medview.core.records import DerivedRecord, SeriesRecord
 from medview.io.database import StackRow, StudyDatabase, StudyRow
 from medview.io.volumes4d import four_d_groups, what_varies
 from medview.ui.bridge import TaskRunner
 
 SERIES_ROLE = Qt.ItemDataRole.UserRole + 1
+DERIVED_ROLE = Qt.ItemDataRole.UserRole + 2
+# the icon of each kind of derived object (Qt's own, so every platform style has one)
+_DERIVED_ICONS = {
+    "SEG": QStyle.StandardPixmap.SP_DialogApplyButton,
+    "RTSTRUCT": QStyle.StandardPixmap.SP_FileDialogContentsView,
+    "SR": QStyle.StandardPixmap.SP_FileDialogDetailedView,
+}
 SERIES_MIME = "application/x-medview-series"  # JSON {"uid": ..., "key": ...}
 
 
@@ -44,9 +59,12 @@ class _SeriesTree(QTreeWidget):
 
 
 class StudyBrowserPanel(QWidget):
-    """Double-click a series to show it (``series_activated``)."""
+    """Double-click a series to show it (``series_activated``); a SEG, RTSTRUCT or SR,
+    listed under the series it annotates, to open it onto that series
+    (``derived_activated``)."""
 
     series_activated = Signal(object)  # StackRow
+    derived_activated = Signal(object)  # DerivedRecord
     thumbnails_wanted = Signal(object)  # list[StackRow] without a thumbnail yet
 
     def __init__(
@@ -87,15 +105,18 @@ class StudyBrowserPanel(QWidget):
             slot="browser",
         )
 
-    def _query(self, text: str) -> list[tuple[StudyRow, list[StackRow]]]:
-        return [(row, self.db.stack_rows(row.study_uid)) for row in self.db.search(text)]
+    def _query(self, text: str) -> list[tuple[StudyRow, list[StackRow], list[DerivedRecord]]]:
+        return [
+            (row, self.db.stack_rows(row.study_uid), self.db.derived_objects(row.study_uid))
+            for row in self.db.search(text)
+        ]
 
-    def _fill(self, studies: list[tuple[StudyRow, list[StackRow]]]) -> None:
+    def _fill(self, studies: list[tuple[StudyRow, list[StackRow], list[DerivedRecord]]]) -> None:
         self.tree.clear()
         self._series_items = []
         self._four_d_items = []
         patients: dict[tuple[str, str], QTreeWidgetItem] = {}
-        for row, rows in studies:
+        for row, rows, derived in studies:
             key = (row.patient_id, row.patient_name)
             pitem = patients.get(key)
             if pitem is None:
@@ -119,6 +140,7 @@ class StudyBrowserPanel(QWidget):
                     head = self._add_series(sitem, group[0], group)
                     for stack in group:
                         self._add_series(head, stack)
+            self._add_derived(sitem, derived)
         self.tree.expandAll()
         for item in self._four_d_items:
             item.setExpanded(False)
@@ -182,6 +204,38 @@ class StudyBrowserPanel(QWidget):
             self._series_items.append(item)
         return item
 
+    def _add_derived(self, study: QTreeWidgetItem, objects: list[DerivedRecord]) -> None:
+        """Each object under the first row of the series it annotates (under the study,
+        saying so, when that series is not here)."""
+        rows: dict[str, QTreeWidgetItem] = {}
+        for i in range(study.childCount()):
+            child = study.child(i)
+            s = child.data(0, SERIES_ROLE) if child is not None else None
+            if child is not None and s is not None:
+                rows.setdefault(s.series_uid, child)
+        style = QApplication.style()
+        for obj in objects:
+            parent = next((rows[u] for u in obj.referenced_series if u in rows), None)
+            note = "" if parent is not None else "its series is not here"
+            item = QTreeWidgetItem([obj.title, obj.kind, _date(obj.date), "", note])
+            item.setIcon(0, style.standardIcon(_DERIVED_ICONS[obj.kind]))
+            item.setToolTip(0, f"{obj.title}\ndouble-click to open it onto its series")
+            item.setData(0, DERIVED_ROLE, obj)
+            (parent or study).addChild(item)
+
+    def derived_items(self) -> list[QTreeWidgetItem]:
+        """Every SEG, RTSTRUCT and SR row, in display order."""
+        out: list[QTreeWidgetItem] = []
+        todo = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while todo:
+            item = todo.pop(0)
+            if item is None:
+                continue
+            if item.data(0, DERIVED_ROLE) is not None:
+                out.append(item)
+            todo[:0] = [item.child(i) for i in range(item.childCount())]
+        return out
+
     def series_items(self) -> list[QTreeWidgetItem]:
         """Every series row, in display order."""
         return list(self._series_items)
@@ -190,6 +244,9 @@ class StudyBrowserPanel(QWidget):
         series = item.data(0, SERIES_ROLE)
         if series is not None:
             self.series_activated.emit(series)
+        obj = item.data(0, DERIVED_ROLE)
+        if obj is not None:
+            self.derived_activated.emit(obj)
 
 
 def _date(d: str) -> str:

@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QSettings
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
 from medview.core.errors import SeriesAssemblyError
-from medview.core.records import SeriesRecord
+from medview.core.records import DerivedRecord, SeriesRecord
 from medview.core.tasks import CancelToken, Progress
 from medview.core.volume import Volume
 from medview.io.database import ImportResult, StackRow, StudyDatabase
@@ -50,6 +50,7 @@ class SeriesOpener(QObject):
         self.recent_labels: dict[str, str] = {}  # study UID -> menu label, read in a worker
         self.recent_menu: QMenu | None = None
         browser.series_activated.connect(lambda row: self.open_stack(row.series_uid, row.key))
+        browser.derived_activated.connect(self.open_derived)
         browser.thumbnails_wanted.connect(self._make_thumbnails)
         session.subscribe("series", lambda s: self._remember(s.series.study_uid))  # type: ignore[union-attr]
 
@@ -161,6 +162,42 @@ class SeriesOpener(QObject):
             on_error=self.notify,
             on_progress=self.progress,
             slot="compare" if compare else "load",
+        )
+
+    def open_derived(self, obj: DerivedRecord) -> Task:
+        """Open a SEG, RTSTRUCT or SR onto the series it annotates: that series is shown
+        first when it is not, then what the object holds joins the reading (one step)."""
+        from medview.session.derived import read_derived, series_for, take_derived
+
+        session, db = self.session, self.db
+        session.keep_segmentation()
+        shown = session.series
+
+        def work(*, cancel: CancelToken, progress: Progress) -> tuple[Opened | None, object]:
+            series = series_for(obj, db.study_series(obj.study_uid))
+            opened = None
+            volume = session.volume
+            if shown is None or shown.key != series.key or volume is None:
+                opened = session.read(series, cancel=cancel, progress=progress)
+                volume = opened.volume
+            return opened, read_derived(obj, series, volume, cancel=cancel, progress=progress)
+
+        def done(result: tuple[Opened | None, object]) -> None:
+            opened, derived = result
+            if opened is not None:
+                self.volumes.set_series([opened.series])
+                self.present(opened)
+            for note in take_derived(session, derived):  # type: ignore[arg-type]
+                self.notify(note)
+            self.notify(f"Opened {obj.title}")
+
+        return self.runner.submit(
+            "Opening",
+            work,
+            on_done=done,
+            on_error=self.notify,
+            on_progress=self.progress,
+            slot="load",
         )
 
     def open_series(self, series: SeriesRecord) -> Task | None:
