@@ -104,12 +104,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="medview-") as tmp:
             result = scan([args.series], extract_dir=tmp)
-            series, _volume, seg = _read(args, result.series, tmp)
+            series, volume, seg = _read(args, result.series, tmp)
             _write(args.to, args.out, series, seg)
     except MedviewError as e:
         sys.stderr.write(f"medview convert: {e}\n")
         return 1
-    by_value = {s.value: s for s in seg.stats}
+    from medview.core.results import segment_stats
+
+    by_value = {
+        s.value: s for s in seg.stats or segment_stats(volume, seg.labels.array, seg.segments)
+    }
     segments = [
         {
             "value": s.value,

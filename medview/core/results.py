@@ -150,6 +150,23 @@ def label_counts(labels: np.ndarray) -> np.ndarray:
     return total
 
 
+def _label_extremes(
+    flat: np.ndarray, values: np.ndarray
+) -> tuple[dict[int, float], dict[int, float]]:
+    """Min and max of ``values`` per label of ``flat`` (the labelled voxels), grouped by one
+    stable sort (a radix sort for small integers). A mask per segment is a pass over the
+    whole volume each: 10 s for 100 segments of a 300x512x512 CT."""
+    if not len(flat):
+        return {}, {}
+    order = np.argsort(flat, kind="stable")
+    groups, ordered = flat[order], values[order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    keys = groups[starts].tolist()
+    lows = np.minimum.reduceat(ordered, starts).tolist()
+    highs = np.maximum.reduceat(ordered, starts).tolist()
+    return dict(zip(keys, lows, strict=True)), dict(zip(keys, highs, strict=True))
+
+
 def segment_stats(
     volume: Volume, labels: np.ndarray, segments: tuple[Segment, ...]
 ) -> tuple[SegmentStats, ...]:
@@ -157,13 +174,18 @@ def segment_stats(
     float64 sums). The engine computes its own results' statistics on its faster path; this
     is for label maps from elsewhere (a file, a hand-drawn map)."""
     flat = np.asarray(labels).ravel()
-    counts = label_counts(np.asarray(labels))
+    # everything from the labelled voxels alone: a sparse map costs little beyond one scan
+    labelled = np.flatnonzero(flat)
+    lab = flat[labelled]
+    counts = np.bincount(lab, minlength=1)
     n = len(counts)
     values = None if volume.is_color else np.asarray(volume.array).ravel()
     voxel_ml = float(np.prod(volume.geometry.spacing)) / 1000.0
     if values is not None:
-        sums = np.bincount(flat, weights=values.astype(np.float64), minlength=n)
-        squares = np.bincount(flat, weights=np.square(values, dtype=np.float64), minlength=n)
+        inside = values[labelled].astype(np.float64)
+        sums = np.bincount(lab, weights=inside, minlength=n)
+        squares = np.bincount(lab, weights=inside * inside, minlength=n)
+        lows, highs = _label_extremes(lab, inside)
     out = []
     for s in sorted(segments, key=lambda s: s.value):
         if not (0 < s.value < n and counts[s.value]):
@@ -173,8 +195,7 @@ def segment_stats(
         if values is not None:
             mean = float(sums[s.value] / c)
             sd = float(np.sqrt(max(squares[s.value] / c - mean * mean, 0.0)))
-            inside = values[flat == s.value]
-            lo, hi = float(inside.min()), float(inside.max())
+            lo, hi = float(lows[s.value]), float(highs[s.value])
         out.append(SegmentStats(s.value, s.name, c, c * voxel_ml, mean, sd, lo, hi))
     return tuple(out)
 

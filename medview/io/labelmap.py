@@ -13,7 +13,7 @@ import numpy as np
 
 from medview.core.colours import new_colour
 from medview.core.errors import DerivedObjectError
-from medview.core.results import Provenance, Segment, Segmentation, segmentation_of
+from medview.core.results import Provenance, Segment, Segmentation, label_counts, segmentation_of
 from medview.core.tasks import NEVER_CANCELLED, CancelToken
 from medview.core.volume import Volume
 from medview.io.placement import place_on_grid
@@ -67,13 +67,15 @@ def read_labelmap(
     labels, notes = place_on_grid(data.astype(np.uint8), affine, volume.geometry, cancel=cancel)
     used: set[tuple[int, int, int]] = set()
     segments = []
-    for v in np.unique(labels).tolist():
+    placed = set(np.flatnonzero(label_counts(labels)).tolist())
+    for v in sorted(placed):
         if v == 0:
             continue
         colour = new_colour(used)
         used.add(colour)
         segments.append(Segment(int(v), (names or {}).get(int(v), f"label {v}"), colour))
-    missing = sorted(set(np.unique(data).tolist()) - set(np.unique(labels).tolist()) - {0})
+    given = set(np.flatnonzero(label_counts(data.astype(np.uint8))).tolist())
+    missing = sorted(given - placed - {0})
     if missing:
         notes.append(f"label(s) {missing} have no voxel on this series' grid")
     provenance = Provenance("nifti-labels", os.path.basename(p)[:64], "")

@@ -319,7 +319,7 @@ def test_cli_export_and_a_label_map_from_another_grid(study: Study, tmp_path: Pa
     assert rc == 0
     assert out["dciodvfy_errors"] == 0
     if shutil.which("dciodvfy"):  # the export validates what it wrote when it can
-        assert out["validated"] == ["seg.dcm", "rtstruct.dcm", "sr.dcm"]
+        assert out["validated"] == ["rtstruct.dcm", "seg.dcm", "sr.dcm"]
     assert {"seg.dcm", "sr.dcm", "report.pdf", "labels.nii.gz"} <= set(out["files"])
     seg = pydicom.dcmread(Path(out["path"]) / "seg.dcm", stop_before_pixels=True)
     assert seg.SegmentSequence[0].SegmentAlgorithmType == "MANUAL"  # no provenance beside it

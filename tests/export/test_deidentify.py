@@ -66,14 +66,16 @@ def test_deidentified_bundle_has_no_sentinel(study: Study, tmp_path: Path, capsy
     ]
     assert hits == []
     checked = [k for k in haystacks if k.endswith(".dcm") and not k.startswith("name ")]
-    assert len(checked) == len(study.series.instances) + 2  # the copies, the SEG, the SR
+    # the copies, the SEG, the RT structure set, the SR
+    assert len(checked) == len(study.series.instances) + 3
 
     # the copy: pseudonymous names, basic-profile markers, zero preamble, no private tags
     copies = sorted((bundle / "dicom").rglob("*.dcm"))
     assert len(copies) == len(study.series.instances)
     seg = pydicom.dcmread(bundle / "seg.dcm")
     sr = pydicom.dcmread(bundle / "sr.dcm")
-    study_uids = {seg.StudyInstanceUID, sr.StudyInstanceUID}
+    rt = pydicom.dcmread(bundle / "rtstruct.dcm")
+    study_uids = {seg.StudyInstanceUID, sr.StudyInstanceUID, rt.StudyInstanceUID}
     copied_uids = set()
     for p in copies:
         raw = p.read_bytes()
@@ -96,10 +98,18 @@ def test_deidentified_bundle_has_no_sentinel(study: Study, tmp_path: Path, capsy
         for r in s.ReferencedInstanceSequence
     }
     assert referenced <= copied_uids and referenced  # the SEG points at the copies
+    contoured = {
+        i.ReferencedSOPInstanceUID
+        for f in rt.ReferencedFrameOfReferenceSequence
+        for st in f.RTReferencedStudySequence
+        for s in st.RTReferencedSeriesSequence
+        for i in s.ContourImageSequence
+    }
+    assert contoured <= copied_uids and contoured  # so does the structure set
     assert seg.FrameOfReferenceUID == pydicom.dcmread(copies[0]).FrameOfReferenceUID
     # validity of what left: every copy, the SEG and the SR
     exe = require_tool("dciodvfy")
-    for p in [*copies, bundle / "seg.dcm", bundle / "sr.dcm"]:
+    for p in [*copies, bundle / "seg.dcm", bundle / "rtstruct.dcm", bundle / "sr.dcm"]:
         r = subprocess.run([exe, str(p)], capture_output=True, text=True)
         errors = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.startswith("Error")]
         assert errors == [], p.name
