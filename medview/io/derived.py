@@ -91,11 +91,19 @@ def _evidence(ds: Any) -> Iterator[tuple[str, list[str]]]:
 
 def parse_derived(path: str, record: InstanceRecord | None = None) -> DerivedRecord:
     """The `DerivedRecord` of the SEG, RTSTRUCT or SR at ``path`` (header only)."""
-    import pydicom
+    from pydicom.datadict import tag_for_keyword
     from pydicom.errors import InvalidDicomError
+    from pydicom.filereader import read_partial
 
+    tags = [int(tag_for_keyword(k) or 0) for k in _TAGS]
+    last = max(tags)
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=_TAGS, force=True)
+        with open(path, "rb") as fp:
+            # stop after the last element the index needs: a SEG's per-frame groups and an
+            # RT structure set's contours (megabytes) are never parsed here
+            ds = read_partial(
+                fp, stop_when=lambda tag, vr, length: tag > last, specific_tags=tags, force=True
+            )
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as e:
         raise DerivedObjectError(f"its header cannot be read ({e})", path=path) from e
     kind = derived_kind(_s(ds, "SOPClassUID"))

@@ -92,14 +92,28 @@ def test_seg_of_an_absent_series_names_it_and_the_study_still_opens(tmp_path: Pa
 
 
 def test_seg_with_100000_empty_frames_does_not_hang(tmp_path: Path) -> None:
+    """A real 100,000-frame file: the first frame's functional groups repeated, spliced into
+    the written bytes (pydicom takes a minute to write 100,000 items)."""
+    n = 100_000
+
     def inflate(ds: Dataset) -> None:
-        first = ds.PerFrameFunctionalGroupsSequence[0]
-        n = 100_000
-        ds.PerFrameFunctionalGroupsSequence = Sequence([first] * n)
+        ds.PerFrameFunctionalGroupsSequence = Sequence([ds.PerFrameFunctionalGroupsSequence[0]])
         ds.NumberOfFrames = n
         ds.PixelData = bytes((n * ds.Rows * ds.Columns + 7) // 8)
 
     folder = _seg(tmp_path, "huge", inflate)
+    path = folder / "obj.dcm"
+    data = path.read_bytes()
+    at = data.index(b"\x00\x52\x30\x92SQ\x00\x00")  # explicit VR little endian
+    length = int.from_bytes(data[at + 8 : at + 12], "little")
+    item = data[at + 12 : at + 12 + length]
+    items = item * n
+    path.write_bytes(
+        data[: at + 8] + len(items).to_bytes(4, "little") + items + data[at + 12 + length :]
+    )
+    from medview.io.header import parse_header
+
+    assert parse_header(path).frames == n
     t = time.perf_counter()
     from medview.core.errors import DerivedObjectError
 

@@ -75,6 +75,8 @@ def test_medview_seg_opens_to_the_identical_label_map(demo, tmp_path: Path) -> N
     for value, number in numbers.items():
         lut[value] = number
     assert np.array_equal(got, lut[want])  # segment numbers are the values, in order
+    # the model's labels run 1..N, so the map that comes back is the very same map
+    assert numbers == {v: v for v in numbers} and np.array_equal(got, want)
     by_name = {s.name: s for s in opened.segmentation.segments}
     for s in seg.present():
         back = by_name[s.name]

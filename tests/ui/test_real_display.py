@@ -144,14 +144,14 @@ def test_no_display_is_said_plainly(tmp_path: Path) -> None:
 
 def test_mistyped_command_is_a_usage_error(tmp_path: Path) -> None:
     run = subprocess.run(
-        [str(MEDVIEW), "convert", "x"],
+        [str(MEDVIEW), "exprot", "x"],
         env=user_env(":0", tmp_path / "home"),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert run.returncode == 2
-    assert "'convert' is neither a command" in run.stderr
+    assert "'exprot' is neither a command" in run.stderr
 
 
 def test_make_run_without_an_xcb_library_says_what_to_install(tmp_path: Path) -> None:
