@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 from medview import __version__
@@ -60,8 +62,13 @@ def _keyhole(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """``hole`` joined into ``outer`` by a cut of zero width between their closest points:
     one polygon, read the same by readers that fill each contour on its own and by those
     that combine contours by the even-odd rule."""
-    d = np.linalg.norm(outer[:, None, :] - hole[None, :, :], axis=2)
-    i, j = np.unravel_index(int(np.argmin(d)), d.shape)
+    from scipy.spatial import cKDTree
+
+    # nearest outline point of every hole point (a distance matrix of a body outline and
+    # its holes took 15 of 26 s for the demo CT's four segments)
+    dist, nearest = cKDTree(outer).query(hole)
+    j = int(np.argmin(dist))
+    i = int(nearest[j])
     ring = np.roll(hole, -j, axis=0)
     return np.concatenate([outer[: i + 1], ring, ring[:1], outer[i:]])
 
@@ -96,6 +103,18 @@ def slice_contours(mask: np.ndarray) -> list[np.ndarray]:
         k = min(around, key=lambda k: areas[k])
         outers[k] = _keyhole(outers[k], h)
     return outers
+
+
+CONTOUR_DATA = 0x30060050
+
+
+def _ds_values(values: np.ndarray) -> RawDataElement:
+    """Contour Data as its encoded text (implicit VR little endian, the file's syntax),
+    written as it is: one pydicom DS object per number took 8 of 26 s for the demo CT."""
+    text = "\\".join(f"{v:.4f}" for v in values).encode("ascii")
+    if len(text) % 2:
+        text += b" "
+    return RawDataElement(Tag(CONTOUR_DATA), None, len(text), text, 0, True, True)
 
 
 def _item(**values: Any) -> Dataset:
@@ -212,14 +231,13 @@ def build_rtstruct(
             for c in slice_contours(labels[z] == s.value):
                 zyx = np.column_stack([np.full(len(c), float(z)), c])
                 lps = geometry.index_to_lps(zyx)
-                items.append(
-                    _item(
-                        ContourImageSequence=DicomSequence([slice_refs[z]]),
-                        ContourGeometricType="CLOSED_PLANAR",
-                        NumberOfContourPoints=len(lps),
-                        ContourData=[f"{v:.4f}" for v in lps.ravel()],
-                    )
+                item = _item(
+                    ContourImageSequence=DicomSequence([slice_refs[z]]),
+                    ContourGeometricType="CLOSED_PLANAR",
+                    NumberOfContourPoints=len(lps),
                 )
+                item[CONTOUR_DATA] = _ds_values(lps.ravel())
+                items.append(item)
         contours.append(
             _item(
                 ROIDisplayColor=list(s.color),
