@@ -21,6 +21,24 @@ from medview.ui.bridge import DeviceQueues, Task
 from medview.ui.controller import ViewerController
 from medview.ui.models_panel import ModelsPanel
 
+# segmentations opened from another system's object: where from, not a MedView model run
+OPENED_FROM = {
+    "dicom-seg": "a DICOM SEG",
+    "dicom-rtstruct": "an RT structure set",
+    "nifti-labels": "a label map file",
+}
+
+
+def opened_line(result: Segmentation) -> str | None:
+    """ "Opened from a DICOM SEG: <algorithm or creator> <version>, <date>", or None for a
+    result MedView made."""
+    p = result.provenance
+    if p is None or p.model_id not in OPENED_FROM:
+        return None
+    date = f"{p.date[:4]}-{p.date[4:6]}-{p.date[6:8]}" if len(p.date) == 8 else p.date
+    made = " ".join(x for x in (p.name, p.version) if x)
+    return f"Opened from {OPENED_FROM[p.model_id]}: {made}" + (f", {date}" if date else "")
+
 
 def run_line(result: Segmentation | Classification) -> str:
     p = result.provenance
@@ -178,8 +196,11 @@ class AiResults(QObject):
             self.controller.set_overlay(None)
             self.panel.legend.setRowCount(0)
             return
+        opened = opened_line(result)
         if result.provenance is None:
             caption = "Segmentation drawn in MedView"
+        elif opened is not None:  # another system's object, as it says it was made
+            caption = opened
         else:
             caption = f"{run_line(result)} · {result.research_use}"
             edited = [s.name for s in result.segments if s.algorithm_type == "SEMIAUTOMATIC"]

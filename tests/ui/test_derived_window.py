@@ -72,6 +72,10 @@ def test_browser_lists_objects_under_their_series_and_opens_them(qtbot, tmp_path
         )
         assert np.array_equal(np.asarray(w.session.segmentation.labels.array), labels)
         assert {s.name for s in w.session.segmentation.segments} == {"bone", "block"}
+        # said to be opened from the SEG, not presented as a model MedView ran
+        from medview.ui.ai_results import opened_line
+
+        assert opened_line(w.session.segmentation).startswith("Opened from a DICOM SEG: ")
         qtbot.waitUntil(lambda: not w.runner.running, timeout=20000)
     finally:
         w.close()
