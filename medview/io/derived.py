@@ -15,6 +15,7 @@ from typing import Any
 
 from medview.core.errors import DerivedObjectError
 from medview.core.records import DerivedRecord, InstanceRecord, SeriesRecord, derived_kind
+from medview.io.header_values import _s
 
 # top-level elements the index needs; pydicom skips the rest (per-frame groups, pixel data)
 _TAGS = [
@@ -49,9 +50,8 @@ MEASUREMENT_GROUP = "125007"  # DCM: Measurement Group (TID 1501/1410/1411)
 MAX_DEPTH = 64  # SR content nesting walked at most this deep (a cycle cannot recurse forever)
 
 
-def _s(ds: Any, name: str) -> str:
-    v = ds.get(name)
-    return "" if v is None else str(v).strip()
+# an element as stripped text, "" when absent or invalid (the header parser's reader)
+text_of = _s
 
 
 def _seq(ds: Any, name: str) -> Sequence[Any]:

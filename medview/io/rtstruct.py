@@ -22,6 +22,7 @@ from medview.core.records import SeriesRecord
 from medview.core.results import Provenance, Segment, Segmentation
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
+from medview.io.derived import text_of as _s
 from medview.io.polygons import fill_polygons
 
 log = logging.getLogger("medview")
@@ -40,11 +41,6 @@ class StructureSet:
     segmentation: Segmentation
     marks: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _s(ds: Any, name: str) -> str:
-    v = ds.get(name)
-    return "" if v is None else str(v).strip()
 
 
 def _read(path: str) -> Any:

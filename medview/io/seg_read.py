@@ -24,6 +24,7 @@ from medview.core.records import SeriesRecord
 from medview.core.results import Provenance, Segment, Segmentation, label_counts
 from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.core.volume import Volume
+from medview.io.derived import text_of as _s
 from medview.io.placement import place_on_grid
 
 log = logging.getLogger("medview")
@@ -33,11 +34,6 @@ MAX_SEGMENTS = 255  # the editable label map holds one byte per voxel
 # beyond this is refused before, with the reason (300 slices x 100 segments is 30,000)
 MAX_FRAMES = 65_536
 FINDING_CATEGORY = "49755003"  # SCT: Morphologically abnormal structure
-
-
-def _s(ds: Any, name: str) -> str:
-    v = ds.get(name)
-    return "" if v is None else str(v).strip()
 
 
 def _colour(desc: Any, used: set[tuple[int, int, int]]) -> tuple[int, int, int]:
@@ -246,7 +242,8 @@ def read_seg(
             )
     else:
         labels = _by_source_instances(seg, series, volume, path)
-    algos = sorted({s.algorithm_name for s in segments_of(seg, numbers) if s.algorithm_name})
+    segments = segments_of(seg, numbers)
+    algos = sorted({s.algorithm_name for s in segments if s.algorithm_name})
     creator = " ".join(x for x in (_s(seg, "Manufacturer"), _s(seg, "ManufacturerModelName")) if x)
     provenance = Provenance(
         model_id="dicom-seg",
@@ -262,4 +259,4 @@ def read_seg(
     progress(1, 1, "reading the SEG")
     # no statistics here: the segment editor counts what it takes, and `segment_stats`
     # gives them to whoever needs them without one (opening is read + place, nothing more)
-    return Segmentation(label_volume, segments_of(seg, numbers), (), provenance, tuple(notes))
+    return Segmentation(label_volume, segments, (), provenance, tuple(notes))

@@ -19,6 +19,7 @@ import numpy as np
 from medview.core.errors import DerivedObjectError
 from medview.core.records import SeriesRecord
 from medview.core.volume import Volume
+from medview.io.derived import text_of as _s
 
 log = logging.getLogger("medview")
 
@@ -40,11 +41,6 @@ class SrReport:
     regions: list[SrRegion]
     notes: list[str]
     source: str  # "SR: <title>, <creator>, <date>"
-
-
-def _s(ds: Any, name: str) -> str:
-    v = ds.get(name)
-    return "" if v is None else str(v).strip()
 
 
 def _values(group: Any) -> tuple[tuple[str, float, str], ...]:

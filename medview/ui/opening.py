@@ -187,8 +187,10 @@ class SeriesOpener(QObject):
             if opened is not None:
                 self.volumes.set_series([opened.series])
                 self.present(opened)
-            for note in take_derived(session, derived):  # type: ignore[arg-type]
-                self.notify(note)
+            notes = take_derived(session, derived)  # type: ignore[arg-type]
+            if derived.segmentation is None:  # type: ignore[attr-defined]
+                for note in notes:  # a segmentation's notes are said with it (AiResults)
+                    self.notify(note)
             self.notify(f"Opened {obj.title}")
 
         return self.runner.submit(
