@@ -86,3 +86,8 @@ class PacsError(MedviewError):
 
 class DerivedObjectError(MedviewError):
     """A SEG, RTSTRUCT or SR that cannot be opened onto its series (with the reason)."""
+
+
+class ReportError(MedviewError):
+    """A report or template that cannot be taken: too long, control characters, malformed
+    template data, an edit of a signed report."""

@@ -221,6 +221,8 @@ def _export(
     from medview.export.keyimages import default_key_images, heatmap_key_image, render_key_image
     from medview.export.nifti import write_nifti
     from medview.export.pdf import ReportData, write_pdf
+    from medview.export.report_objects import report_text
+    from medview.report.fields import Reading
 
     files: list[str] = []
     warnings: list[str] = list(volume.warnings)
@@ -232,7 +234,7 @@ def _export(
     if not any(s.key == series.key for s in to_copy):
         to_copy.append(series)
     n_copy = sum(len(g) for g in _files_by_series(to_copy)) if options.deidentify else 0
-    total = n_copy + 8
+    total = n_copy + 9
     step = 0
 
     def tick(message: str) -> None:
@@ -275,11 +277,18 @@ def _export(
 
     # 3. DICOM SR
     figures = measurement_figures(volume, content.measurements)
+    sr = None
     if figures or seg is not None:
         sr = build_sr(sources, volume, figures, seg, numbers, stats, label_map)
         _save(sr, stage / "sr.dcm")
         files.append("sr.dcm")
     tick("structured report written")
+
+    # the reader's report as it reads now, and the lesion table
+    reading = Reading(
+        volume, content.measurements, label_map, content.classifications, content.risk
+    )
+    told = report_text(content.report, reading, options.deidentify, options.narrative_confirmed)
 
     # 4. key images
     keys = list(content.key_images) or default_key_images(label_map, volume, content.measurements)
@@ -353,12 +362,25 @@ def _export(
         classifications=thumbs,
         risk=list(content.risk.values()),
         warnings=warnings,
-        files=[*sorted(files), "report.pdf", "bundle.json"],
+        files=[*sorted(files), "report.pdf", *told.files(), "bundle.json"],
         created=created,
+        **told.pdf_parts(),
     )
     write_pdf(stage / "report.pdf", data)
     files.append("report.pdf")
     tick("PDF written")
+    if told.included:
+        slices = [r.slice_number - 1 for r in told.lesions]
+        slices += [k.index for k in keys if k.view in ("axial", "native")]
+        for rel, ds in told.objects(stage / "report.pdf", sources, sr, slices):
+            _save(ds, stage / rel)
+            files.append(rel)
+            verdict = dciodvfy(stage / rel) if options.validate else None
+            if verdict is not None:
+                validation[rel] = verdict
+                if verdict["errors"]:
+                    warnings.append(f"{rel}: dciodvfy reports {len(verdict['errors'])} error(s)")
+    tick("report objects written")
 
     # 7. the bundle manifest (no patient data)
     manifest = {

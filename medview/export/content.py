@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medview.core.results import Classification, Segmentation
+from medview.report.model import Report
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class ExportOptions:
     segmentation_type: str = "BINARY"  # or "FRACTIONAL"
     window: tuple[float, float] | None = None  # (center, width) for key images
     validate: bool = True  # run dciodvfy on every DICOM object when it is installed
+    # a de-identified bundle carries the report's narrative (free text, which the profile
+    # does not de-identify) only when the user confirmed it holds no identifiers
+    narrative_confirmed: bool = False
 
 
 @dataclass
@@ -39,3 +43,4 @@ class ExportContent:
     classifications: list[Classification] = field(default_factory=list)
     risk: dict[str, dict[str, Any]] = field(default_factory=dict)
     key_images: list[KeyImage] = field(default_factory=list)
+    report: Report | None = None  # the reader's narrative report

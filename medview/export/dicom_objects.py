@@ -27,10 +27,10 @@ from medview.core.records import SeriesRecord
 from medview.core.results import Segment, Segmentation, SegmentStats
 from medview.core.volume import Volume
 from medview.export.algorithms import algorithm_identification
+from medview.export.dicom_common import MANUFACTURER, device_observer
 
 log = logging.getLogger(__name__)
 
-MANUFACTURER = "MedView"
 SEG_SERIES_NUMBER = 900
 SR_SERIES_NUMBER = 901
 _LESION = re.compile(r"neoplasm|tumou?r|lesion|nodule|mass|cyst|metasta", re.I)
@@ -465,17 +465,8 @@ def build_sr(
             )
     if not groups:
         raise ExportError("no measurement and no segment to report: no SR to write")
-    device = sr.ObserverContext(
-        observer_type=codes.DCM.Device,
-        observer_identifying_attributes=sr.DeviceObserverIdentifyingAttributes(
-            uid=generate_uid(),
-            name="MedView",
-            manufacturer_name=MANUFACTURER,
-            model_name=f"MedView {__version__}",
-        ),
-    )
     report = sr.MeasurementReport(
-        observation_context=sr.ObservationContext(observer_device_context=device),
+        observation_context=sr.ObservationContext(observer_device_context=device_observer()),
         procedure_reported=codes.SCT.ImagingProcedure,
         imaging_measurements=groups,
     )

@@ -39,10 +39,46 @@ class ReportData:
     warnings: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     created: str = ""
+    # the reader's report: sections (title, text) as reported, status, sign-off, addenda
+    narrative: list[tuple[str, str]] = field(default_factory=list)
+    status: str = ""  # "PRELIMINARY", "FINAL" or "" (no report written)
+    signoff: str = ""
+    addenda: list[tuple[str, str]] = field(default_factory=list)  # (heading, text)
+    narrative_note: str = ""  # why a narrative is not in this PDF
+    lesions: list[Any] = field(default_factory=list)  # medview.report.lesions.LesionRow
 
 
 def _esc(text: object) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _lines(text: str) -> str:
+    """Free text as paragraph markup: escaped, line breaks kept."""
+    return "<br/>".join(_esc(line) for line in text.split("\n"))
+
+
+def _fonts() -> tuple[str, str]:
+    """The shipped DejaVu Sans (regular, bold): free text in any script it covers renders;
+    Helvetica (Latin only) where the files are missing."""
+    from reportlab.lib.fonts import addMapping
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    from medview.core.shipped import shipped
+
+    if "MedViewSans" in pdfmetrics.getRegisteredFontNames():
+        return "MedViewSans", "MedViewSans-Bold"
+    folder = shipped("resources") / "fonts"
+    try:
+        pdfmetrics.registerFont(TTFont("MedViewSans", str(folder / "DejaVuSans.ttf")))
+        pdfmetrics.registerFont(TTFont("MedViewSans-Bold", str(folder / "DejaVuSans-Bold.ttf")))
+    except Exception:  # reportlab raises TTFError or OSError for a missing or bad font file
+        return "Helvetica", "Helvetica-Bold"
+    addMapping("MedViewSans", 0, 0, "MedViewSans")
+    addMapping("MedViewSans", 1, 0, "MedViewSans-Bold")
+    addMapping("MedViewSans", 0, 1, "MedViewSans")
+    addMapping("MedViewSans", 1, 1, "MedViewSans-Bold")
+    return "MedViewSans", "MedViewSans-Bold"
 
 
 def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
@@ -61,10 +97,16 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
         TableStyle,
     )
 
+    regular, bold = _fonts()
     styles = getSampleStyleSheet()
+    for style in styles.byName.values():
+        if hasattr(style, "fontName"):
+            heading = style.name.startswith(("Heading", "Title"))
+            style.fontName = bold if heading or "Bold" in style.fontName else regular
     body = styles["BodyText"]
     small = ParagraphStyle("small", parent=body, fontSize=8, leading=10)
     h1, h2 = styles["Title"], styles["Heading2"]
+    h3 = ParagraphStyle("section", parent=styles["Heading4"], spaceBefore=6, spaceAfter=2)
     warn = ParagraphStyle("warn", parent=body, textColor=colors.HexColor("#b00020"), fontSize=11)
     width = A4[0] - 4 * cm
     grid = TableStyle(
@@ -72,6 +114,7 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
             ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
             ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e8eef5")),
             ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+            ("FONTNAME", (0, 0), (-1, -1), regular),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ]
     )
@@ -90,10 +133,66 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
         s = min(max_w / w, max_h / h)
         return Image(buf, width=w * s, height=h * s)
 
-    story: list[Any] = [Paragraph("MedView report", h1)]
+    title = "Imaging report" if data.narrative else "MedView report"
+    story: list[Any] = [Paragraph(title + (f" ({data.status})" if data.status else ""), h1)]
     story.append(Paragraph(_esc(RESEARCH_USE) + " AI results are labelled as such.", warn))
     story.append(Spacer(1, 0.3 * cm))
-    story.append(table([[k, v] for k, v in data.header], [5 * cm, width - 5 * cm], header=False))
+    header = list(data.header)
+    if data.status:
+        header.append(("Report status", data.status))
+    story.append(table([[k, v] for k, v in header], [5 * cm, width - 5 * cm], header=False))
+
+    # the reader's report leads: its sections, the sign-off and the addenda
+    for heading, text in data.narrative:
+        story.append(Paragraph(_esc(heading), h3))
+        # one paragraph per block of lines, so that long text breaks across pages
+        for part in text.split("\n\n"):
+            story.append(Paragraph(_lines(part) if part.strip() else "-", body))
+    if data.signoff:
+        story.append(Spacer(1, 0.2 * cm))
+        story.append(Paragraph(f"<b>{_esc(data.signoff)}</b>", body))
+    for heading, text in data.addenda:
+        story.append(Paragraph(_esc(heading), h3))
+        for part in text.split("\n\n"):
+            story.append(Paragraph(_lines(part), body))
+    if data.narrative_note:
+        story.append(Paragraph(_esc(data.narrative_note), warn))
+    if data.lesions:
+        story.append(Paragraph("Lesions", h2))
+        rows = [
+            [
+                "#",
+                "Lesion",
+                "Long x short axis (mm)",
+                "Volume (mL)",
+                "Mean",
+                "Slice",
+                "Centre LPS (mm)",
+            ]
+        ]
+        for r in data.lesions:
+            axes = f"{r.long_axis_mm:.1f}" + (
+                f" x {r.short_axis_mm:.1f}" if r.kind == "segment" else ""
+            )
+            rows.append(
+                [
+                    str(r.number),
+                    r.name + ("" if r.kind == "segment" else " (ruler)"),
+                    axes,
+                    f"{r.volume_ml:.2f}" if r.kind == "segment" else "-",
+                    f"{r.mean:.0f}" if r.kind == "segment" and r.mean == r.mean else "-",
+                    str(r.slice_number),
+                    ", ".join(f"{v:.1f}" for v in r.centre_lps),
+                ]
+            )
+        story.append(
+            table(
+                rows, [0.7 * cm, 3.6 * cm, 3.2 * cm, 2 * cm, 1.4 * cm, 1.2 * cm, width - 12.1 * cm]
+            )
+        )
+        for r in data.lesions:
+            if r.lung_rads:
+                story.append(Paragraph(_esc(f"Lesion {r.number}: {r.lung_rads}"), small))
 
     if data.key_images:
         story.append(Paragraph("Key images", h2))
@@ -101,7 +200,7 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
             story.append(
                 KeepTogether(
                     [
-                        image(img, width, 15 * cm),
+                        image(img, width * 0.6, 9 * cm),
                         Paragraph(_esc(caption), small),
                         Spacer(1, 0.3 * cm),
                     ]
@@ -198,7 +297,7 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
 
     def footer(canvas: Any, doc: Any) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 8)
+        canvas.setFont(regular, 8)
         canvas.setFillColor(colors.HexColor("#b00020"))
         canvas.drawString(2 * cm, 1.2 * cm, RESEARCH_USE)
         canvas.setFillColor(colors.black)

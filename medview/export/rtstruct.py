@@ -26,22 +26,10 @@ from medview.core.errors import ExportError
 from medview.core.records import RTSTRUCT_CLASS, SeriesRecord
 from medview.core.results import Segmentation
 from medview.core.tasks import NEVER_CANCELLED, CancelToken
-from medview.export.dicom_objects import MANUFACTURER, require_uids, source_order
+from medview.export.dicom_common import MANUFACTURER, PATIENT_STUDY
+from medview.export.dicom_objects import require_uids, source_order
 
 RTSTRUCT_SERIES_NUMBER = 902
-_COPIED = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyInstanceUID",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
-    "StudyDescription",
-)
 
 
 def _signed_area(c: np.ndarray) -> float:
@@ -159,7 +147,7 @@ def build_rtstruct(
 
     now = _dt.datetime.now()
     ds = Dataset()
-    for name in _COPIED:
+    for name in PATIENT_STUDY:
         setattr(ds, name, first.get(name, ""))
     ds.SpecificCharacterSet = first.get("SpecificCharacterSet", "ISO_IR 192")
     ds.SOPClassUID = RTSTRUCT_CLASS

@@ -13,7 +13,6 @@ thousand voxels, 1-3 ms), not a whole-volume resample.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from scipy import ndimage
 
 from medview.core.errors import InferenceError
 from medview.core.geometry import Geometry
+from medview.core.lesion import measure_mask
 from medview.core.volume import Volume
 from medview.inference.manifest import ModelManifest
 
@@ -325,43 +325,11 @@ class NoduleMeasures:
     centre_lps: tuple[float, float, float]
 
 
-def _axes_of(points: np.ndarray, pixel: float) -> tuple[float, float]:
-    """Longest chord of in-plane pixel centres (mm) and the extent perpendicular to it, each
-    plus one pixel (a pixel has its own width)."""
-    if len(points) > 3:
-        from scipy.spatial import ConvexHull, QhullError
-
-        with contextlib.suppress(QhullError):  # collinear pixels: all of them
-            points = points[ConvexHull(points).vertices]
-    d = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
-    i, j = np.unravel_index(int(np.argmax(d)), d.shape)
-    long = float(d[i, j])
-    if long == 0:
-        return pixel, pixel
-    u = (points[j] - points[i]) / long
-    perp = points @ np.array([-u[1], u[0]])
-    return long + pixel, float(perp.max() - perp.min()) + pixel
-
-
 def measure(volume: Volume, seg: ClickSegment) -> NoduleMeasures:
-    """The nodule's measures; the axial plane is the series' slice plane."""
-    g = volume.geometry
-    sx, sy, sz = (float(v) for v in g.spacing)
-    hu = np.asarray(volume.array[seg.block], dtype=np.float32)
-    mask = seg.mask
-    best = (0.0, 0.0, 0)
-    for k in np.flatnonzero(mask.any(axis=(1, 2))):
-        rows, cols = np.nonzero(mask[k])
-        pts = np.stack([cols * sx, rows * sy], axis=1)
-        long, short = _axes_of(pts, (sx + sy) / 2)
-        if long > best[0]:
-            best = (long, short, int(k))
-    zyx = np.argwhere(mask).mean(axis=0) + np.array([s.start for s in seg.block])
+    """The nodule's measures (`medview.core.lesion`); the axial plane is the series' slice
+    plane."""
+    offset = tuple(int(s.start) for s in seg.block)
+    m = measure_mask(volume.array[seg.block], seg.mask, volume.geometry, offset)  # type: ignore[arg-type]
     return NoduleMeasures(
-        volume_ml=float(mask.sum()) * sx * sy * sz / 1000.0,
-        long_axis_mm=best[0],
-        short_axis_mm=best[1],
-        slice_index=best[2] + int(seg.block[0].start),
-        mean_hu=float(hu[mask].mean()) if mask.any() else float("nan"),
-        centre_lps=tuple(float(v) for v in g.index_to_lps(zyx)),  # type: ignore[arg-type]
+        m.volume_ml, m.long_axis_mm, m.short_axis_mm, m.slice_index, m.mean, m.centre_lps
     )

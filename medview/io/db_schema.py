@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from medview.core.records import SkippedFile
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -119,6 +119,13 @@ _MIGRATIONS: dict[int, str] = {
         record TEXT NOT NULL
     );
     CREATE INDEX derived_study ON derived(study_uid);
+    """,
+    # the reader's report, one per study
+    10: """
+    CREATE TABLE reports (
+        study_uid TEXT PRIMARY KEY,
+        data TEXT NOT NULL
+    );
     """,
 }
 

@@ -1,20 +1,17 @@
 """StudySession: one reading of one series, without Qt.
 
 It holds what a reading produces (the shown series and volume, measurements, key images, the
-AI segmentation and classification, the study's risk results) and the operations on it (open
-a series, measure, mark key images, run a model, accept a result, keep a risk result,
-export). It keeps what a reader expects kept in the study database, and tells its subscribers
-what changed through plain callbacks. The window subscribes and renders; the command line and
-headless tests call the same operations, so a whole reading runs with no display.
+AI segmentation and classification, the study's risk results and report: operations on the
+report are in `medview.session.reporting`) and the operations on it. It keeps what a reader
+expects kept in the study database and tells its subscribers what changed through plain
+callbacks. The window subscribes and renders; the command line and headless tests call the
+same operations, so a whole reading runs with no display.
 
 Threads: the operations that change the session (`show`, `accept`, `add_measurement`, ...)
-run on the caller's thread and call the subscribers there: the window calls them on its GUI
-thread. What takes time has a side with no state change, safe in a worker: `read` (load a
-volume with its kept measurements, results and risk results), `compute` (run a model) and
-`export`. Database writes go through ``keep``, a function that runs a write job: by default at
-once; the window passes one that runs the jobs in order on a worker thread, so no SQLite call
-runs on its GUI thread. `read` waits for the writes asked for before it (an edit kept a moment
-ago comes back when its series is opened again at once).
+run on the caller's thread and call the subscribers there. What takes time has a side with no
+state change, safe in a worker: `read`, `compute` (run a model) and `export`. Database writes
+go through ``keep`` (by default at once; the window's runs them in order on a worker thread).
+`read` waits for the writes asked for before it.
 """
 
 from __future__ import annotations
@@ -31,6 +28,7 @@ from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progre
 from medview.core.volume import Volume
 from medview.export.bundle import BundleResult, export_bundle
 from medview.export.content import ExportContent, ExportOptions, KeyImage
+from medview.report.model import Report
 from medview.segedit.editor import SegmentationEditor, StaleError
 from medview.session.objects import Keeper, Opened, Prepared, Result, Writes, at_once
 from medview.session.objects import now as _now
@@ -39,7 +37,15 @@ from medview.viewer.annotations import Measurement, MeasurementList, evaluate
 log = logging.getLogger("medview")
 
 # what subscribers can hear about; each callback gets the session
-EVENTS = ("series", "measurements", "key_images", "segmentation", "classification", "risk")
+EVENTS = (
+    "series",
+    "measurements",
+    "key_images",
+    "segmentation",
+    "classification",
+    "risk",
+    "report",
+)
 __all__ = ["EVENTS", "Opened", "Prepared", "Result", "StudySession"]
 
 
@@ -64,6 +70,7 @@ class StudySession:
         # kept on (a result made in this reading has none)
         self.kept_on: dict[str, str] = {}
         self.risk: dict[str, dict[str, Any]] = {}  # model id -> kept risk result of the study
+        self.report: Report | None = None  # the study's report (`medview.session.reporting`)
         self.last_export: BundleResult | None = None
         # scripts keep the segmentation after every edit; the window keeps it on a timer
         # (`keep_segmentation`), so a stroke never waits for a compressed write
@@ -113,6 +120,8 @@ class StudySession:
             ]
             opened.kept = kept_results(self.db.ai_results(series.key), volume)
             opened.risk = dict(self.db.risk_results(series.study_uid))
+            kept_report = self.db.report(series.study_uid)
+            opened.report = Report.from_dict(kept_report) if kept_report else None
         return opened
 
     def show(self, opened: Opened) -> list[str]:
@@ -127,6 +136,7 @@ class StudySession:
             self.key_images = []
         if before is None or before.study_uid != opened.series.study_uid:
             self.risk = dict(opened.risk)  # within one study the session's own are newest
+            self.report = opened.report
         self.editor, self.classification = None, None
         self._undo, self._redo = [], []
         self.kept_on = {}
@@ -175,7 +185,9 @@ class StudySession:
             if result is not None:
                 date = self.kept_on.get(kind) or (result.provenance and result.provenance.date)
                 kept.append((kind, result, date or _now()))
-        return Opened(self.series, self.volume, list(self.measurements.items), kept, self.risk)
+        return Opened(
+            self.series, self.volume, list(self.measurements.items), kept, self.risk, self.report
+        )
 
     def _require(self) -> tuple[SeriesRecord, Volume]:
         if self.series is None or self.volume is None:
@@ -432,6 +444,7 @@ class StudySession:
             classifications=[self.classification] if self.classification is not None else [],
             risk=dict(self.risk),
             key_images=list(self.key_images),
+            report=Report.from_dict(self.report.to_dict()) if self.report is not None else None,
         )
 
     def export_job(

@@ -12,6 +12,7 @@ from medview.core.records import SeriesRecord
 from medview.core.results import Classification, Segmentation
 from medview.core.tasks import NEVER_CANCELLED, CancelToken
 from medview.core.volume import Volume
+from medview.report.model import Report
 from medview.segedit.editor import Pending, SegmentationEditor
 from medview.viewer.annotations import Measurement
 
@@ -37,6 +38,7 @@ class Opened:
     # kept AI results: (kind, result or None when it no longer fits the grid, date kept)
     kept: list[tuple[str, Result | None, str]] = field(default_factory=list)
     risk: dict[str, dict[str, Any]] = field(default_factory=dict)
+    report: Report | None = None  # the study's kept report
 
 
 @dataclass(frozen=True)

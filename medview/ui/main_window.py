@@ -5,7 +5,8 @@ into it (reading in workers), render what it says changed, and route the menus:
 - `opening.SeriesOpener`: dialogs, drops, imports, opening stacks, thumbnails, recent studies
 - `view_tools.ViewTools`: layouts, presets, tools, slabs, cine; `four_d.VolumeStepper`
 - `measure_dock.MeasurementDock`, `ai_results.AiResults` (Models dock), `risk_dock.RiskDock`,
-  the PACS dock (`pacs_panel`), `report_actions.ReportActions` (key images, export, send)
+  the PACS dock (`pacs_panel`), `report_panel.ReportDock` (the narrative report),
+  `report_actions.ReportActions` (key images, export, send)
 - `actions`: the menus, toolbars and shortcuts
 """
 
@@ -44,6 +45,7 @@ from medview.ui.measure_dock import MeasurementDock
 from medview.ui.opening import SeriesOpener
 from medview.ui.pacs_panel import PacsPanel
 from medview.ui.report_actions import ReportActions
+from medview.ui.report_panel import ReportDock
 from medview.ui.risk_dock import RiskDock
 from medview.ui.segment_editor import SegmentEditorDock
 from medview.ui.view_tools import ViewTools
@@ -150,6 +152,9 @@ class MainWindow(QMainWindow):
         self.addDockWidget(RIGHT, self.pacs_dock)
         self.tabifyDockWidget(self.models_dock, self.pacs_dock)
         self.pacs_panel.retrieved.connect(self.opener.retrieved)
+        self.report_dock = ReportDock(self.session, self.settings, self.notify, self)
+        self.addDockWidget(RIGHT, self.report_dock)
+        self.tabifyDockWidget(self.models_dock, self.report_dock)
         self.report = ReportActions(
             self,
             self.session,

@@ -1,4 +1,5 @@
-"""Preferences: default layout, editable CT window presets, compute device, theme.
+"""Preferences: default layout, editable CT window presets, compute device, theme, and the
+reader who signs reports.
 
 Stored in the settings file in the data folder (never patient data)."""
 
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -28,6 +30,17 @@ from medview.viewer.windowing import CT_PRESETS, Preset, Window
 DEVICES = ("auto", "cpu", "cuda")
 THEMES = ("dark", "light")
 LAYOUT_NAMES = ("1x1", "1x3", "2x2")
+READER_FIELDS = (
+    ("name", "Reader name (signs reports)"),
+    ("credentials", "Reader credentials"),
+    ("institution", "Reader institution"),
+)
+
+
+def reader(settings: QSettings) -> tuple[str, str, str]:
+    """The reader who signs reports: name, credentials, institution."""
+    name, cred, inst = (str(settings.value(f"reader/{k}", "") or "") for k, _ in READER_FIELDS)
+    return name, cred, inst
 
 
 def ct_presets(settings: QSettings) -> tuple[Preset, ...]:
@@ -79,6 +92,13 @@ class PreferencesDialog(QDialog):
         self.theme_box.addItems(THEMES)
         self.theme_box.setCurrentText(str(settings.value("theme", "dark")))
         form.addRow("Theme", self.theme_box)
+        # who signs reports (kept in the settings file: the reader's own name, no patient data)
+        self.reader_edits = {}
+        for key, label in READER_FIELDS:
+            edit = QLineEdit(str(settings.value(f"reader/{key}", "")))
+            edit.setMaxLength(200)
+            self.reader_edits[key] = edit
+            form.addRow(label, edit)
         presets = ct_presets(settings)
         self.table = QTableWidget(9, 3)
         self.table.setHorizontalHeaderLabels(["CT preset (keys 1-9)", "Level (HU)", "Width (HU)"])
@@ -143,6 +163,8 @@ class PreferencesDialog(QDialog):
         s.setValue("default_layout", self.layout_box.currentText())
         s.setValue("compute_device", self.device_box.currentText())
         s.setValue("theme", self.theme_box.currentText())
+        for key, edit in self.reader_edits.items():
+            s.setValue(f"reader/{key}", edit.text().strip())
         save_ct_presets(s, self.presets())
         if self.new_data_dir:
             choose_data_dir(self.new_data_dir)

@@ -10,7 +10,13 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 from PySide6.QtGui import QPixmap
-from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMainWindow
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QInputDialog,
+    QMainWindow,
+    QMessageBox,
+)
 
 from medview.export.bundle import BundleResult
 from medview.export.content import ExportOptions, KeyImage
@@ -74,8 +80,15 @@ class ReportActions:
         remember_folder(self.settings, "export", folder)
         return folder
 
-    def export_report(self, deidentify: bool = False, out_dir: str | None = None) -> Task | None:
-        """Write the report bundle of the shown series in the background (progress, cancel)."""
+    def export_report(
+        self,
+        deidentify: bool = False,
+        out_dir: str | None = None,
+        narrative_confirmed: bool | None = None,
+    ) -> Task | None:
+        """Write the report bundle of the shown series in the background (progress, cancel).
+        A de-identified bundle carries the report's narrative only when the user confirms it
+        holds no identifiers (``narrative_confirmed``; None: ask)."""
         state = self.controller.state
         if state is None or self.session.volume is None:
             self.notify("Open a series before exporting a report.")
@@ -83,8 +96,23 @@ class ReportActions:
         out = out_dir or self.ask_export_dir()
         if not out:
             return None
+        if deidentify and self.session.report is not None and narrative_confirmed is None:
+            answer = QMessageBox.question(
+                self.window,
+                "Report text in a de-identified export",
+                "The report's text is free text: the de-identification profile does not "
+                "change it. Include the report text in this de-identified bundle?\n\n"
+                "Answer Yes only if it holds no names, identifiers, dates or places.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No,
+            )
+            narrative_confirmed = answer == QMessageBox.StandardButton.Yes
         w = state.window
-        options = ExportOptions(deidentify=deidentify, window=(w.center, w.width))
+        options = ExportOptions(
+            deidentify=deidentify,
+            window=(w.center, w.width),
+            narrative_confirmed=bool(narrative_confirmed),
+        )
 
         def done(result: BundleResult) -> None:
             self.session.last_export = result

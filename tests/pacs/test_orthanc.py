@@ -249,3 +249,52 @@ def test_cancel_stops_a_retrieve_and_keeps_only_complete_files(
     assert sorted(on_disk) == sorted(r.files)  # no partial or temporary file left
     for p in r.files:
         assert len(pydicom.dcmread(p).PixelData) > 0  # each one complete
+
+
+def test_the_signed_report_goes_to_the_pacs_and_comes_back(
+    orthanc: Orthanc, tmp_path: Path
+) -> None:
+    """The report's Encapsulated PDF (over DIMSE) and TID 2000 SR (over STOW-RS): Orthanc
+    stores both in the study, and returns them byte for byte in their content."""
+    from medview.export.bundle import export_bundle
+    from medview.export.content import ExportContent
+    from medview.pacs import service
+    from medview.report.model import Report
+
+    study = make_study(tmp_path / "study")
+    report = Report()
+    report.set_section("findings", "Lesion in the liver. Ünïcode and שלום kept.")
+    report.set_section("impression", "1. Liver lesion.")
+    report.sign("Dr Ada Reader", "MD", {}, organization="MedView Hospital")
+    content = ExportContent(
+        segmentation=study.label_map, measurements=study.measurements, report=report
+    )
+    bundle = export_bundle(study.series, study.volume, content, tmp_path / "out")
+    pdf, sr = bundle.path / "report-pdf.dcm", bundle.path / "report-sr.dcm"
+    dimse = service.send(orthanc.node(), [pdf])
+    web = service.send(orthanc.node(), [sr], web=True)
+    assert dimse.sent == 1 and web.sent == 1 and not dimse.failed and not web.failed
+    study_uid = str(pydicom.dcmread(sr, stop_before_pixels=True).StudyInstanceUID)
+    for path in (pdf, sr):
+        ds = pydicom.dcmread(path)
+        (found,) = orthanc.find_instance(str(ds.SOPInstanceUID))
+        tags = orthanc.rest(f"/instances/{found}/simplified-tags")
+        assert tags["SOPClassUID"] == str(ds.SOPClassUID)  # type: ignore[index]
+        assert tags["StudyInstanceUID"] == study_uid  # type: ignore[index]
+        r = service.retrieve(
+            orthanc.node(), study_uid, str(ds.SeriesInstanceUID), method="get", index=False
+        )
+        (back,) = r.files
+        got = pydicom.dcmread(back)
+        if path == pdf:
+            assert got.EncapsulatedDocument == ds.EncapsulatedDocument
+        else:
+            texts = [
+                c.TextValue
+                for item in got.ContentSequence
+                if item.ValueType == "CONTAINER"
+                for c in item.ContentSequence
+                if c.ValueType == "TEXT"
+            ]
+            assert "Lesion in the liver. Ünïcode and שלום kept." in texts
+            assert got.VerificationFlag == "VERIFIED"
