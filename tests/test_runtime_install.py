@@ -143,3 +143,54 @@ def test_demo_export_from_the_runtime_install(runtime: Path, tmp_path: Path) -> 
     assert r.returncode == 0, r.stderr[-3000:]
     written = [p.suffix for p in out.rglob("*") if p.is_file()]
     assert ".pdf" in written and ".dcm" in written
+
+
+REPORT_SCRIPT = """
+import json, sys
+from medview.export.content import ExportOptions
+from medview.io.database import StudyDatabase
+from medview.io.scan import scan
+from medview.report.templates import templates
+from medview.session import StudySession, reporting
+
+def main():
+    db = StudyDatabase(sys.argv[2])
+    db.import_paths([sys.argv[1]])
+    session = StudySession(db)
+    session.open(scan([sys.argv[1]]).series[0])
+    reporting.start_report(session, templates().best("CT", "CHEST"))
+    reporting.edit_section(session, "impression", "1. Mass. \u05e9\u05dc\u05d5\u05dd \u00c5ngstr\u00f6m")
+    reporting.sign_report(session, "Dr Ada Reader", "MD")
+    result = session.export(sys.argv[3], ExportOptions())
+    print(json.dumps({"files": list(result.files), "validation": result.validation}))
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_signed_report_from_the_runtime_install(runtime: Path, tmp_path: Path) -> None:
+    """The report's templates, fonts and DICOM objects come with the user's install."""
+    script = tmp_path / "report.py"
+    script.write_text(REPORT_SCRIPT)
+    env = {**os.environ, "MEDVIEW_HOME": str(tmp_path / "home")}
+    r = subprocess.run(
+        [
+            str(runtime),
+            str(script),
+            str(DEMO_CT),
+            str(tmp_path / "db.sqlite"),
+            str(tmp_path / "out"),
+        ],
+        env=env,
+        cwd=tmp_path,  # not the checkout: what the installed package finds
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    assert {"report.pdf", "report-pdf.dcm", "report-sr.dcm"} <= set(result["files"])
+    (bundle,) = (tmp_path / "out").iterdir()
+    pdf = (bundle / "report.pdf").read_bytes()
+    assert b"DejaVuSans" in pdf  # the shipped font, embedded

@@ -106,6 +106,13 @@ def test_the_wheel_carries_models_and_demo_and_runs_them(installed: Path, tmp_pa
     for key in ("package", "demo", "models", "resources"):
         assert Path(paths[key]).is_relative_to(venv), f"{key} is outside the install: {paths}"
     demo, demo_mr = Path(paths["demo"]), Path(paths["resources"]) / "demo" / "colin27"
+    # the report's templates and fonts are in the wheel
+    resources = Path(paths["resources"])
+    assert {p.name for p in (resources / "report-templates").glob("*.json")} >= {
+        "generic.json",
+        "ct-chest.json",
+    }
+    assert (resources / "fonts" / "DejaVuSans.ttf").is_file()
 
     r = run(installed, "models", "list", "--json", home=home, where=where)
     assert r.returncode == 0, r.stderr

@@ -359,6 +359,11 @@ def _export(
             if label_map is not None
             else {}
         ),
+        segment_models={
+            sg.value: f"{sg.algorithm_name} {sg.algorithm_version}".strip()
+            for sg in (label_map.segments if label_map is not None else ())
+            if sg.algorithm_name
+        },
         classifications=thumbs,
         risk=list(content.risk.values()),
         warnings=warnings,

@@ -34,6 +34,9 @@ class ReportData:
     segmentation_notes: list[str] = field(default_factory=list)
     # label value -> DICOM Segment Algorithm Type (AUTOMATIC, SEMIAUTOMATIC, MANUAL)
     made_by: dict[int, str] = field(default_factory=dict)
+    # label value -> "model version" of a segment made by another model than the
+    # segmentation's (a clicked nodule)
+    segment_models: dict[int, str] = field(default_factory=dict)
     classifications: list[tuple[Classification, Any]] = field(default_factory=list)
     risk: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -213,7 +216,7 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
     if data.segments:
         story.append(Paragraph("Segmentation", h2))
         made = [data.made_by.get(s.value, "") for s in data.segments]
-        if data.segmentation is not None and any(m != "MANUAL" for m in made):
+        if any(m != "MANUAL" for m in made):
             story.append(Paragraph("AI result. " + _esc(RESEARCH_USE), warn))
         u = f" ({data.units})" if data.units else ""
         rows = [["Label", "Made by", "Voxels", "Volume (mL)", f"Mean{u}", f"SD{u}"]]
@@ -221,7 +224,12 @@ def write_pdf(path: str | os.PathLike[str], data: ReportData) -> None:
             rows.append(
                 [
                     s.name,
-                    MADE_BY.get(m, m),
+                    MADE_BY.get(m, m)
+                    + (
+                        f" ({data.segment_models[s.value]})"
+                        if s.value in data.segment_models
+                        else ""
+                    ),
                     f"{s.voxels}",
                     f"{s.volume_ml:.2f}",
                     f"{s.mean:.1f}",

@@ -88,4 +88,4 @@ def technique_text(series: SeriesRecord, volume: Volume) -> str:
             extra.append(f"TR {tr} ms, TE {te} ms")
         if extra:
             sentences.append(", ".join(extra) + ".")
-    return " ".join(sentences)
+    return " ".join(t[:1].upper() + t[1:] for t in sentences)

@@ -4,9 +4,11 @@ told to the session's "report" subscribers, as the window and scripts share them
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from medview.core.errors import ReportError
+from medview.core.tasks import NEVER_CANCELLED, CancelToken, Progress, no_progress
 from medview.report.fields import Reading, field_values
 from medview.report.model import SECTIONS, Addendum, Report
 from medview.report.technique import technique_text
@@ -16,22 +18,37 @@ if TYPE_CHECKING:
     from medview.session import StudySession
 
 
-def reading_of(session: StudySession) -> Reading:
-    """What the live fields are computed from: the reading as it is now."""
+def reading_of(session: StudySession, copy: bool = True) -> Reading:
+    """What the live fields are computed from: the reading as it is now. ``copy=False``
+    shares the working label map instead of copying it (0.2 s on the GUI thread for a
+    300 x 512 x 512 CT): an edit made while the fields are measured asks for them again."""
     _, volume = session._require()
-    content = session.export_content()
     return Reading(
         volume,
-        content.measurements,
-        content.segmentation,
-        content.classifications,
-        content.risk,
+        [m.to_dict() for m in session.measurements.items],
+        session.segmentation if not copy else session.export_content().segmentation,
+        [session.classification] if session.classification is not None else [],
+        dict(session.risk),
     )
 
 
 def values(session: StudySession) -> dict[str, str]:
     """Every live field's value now."""
     return field_values(reading_of(session))
+
+
+def values_job(session: StudySession) -> Callable[..., dict[str, str]]:
+    """The fields' values as a job ``(cancel=, progress=)`` for a worker: the lesion table
+    (a pass over the label map, 0.16 s on a 300 x 512 x 512 CT) is measured in the job."""
+    reading = reading_of(session, copy=False)
+
+    def job(
+        *, cancel: CancelToken = NEVER_CANCELLED, progress: Progress = no_progress
+    ) -> dict[str, str]:
+        cancel.raise_if_cancelled()
+        return field_values(reading)
+
+    return job
 
 
 def _kept(session: StudySession) -> None:
@@ -80,17 +97,26 @@ def sign_report(
     credentials: str = "",
     when: str = "",
     organization: str = "",
+    now: Mapping[str, str] | None = None,
 ) -> Report:
-    """Sign: live fields are written into the text, the report becomes final."""
+    """Sign: live fields are written into the text with their values ``now`` (computed here
+    when not given), and the report becomes final."""
     report = _report(session)
-    report.sign(reader, credentials, values(session), when, organization)
+    report.sign(reader, credentials, values(session) if now is None else now, when, organization)
     _kept(session)
     return report
 
 
 def add_addendum(
-    session: StudySession, text: str, reader: str, credentials: str = "", when: str = ""
+    session: StudySession,
+    text: str,
+    reader: str,
+    credentials: str = "",
+    when: str = "",
+    now: Mapping[str, str] | None = None,
 ) -> Addendum:
-    a = _report(session).add_addendum(text, reader, credentials, values(session), when)
+    a = _report(session).add_addendum(
+        text, reader, credentials, values(session) if now is None else now, when
+    )
     _kept(session)
     return a

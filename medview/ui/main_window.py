@@ -152,7 +152,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(RIGHT, self.pacs_dock)
         self.tabifyDockWidget(self.models_dock, self.pacs_dock)
         self.pacs_panel.retrieved.connect(self.opener.retrieved)
-        self.report_dock = ReportDock(self.session, self.settings, self.notify, self)
+        self.report_dock = ReportDock(self.session, self.runner, self.settings, self.notify, self)
         self.addDockWidget(RIGHT, self.report_dock)
         self.tabifyDockWidget(self.models_dock, self.report_dock)
         self.report = ReportActions(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, QSettings, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -34,18 +34,25 @@ from medview.report.fields import FIELD_HELP
 from medview.report.model import SECTIONS, TITLES
 from medview.report.templates import Templates, templates
 from medview.session import StudySession, reporting
+from medview.ui.bridge import TaskRunner
 from medview.ui.preferences import reader
 
 HEIGHTS = {"clinical": 50, "technique": 70, "comparison": 40, "findings": 200, "impression": 90}
-KEEP_AFTER_MS = 600  # typing pauses this long before the text is kept
 
 
 class ReportPanel(QWidget):
     def __init__(
-        self, session: StudySession, settings: QSettings, notify: Callable[[str], None]
+        self,
+        session: StudySession,
+        runner: TaskRunner,
+        settings: QSettings,
+        notify: Callable[[str], None],
     ) -> None:
         super().__init__()
-        self.session, self.settings, self.notify = session, settings, notify
+        self.session, self.runner = session, runner
+        self.settings, self.notify = settings, notify
+        # the live fields' values, measured in a worker when the reading changes
+        self.values: dict[str, str] | None = None
         self.templates: Templates = templates()
         self.template_box = QComboBox()
         self.start_button = QPushButton("Start report")
@@ -66,7 +73,7 @@ class ReportPanel(QWidget):
             edit.setTabChangesFocus(True)
             edit.setMinimumHeight(HEIGHTS[key])
             edit.setPlaceholderText(TITLES[key])
-            edit.textChanged.connect(self._typed)
+            edit.textChanged.connect(lambda k=key: self._typed(k))
             self.editors[key] = edit
             form.addRow(TITLES[key], edit)
         self.addenda = QPlainTextEdit()
@@ -108,13 +115,13 @@ class ReportPanel(QWidget):
         self._last_editor = self.editors["findings"]
         for edit in self.editors.values():
             edit.installEventFilter(self)
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.keep)
         self._loading = False
+        self._refused: dict[str, str] = {}  # section -> why its text as typed is not kept
         session.subscribe("report", lambda _s: self.refresh())
-        session.subscribe("series", lambda _s: self.refresh())
-        self.refresh()
+        session.subscribe("series", lambda _s: self._series_shown())
+        for event in ("measurements", "segmentation", "classification", "risk"):
+            session.subscribe(event, lambda _s: self.measure_fields())
+        self._series_shown()
 
     # -- showing the session's report -----------------------------------------------------------
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
@@ -137,16 +144,42 @@ class ReportPanel(QWidget):
             return ""
         return str(getattr(series.instances[0], "body_part", "") or "")
 
-    def refresh(self) -> None:
-        """Show the session's report as it is (editors untouched where they already agree)."""
+    def _series_shown(self) -> None:
+        self._refused.clear()
         self._fill_templates()
+        self.refresh()
+        self.measure_fields()
+
+    def measure_fields(self, then: Callable[[dict[str, str]], None] | None = None) -> None:
+        """Measure the fields' values in a worker (a newer request replaces an older one;
+        the one for signing is never replaced); ``then`` runs with them on the GUI thread."""
+        self.values = None
+        if self.session.volume is None or (self.session.report is None and then is None):
+            return
+
+        def done(values: dict[str, str]) -> None:
+            self.values = values
+            if then is not None:
+                then(values)
+
+        self.runner.submit(
+            "Measuring the report's fields",
+            reporting.values_job(self.session),
+            on_done=done,
+            on_error=lambda message: self.problem.setText(f"Fields not measured: {message}"),
+            slot="report-sign" if then is not None else "report-fields",
+        )
+
+    def refresh(self) -> None:
+        """Show the session's report as it is (editors untouched where they already agree,
+        or where their text was refused: the reader's text stays to be corrected)."""
         report = self.session.report
         has_series = self.session.volume is not None
         self._loading = True
         try:
             for key, edit in self.editors.items():
                 text = report.sections.get(key, "") if report is not None else ""
-                if edit.toPlainText() != text:
+                if key not in self._refused and edit.toPlainText() != text:
                     edit.setPlainText(text)
                 edit.setReadOnly(report is None or report.final)
             self.addenda.setPlainText(
@@ -183,27 +216,28 @@ class ReportPanel(QWidget):
                 f"<b>PRELIMINARY</b> ({_esc(report.template_name)}). Fields such as "
                 "{{lesions}} stay live until signing. AI values: " + RESEARCH_USE
             )
-        refused = "; ".join(f"{n}: {r}" for n, r in self.templates.refused)
-        self.problem.setText(f"Templates refused: {refused}" if refused else "")
+        self._say_problems()
+
+    def _say_problems(self) -> None:
+        lines = [f"Not kept: {why}" for why in self._refused.values()]
+        if self.templates.refused:
+            refused = "; ".join(f"{n}: {r}" for n, r in self.templates.refused)
+            lines.append(f"Templates refused: {refused}")
+        self.problem.setText("\n".join(lines))
 
     # -- editing --------------------------------------------------------------------------------
-    def _typed(self) -> None:
-        if not self._loading:
-            self._timer.start(KEEP_AFTER_MS)
-
-    def keep(self) -> None:
-        """Give the session the sections as typed; text it refuses stays here, with why."""
-        self._timer.stop()
+    def _typed(self, key: str) -> None:
+        """Each change goes to the session as it is typed (kept by the session's writer
+        thread), so nothing typed waits in the dock when the study changes."""
         report = self.session.report
-        if report is None or report.final:
+        if self._loading or report is None or report.final:
             return
-        problems = []
-        for key, edit in self.editors.items():
-            try:
-                reporting.edit_section(self.session, key, edit.toPlainText())
-            except ReportError as e:
-                problems.append(f"Not kept: {e}")
-        self.problem.setText("\n".join(problems))
+        try:
+            reporting.edit_section(self.session, key, self.editors[key].toPlainText())
+            self._refused.pop(key, None)
+        except ReportError as e:
+            self._refused[key] = str(e)
+        self._say_problems()
 
     def start(self, template_id: str | None = None) -> None:
         tid = template_id or self.template_box.currentData()
@@ -223,6 +257,7 @@ class ReportPanel(QWidget):
             reporting.start_report(self.session, template)
         except MedviewError as e:
             self.problem.setText(str(e))
+        self.measure_fields()
         self.editors["findings"].setFocus()
 
     def insert(self, text: str) -> None:
@@ -237,9 +272,11 @@ class ReportPanel(QWidget):
 
     def _fill_fields(self) -> None:
         self.field_menu.clear()
-        if self.session.volume is None:
+        values = self.values
+        if values is None:
+            self.field_menu.addAction("Measuring the fields…").setEnabled(False)
+            self.measure_fields()
             return
-        values = reporting.values(self.session)
         for key, value in values.items():
             kind = key.split(":")[0]
             first = value.splitlines()[0] if value else ""
@@ -262,12 +299,11 @@ class ReportPanel(QWidget):
 
     # -- sign-off -------------------------------------------------------------------------------
     def sign(self, confirm: bool = True) -> bool:
-        self.keep()
         name, credentials, institution = reader(self.settings)
         if not name:
             self.problem.setText("Set your name in Preferences (Reader name) to sign reports.")
             return False
-        if self.problem.text():
+        if self._refused:
             return False  # text the report refused would be lost
         if confirm:
             answer = QMessageBox.question(
@@ -278,12 +314,22 @@ class ReportPanel(QWidget):
             )
             if answer != QMessageBox.StandardButton.Yes:
                 return False
-        try:
-            reporting.sign_report(self.session, name, credentials, organization=institution)
-        except MedviewError as e:
-            self.problem.setText(str(e))
-            return False
-        self.notify(f"Report signed by {name}.")
+        report = self.session.report
+
+        def signed(values: dict[str, str]) -> None:
+            if self.session.report is not report or report is None or report.final:
+                return  # the study changed meanwhile: nothing is signed unseen
+            try:
+                reporting.sign_report(
+                    self.session, name, credentials, organization=institution, now=values
+                )
+            except MedviewError as e:
+                self.problem.setText(str(e))
+                return
+            self.notify(f"Report signed by {name}.")
+
+        self.sign_button.setEnabled(False)
+        self.measure_fields(then=signed)
         return True
 
     def add_addendum(self, text: str | None = None) -> bool:
@@ -295,7 +341,7 @@ class ReportPanel(QWidget):
             if not ok:
                 return False
         try:
-            reporting.add_addendum(self.session, text, name, credentials)
+            reporting.add_addendum(self.session, text, name, credentials, now=self.values)
         except MedviewError as e:
             self.problem.setText(str(e))
             return False
@@ -311,12 +357,13 @@ class ReportDock(QDockWidget):
     def __init__(
         self,
         session: StudySession,
+        runner: TaskRunner,
         settings: QSettings,
         notify: Callable[[str], None],
         parent: QWidget,
     ) -> None:
         super().__init__("Report", parent)
         self.setObjectName("report")
-        self.panel = ReportPanel(session, settings, notify)
+        self.panel = ReportPanel(session, runner, settings, notify)
         self.setWidget(self.panel)
         self.panel.status.setTextFormat(Qt.TextFormat.RichText)

@@ -97,7 +97,7 @@ def test_a_report_is_written_signed_amended_kept_and_exported(tmp_path: Path) ->
     reporting.edit_section(
         session,
         "impression",
-        "1. Right lung mass, {{lesion:1}}\n2. Hilar node {{measurement:1}}.\n{{ai}}",
+        "1. Left lung mass, {{lesion:1}}\n2. Hilar node {{measurement:1}}.\n{{ai}}",
     )
     before = reporting.values(session)
     assert "lung nodule 1" in before["lesion:1"] and "research use only" in before["ai"].lower()
@@ -132,7 +132,7 @@ def test_a_report_is_written_signed_amended_kept_and_exported(tmp_path: Path) ->
     assert "Imaging report (FINAL)" in text
     for heading in ("Clinical information", "Technique", "Comparison", "Findings", "Impression"):
         assert heading in text
-    assert "Cough for three months" in text and "Right lung mass" in text
+    assert "Cough for three months" in text and "Left lung mass" in text
     assert f"Signed by {READER}, {CREDENTIALS}" in text
     assert "Result discussed with the referring physician" in text and "Addendum" in text
     assert RESEARCH_USE in text

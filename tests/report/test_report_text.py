@@ -175,3 +175,31 @@ def test_lesion_field_values_come_from_the_reading() -> None:
     assert values["segment:lung nodule"].startswith("Lung nodule 0.2 mL")
     assert values["ai"] == "no AI result" and values["measurements"] == "no measurements"
     assert resolve("{{segment:LUNG NODULE}}", values) == values["segment:lung nodule"]
+
+
+def test_technique_comes_from_real_scanner_headers(tmp_path: Path) -> None:
+    """Siemens and GE MR series (dcm_qa_nih): field strength, sequence, TR/TE, images and
+    thickness, as their headers record them; the demo CT: kVp-free headers say what they have."""
+    import pydicom
+
+    from medview.io.loader import load_series
+    from medview.io.scan import scan
+    from medview.report.technique import technique_text
+    from tests.conftest import DEMO_CT, extract_realdata
+
+    data = extract_realdata(("dcm_qa_nih",), tmp_path)
+    seen = 0
+    for s in scan([str(data / "dcm_qa_nih" / "In")]).series[:4]:
+        ds = pydicom.dcmread(s.instances[0].path, stop_before_pixels=True)
+        text = technique_text(s, load_series(s))
+        assert text.startswith("MR") and f"{len(s.instances)} images" in text
+        assert f"{float(ds.MagneticFieldStrength):g} T" in text
+        seq = str(ds.get("SequenceName", "") or ds.get("ScanningSequence", ""))
+        assert seq in text
+        assert f"TR {float(ds.RepetitionTime):g} ms, TE {float(ds.EchoTime):g} ms" in text
+        seen += 1
+    assert seen >= 2
+    s = scan([str(DEMO_CT)]).series[0]
+    text = technique_text(s, load_series(s))
+    assert text.startswith("CT of the chest") and "5 mm" in text
+    assert "No contrast agent recorded" in text  # the demo CT records none

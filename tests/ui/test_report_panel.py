@@ -48,23 +48,27 @@ def test_report_dock_writes_signs_and_keeps_the_report(qtbot, tmp_path: Path) ->
     findings.setPlainText("Lesion: ")
     findings.moveCursor(findings.textCursor().MoveOperation.End)
     panel._last_editor = findings
+    qtbot.waitUntil(lambda: panel.values is not None)  # measured in a worker
     panel._fill_fields()
     labels_in_menu = [a.text() for a in panel.field_menu.actions()]
     assert any(t.startswith("{{lesion:1}}") for t in labels_in_menu), labels_in_menu
     next(a for a in panel.field_menu.actions() if a.text().startswith("{{lesion:1}}")).trigger()
     assert findings.toPlainText() == "Lesion: {{lesion:1}}"
-    qtbot.waitUntil(lambda: window.session.report.sections["findings"] == "Lesion: {{lesion:1}}")
+    assert window.session.report.sections["findings"] == "Lesion: {{lesion:1}}"
     # a control character is refused with the reason, and nothing is signed meanwhile
     panel.editors["impression"].setPlainText("bad\x07text")
-    panel.keep()
     assert "U+0007" in panel.problem.text()
+    # typing elsewhere keeps the refused text in its editor, to be corrected
+    panel.editors["clinical"].setPlainText("Cough.")
+    assert panel.editors["impression"].toPlainText() == "bad\x07text"
+    assert window.session.report.sections["clinical"] == "Cough."
     panel.settings.setValue("reader/name", "Dr Ada Reader")
     panel.settings.setValue("reader/credentials", "MD")
     assert not panel.sign(confirm=False)
     panel.editors["impression"].setPlainText("1. Lesion {{lesion:1}}")
-    panel.keep()
     assert panel.problem.text() == ""
     assert panel.sign(confirm=False)
+    qtbot.waitUntil(lambda: window.session.report.final)  # the fields measured in a worker
     report = window.session.report
     assert report.final and "{{" not in report.sections["findings"]
     assert "x" in report.sections["findings"] and "mL" in report.sections["findings"]
