@@ -112,6 +112,7 @@ def test_a_report_is_written_signed_amended_kept_and_exported(tmp_path: Path) ->
         session, "Result discussed with the referring physician.", READER, CREDENTIALS
     )
     signed_sections = dict(session.report.sections)
+    before_restart = session.export(tmp_path / "out0", ExportOptions(validate=False))
     session.keep.wait()
     db.close()
 
@@ -157,8 +158,9 @@ def test_a_report_is_written_signed_amended_kept_and_exported(tmp_path: Path) ->
     )
     assert "Suggested Lung-RADS size band" in text
 
-    # reproducible after the restart: the same content and figures in two exports
+    # reproducible: the same content and figures before the restart and in two exports after
     assert without_times(pdf_text(second.path / "report.pdf")) == without_times(text)
+    assert without_times(pdf_text(before_restart.path / "report.pdf")) == without_times(text)
 
     # the Encapsulated PDF carries the PDF; the SR holds the sections and the references
     enc = pydicom.dcmread(bundle / "report-pdf.dcm")
