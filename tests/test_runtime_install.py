@@ -159,7 +159,8 @@ def main():
     session = StudySession(db)
     session.open(scan([sys.argv[1]]).series[0])
     reporting.start_report(session, templates().best("CT", "CHEST"))
-    reporting.edit_section(session, "impression", "1. Mass. \u05e9\u05dc\u05d5\u05dd \u00c5ngstr\u00f6m")
+    text = "1. Mass. \u05e9\u05dc\u05d5\u05dd \u00c5ngstr\u00f6m"
+    reporting.edit_section(session, "impression", text)
     reporting.sign_report(session, "Dr Ada Reader", "MD")
     result = session.export(sys.argv[3], ExportOptions())
     print(json.dumps({"files": list(result.files), "validation": result.validation}))

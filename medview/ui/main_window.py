@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QTabBar,
 )
 
 from medview import __version__
@@ -53,6 +54,7 @@ from medview.ui.viewer_panel import ViewerPanel
 
 log = logging.getLogger(__name__)
 RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
+HORIZONTAL = Qt.Orientation.Horizontal
 
 
 class MainWindow(QMainWindow):
@@ -155,6 +157,10 @@ class MainWindow(QMainWindow):
         self.report_dock = ReportDock(self.session, self.runner, self.settings, self.notify, self)
         self.addDockWidget(RIGHT, self.report_dock)
         self.tabifyDockWidget(self.models_dock, self.report_dock)
+        # the six tabs' titles must not widen the dock area beyond its widest panel
+        for bar in self.findChildren(QTabBar):
+            bar.setUsesScrollButtons(True)
+        self.resizeDocks([self.segment_dock], [self.segment_dock.sizeHint().width()], HORIZONTAL)
         self.report = ReportActions(
             self,
             self.session,

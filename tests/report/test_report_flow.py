@@ -238,3 +238,6 @@ def test_a_deidentified_export_leaves_the_narrative_out_unless_confirmed(tmp_pat
     sr = pydicom.dcmread(confirmed.path / "report-sr.dcm")
     ct = pydicom.dcmread(series.instances[0].path, stop_before_pixels=True)
     assert sr.PatientID != ct.PatientID and sr.StudyInstanceUID != ct.StudyInstanceUID
+    # a preliminary report is written as such
+    assert sr.VerificationFlag == "UNVERIFIED" and sr.CompletionFlag == "PARTIAL"
+    assert sr.PreliminaryFlag == "PRELIMINARY" and "VerifyingObserverSequence" not in sr
