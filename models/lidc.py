@@ -90,7 +90,14 @@ def unpack() -> Path:
 
     tmp = CACHE / f".lidc-{os.getpid()}"
     copy_files(ARCHIVE, tmp, lambda name: name.startswith("lidc_voi/"))
-    os.replace(tmp / "lidc_voi", root)
+    try:
+        os.replace(tmp / "lidc_voi", root)
+    except OSError:  # another process unpacked it meanwhile
+        if not (root / "nodules.csv").is_file():
+            raise
+        import shutil
+
+        shutil.rmtree(tmp / "lidc_voi", ignore_errors=True)
     tmp.rmdir()
     return root
 
