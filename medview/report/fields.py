@@ -57,10 +57,9 @@ def ai_lines(reading: Reading) -> list[str]:
             p = seg.provenance
             edited = " (edited by hand)" if "SEMIAUTOMATIC" in made else ""
             out.append(f"Segmentation by {p.name} {p.version}{edited}. AI result: {RESEARCH_USE}")
+    own = seg.provenance.name if seg is not None and seg.provenance is not None else None
     for s in seg.segments if seg is not None else ():
-        if s.algorithm_name and (
-            seg is None or seg.provenance is None or s.algorithm_name != seg.provenance.name
-        ):
+        if s.algorithm_name and s.algorithm_name != own:  # a clicked nodule's own model
             out.append(
                 f"Segment {s.name} by {s.algorithm_name} {s.algorithm_version}. "
                 f"AI result: {RESEARCH_USE}"

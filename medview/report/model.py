@@ -45,7 +45,7 @@ def clean_text(text: str, what: str, limit: int = MAX_SECTION) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if len(text) > limit:
         raise ReportError(
-            f"{what} holds {len(text):,} characters; a section holds at most {limit:,}. "
+            f"{what} holds {len(text):,} characters; at most {limit:,} are kept. "
             "Shorten it or attach the text as a document."
         )
     bad = _CONTROL.search(text)
@@ -68,24 +68,21 @@ def resolve(text: str, values: Mapping[str, str]) -> str:
         key = f"{kind}:{arg}" if arg else kind
         if key in values:
             return values[key]
-        return f"[{key}: none]" if _known(kind, values) else f"[unknown field {key}]"
+        return f"[{key}: none]" if kind in KINDS else f"[unknown field {key}]"
 
     return FIELD.sub(one, text)
-
-
-def _known(kind: str, values: Mapping[str, str]) -> bool:
-    return kind in values or any(k.startswith(kind + ":") for k in values) or kind in KINDS
 
 
 # the kinds of live field (`medview.report.fields` gives their values)
 KINDS = ("measurements", "measurement", "lesions", "lesion", "segments", "segment", "ai", "risk")
 
 
-def fields_in(text: str) -> list[str]:
-    return [
-        f"{m.group(1)}:{m.group(2).strip()}" if m.group(2) else m.group(1)
-        for m in FIELD.finditer(text)
-    ]
+def _signer(reader: str, credentials: str, what: str) -> tuple[str, str]:
+    """The signing reader's name (required) and credentials, as stored."""
+    reader = clean_text(reader, "Reader name", MAX_NAME).strip()
+    if not reader:
+        raise ReportError(f"{what} is signed by a named reader: set your name in Preferences")
+    return reader, clean_text(credentials, "Credentials", MAX_NAME).strip()
 
 
 @dataclass
@@ -150,13 +147,10 @@ class Report:
         """Freeze the fields and make the report final (read-only)."""
         if self.final:
             raise ReportError("the report is already signed")
-        reader = clean_text(reader, "Reader name", MAX_NAME).strip()
-        if not reader:
-            raise ReportError("a report is signed by a named reader: set your name in Preferences")
+        reader, credentials = _signer(reader, credentials, "a report")
+        organization = clean_text(organization, "Institution", MAX_NAME).strip()
         self.sections = self.text(values)
-        self.reader = reader
-        self.credentials = clean_text(credentials, "Credentials", MAX_NAME).strip()
-        self.organization = clean_text(organization, "Institution", MAX_NAME).strip()
+        self.reader, self.credentials, self.organization = reader, credentials, organization
         self.signed = when or now()
         self.status = FINAL
 
@@ -169,17 +163,8 @@ class Report:
         text = clean_text(text, "The addendum").strip()
         if not text:
             raise ReportError("the addendum is empty")
-        reader = clean_text(reader, "Reader name", MAX_NAME).strip()
-        if not reader:
-            raise ReportError(
-                "an addendum is signed by a named reader: set your name in Preferences"
-            )
-        a = Addendum(
-            when or now(),
-            reader,
-            clean_text(credentials, "Credentials", MAX_NAME).strip(),
-            resolve(text, values),
-        )
+        reader, credentials = _signer(reader, credentials, "an addendum")
+        a = Addendum(when or now(), reader, credentials, resolve(text, values))
         self.addenda.append(a)
         return a
 

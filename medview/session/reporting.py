@@ -23,10 +23,11 @@ def reading_of(session: StudySession, copy: bool = True) -> Reading:
     shares the working label map instead of copying it (0.2 s on the GUI thread for a
     300 x 512 x 512 CT): an edit made while the fields are measured asks for them again."""
     _, volume = session._require()
+    editor = session.editor
     return Reading(
         volume,
         [m.to_dict() for m in session.measurements.items],
-        session.segmentation if not copy else session.export_content().segmentation,
+        editor.segmentation(copy=copy) if editor is not None and editor.table else None,
         [session.classification] if session.classification is not None else [],
         dict(session.risk),
     )
