@@ -305,8 +305,7 @@ def _export(
         with atomic_path(stage / rel, ".png") as tmp:
             img.save(tmp, "PNG")
         files.append(rel)
-        caption = f"{key.view} slice {key.index + 1}" + (f": {key.caption}" if key.caption else "")
-        rendered.append((img, caption))
+        rendered.append((img, key.title))
         cancel.raise_if_cancelled()
     tick("key images rendered")
 

@@ -14,11 +14,19 @@ from medview.report.model import Report
 @dataclass(frozen=True)
 class KeyImage:
     """A slice the user marked for the report: ``view`` is "axial", "coronal", "sagittal"
-    or "native"; ``index`` the slice number in that view."""
+    or "native"; ``index`` the slice number in that view. A rendering of the 3-D view has
+    ``view`` "3d", its number among the renderings as ``index``, and the picture itself
+    (PNG bytes) as ``picture``."""
 
     view: str
     index: int
     caption: str = ""
+    picture: bytes = b""
+
+    @property
+    def title(self) -> str:
+        where = "3-D rendering" if self.view == "3d" else f"{self.view} slice {self.index + 1}"
+        return where + (f": {self.caption}" if self.caption else "")
 
 
 @dataclass(frozen=True)

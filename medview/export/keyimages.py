@@ -71,6 +71,12 @@ def render_key_image(
     pairs, drawn where they lie on this slice."""
     from PIL import Image, ImageDraw, ImageFont
 
+    if key.picture:  # a rendering of the 3-D view, made by the view itself
+        import io
+
+        img = Image.open(io.BytesIO(key.picture)).convert("RGB")
+        scale = longest / max(img.size)
+        return img.resize((round(img.width * scale), round(img.height * scale)))
     view = View(key.view)
     mapping = plane_mapping(volume.geometry, view)
     k = int(np.clip(key.index, 0, mapping.shape[0] - 1))

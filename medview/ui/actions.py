@@ -58,8 +58,10 @@ def build_menus(w: MainWindow) -> None:
     tb = QToolBar("View", w)
     tb.setObjectName("viewbar")
     w.addToolBar(tb)
-    for name, key in (("1x1", "Ctrl+1"), ("1x3", "Ctrl+3"), ("2x2", "Ctrl+4")):
-        tb.addAction(a(w, v, f"Layout {name}", lambda _=False, n=name: tools.set_layout(n), key))
+    for name, key in (("1x1", "Ctrl+1"), ("1x3", "Ctrl+3"), ("2x2", "Ctrl+4"), ("3d", "Ctrl+5")):
+        text = "Layout 3-D" if name == "3d" else f"Layout {name}"
+        tb.addAction(a(w, v, text, lambda _=False, n=name: tools.set_layout(n), key))
+    a(w, v, "Swap the active view with the 3-D view", w.viewer.swap_3d, "V")
     v.addSeparator()
     a(w, v, "Compare: open selected series beside", w.compare_selected, "Ctrl+B")
     a(w, v, "Close comparison", w.close_compare)

@@ -107,6 +107,17 @@ class ViewerController(QObject):
             self.state.set_point(view, row, col)
             self.changed.emit()
 
+    def set_lps(self, lps: object) -> None:
+        """Put the crosshair at a patient position (LPS mm), inside the volume (the 3-D view's
+        picking)."""
+        if self.state is not None:
+            import numpy as np
+
+            g = self.state.volume.geometry
+            zyx = g.lps_to_index(np.asarray(lps, dtype=np.float64))
+            self.state.crosshair = np.clip(zyx, 0, np.array(g.shape, dtype=np.float64) - 1)
+            self.changed.emit()
+
     def set_window(self, window: Window) -> None:
         if self.state is not None:
             self.state.window = window

@@ -49,6 +49,7 @@ from medview.ui.report_actions import ReportActions
 from medview.ui.report_panel import ReportDock
 from medview.ui.risk_dock import RiskDock
 from medview.ui.segment_editor import SegmentEditorDock
+from medview.ui.view3d import View3D
 from medview.ui.view_tools import ViewTools
 from medview.ui.viewer_panel import ViewerPanel
 
@@ -78,7 +79,9 @@ class MainWindow(QMainWindow):
         self.session.subscribe("segmentation", self._segmentation_changed)
         self.controller = ViewerController(self)
         self.browser = StudyBrowserPanel(db, self.runner)
-        self.viewer = ViewerPanel(self.controller)
+        # the 3-D view (VTK is imported when it is first shown)
+        self.view3d = View3D(self.controller, self.runner, self.notify, self._progress)
+        self.viewer = ViewerPanel(self.controller, self.view3d)
         # a second viewer for side-by-side comparison, hidden until used
         self.compare_controller = ViewerController(self)
         self.compare_viewer = ViewerPanel(self.compare_controller)
@@ -173,6 +176,7 @@ class MainWindow(QMainWindow):
             self._progress,
         )
         self.export_report, self.send_to_pacs = self.report.export_report, self.report.send_to_pacs
+        self.view3d.key_image.connect(self.report.add_rendering)
 
         sb = self.statusBar()
         sb.addWidget(self.hover_label, 1)
@@ -411,6 +415,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window_state", self.saveState())
         self.settings.setValue("splitter", self.splitter.saveState())
         self.tools.cine.stop()
+        self.view3d.shutdown()
         self.pacs_panel.shutdown()
         self.risk_panel.flush()  # a result edited just now is kept before the database closes
         self.session.keep_segmentation()  # and an edit not yet kept

@@ -29,7 +29,7 @@ from medview.viewer.windowing import CT_PRESETS, Preset, Window
 
 DEVICES = ("auto", "cpu", "cuda")
 THEMES = ("dark", "light")
-LAYOUT_NAMES = ("1x1", "1x3", "2x2")
+LAYOUT_NAMES = ("1x1", "1x3", "2x2", "3d")
 READER_FIELDS = (
     ("name", "Reader name (signs reports)"),
     ("credentials", "Reader credentials"),

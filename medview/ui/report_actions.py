@@ -63,15 +63,33 @@ class ReportActions:
 
     # -- key images and the export --------------------------------------------------------------
     def add_key_image(self) -> None:
-        """Mark the active view's current slice as a key image for the report."""
+        """Mark the active view's current slice as a key image for the report; with the
+        3-D view in use (it has the focus, or it is the only view), its rendering."""
         state = self.controller.state
         if state is None or self.session.volume is None:
             return
+        view3d = self.viewer.view3d
+        if view3d is not None and self.viewer.showing_3d():
+            focus = self.window.focusWidget()
+            if not self.viewer.visible_views() or (
+                focus is not None and view3d.isAncestorOf(focus)
+            ):
+                view3d.add_key_image()
+                return
         view = self._active()
         k = state.slice_index(view)
         count = len(self.session.key_images)
         self.session.add_key_image(KeyImage(view.value, k, f"key image {count + 1}"))
         self.notify(f"Key image {len(self.session.key_images)}: {view.value} slice {k + 1}")
+
+    def add_rendering(self, png: bytes) -> None:
+        """A rendering of the 3-D view as a key image for the report."""
+        if self.session.volume is None:
+            return
+        n = sum(1 for k in self.session.key_images if k.view == "3d")
+        count = len(self.session.key_images)
+        self.session.add_key_image(KeyImage("3d", n, f"key image {count + 1}", png))
+        self.notify(f"Key image {len(self.session.key_images)}: 3-D rendering")
 
     def ask_export_dir(self) -> str:
         folder = QFileDialog.getExistingDirectory(

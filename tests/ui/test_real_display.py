@@ -100,6 +100,24 @@ def test_window_opens_on_xcb_and_shows_the_demo(xvfb: str, tmp_path: Path) -> No
         keep = os.environ.get("MEDVIEW_SCREENSHOT_DIR")
         if keep:
             shutil.copy(tmp_path / "screen.png", Path(keep) / "screenshot-xvfb.png")
+        # the 2x2 layout (Ctrl+4) brings the 3-D view: VTK renders through the X server's
+        # OpenGL (GLX), as on a desktop; the bone preset's warm colours appear
+        window_id = found.stdout.split()[0]
+        subprocess.run([xdotool, "windowfocus", "--sync", window_id], env=env, check=False)
+        subprocess.run([xdotool, "key", "--window", window_id, "ctrl+4"], env=env, check=True)
+        deadline = time.monotonic() + 60
+        while True:
+            assert app.poll() is None, (tmp_path / "medview.out").read_text()
+            pixels = grab(xvfb, home, tmp_path / "screen-3d.png").astype(np.int16)
+            h, w = pixels.shape[:2]
+            view = pixels[h // 2 :, w // 4 : w * 3 // 4]
+            warm = int(((view[..., 0] - view[..., 2]) > 50).sum())
+            if warm > 3000:
+                break
+            assert time.monotonic() < deadline, f"no 3-D rendering on the X display ({warm})"
+            time.sleep(2)
+        if keep:
+            shutil.copy(tmp_path / "screen-3d.png", Path(keep) / "screenshot-xvfb-3d.png")
         out = (tmp_path / "medview.out").read_text()
         assert "Traceback" not in out
         assert "qt.qpa.plugin" not in out
