@@ -34,7 +34,8 @@ from medview.ui.render_area import SIDES, RenderArea
 
 log = logging.getLogger(__name__)
 STILL_MS = 180  # full quality this long after the last move
-CLICK_PX = 4  # a press and release closer than this is a click (picking), not a drag
+CLICK_PX = 4
+MOVING_GAP_MS = 40  # a press and release closer than this is a click (picking), not a drag
 
 
 class View3D(QWidget):
@@ -62,7 +63,8 @@ class View3D(QWidget):
         self._crosshair: np.ndarray | None = None
         self._drag: tuple[Qt.MouseButton, QPointF, QPointF] | None = None
         self._presets: tuple[Any, ...] = ()
-        self.frame_seconds: list[float] = []  # the last frames' times (the benchmark reads it)
+        self.frame_seconds: list[float] = []
+        self._last_frame = 0.0  # the last frames' times (the benchmark reads it)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(2, 2, 2, 2)
@@ -218,6 +220,7 @@ class View3D(QWidget):
         self.preset.addItems([p.name for p in self._presets])
         self.preset.setCurrentIndex(0)
         self.preset.blockSignals(False)
+        self.scene.full_detail = self.detail_box.isChecked()
         self.scene.set_volume(volume, TransferFunction.of(self._presets[0], volume.array))
         self.scene.set_surfaces([], {})
         self.detail_box.setVisible(self.scene.mapper_kind == "cpu")
@@ -355,10 +358,18 @@ class View3D(QWidget):
         coarse frame while ``moving``, then the full one."""
         if self.scene is None:
             return
+        import time
+
         self.scene.interactive(moving)
+        delay = 0
         if moving:
             self._still.start()
-        self._render_timer.start(0)
+            # frames while something moves leave the event loop time between them, so the
+            # 2-D views scroll on while the 3-D view follows the crosshair
+            since = (time.perf_counter() - self._last_frame) * 1000
+            delay = int(max(0.0, MOVING_GAP_MS - since))
+        if not self._render_timer.isActive():
+            self._render_timer.start(delay)
 
     def _settle(self) -> None:
         if self.scene is not None and self._drag is None:
@@ -375,7 +386,8 @@ class View3D(QWidget):
         if self.scene.fall_back_to_cpu():
             rgb = self.scene.render()
             self.detail_box.setVisible(True)
-        self.frame_seconds = [*self.frame_seconds[-19:], time.perf_counter() - t0]
+        self._last_frame = time.perf_counter()
+        self.frame_seconds = [*self.frame_seconds[-19:], self._last_frame - t0]
         self.area.show_frame(rgb)
 
     def grab_rendering(self, size: int = 1024) -> np.ndarray | None:

@@ -60,7 +60,7 @@ PLANE_COLOURS = {  # as the 2-D views' crosshair lines
 class Scene3D:
     """One series' 3-D scene in an offscreen render window of ``size`` pixels."""
 
-    def __init__(self, size: tuple[int, int] = (512, 512), mapper: str = "auto") -> None:
+    def __init__(self, size: tuple[int, int] = (512, 512), mapper: str = "") -> None:
         choose_opengl_window()
         import vtkmodules.vtkRenderingFreeType
         import vtkmodules.vtkRenderingOpenGL2
@@ -80,7 +80,7 @@ class Scene3D:
         self.window.Render()  # makes the context: the renderer's name is known from here on
         self.gl_renderer = gl_renderer(self.window)
         self.software = any(s in self.gl_renderer.lower() for s in SOFTWARE_GL)
-        self.wanted_mapper = mapper or os.environ.get("MEDVIEW_3D_MAPPER", "auto")
+        self.wanted_mapper = mapper or os.environ.get("MEDVIEW_3D_MAPPER") or "auto"
         self.mapper_kind = ""
         self.volume: Volume | None = None
         self.drawn: Volume | None = None  # the volume the rays traverse (maybe reduced)
@@ -199,7 +199,7 @@ class Scene3D:
             return
         mapper = self.prop.GetMapper()
         step = float(min(self.drawn.geometry.spacing))
-        mapper.SetSampleDistance(step * (2.0 if moving else 0.5))
+        mapper.SetSampleDistance(step * (2.0 if moving else 1.0))
         mapper.SetImageSampleDistance(2.0 if moving else 1.0)
 
     def set_clip(self, box: Sequence[tuple[float, float]] | None) -> None:

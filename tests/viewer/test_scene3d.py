@@ -28,12 +28,26 @@ def scene():  # type: ignore[no-untyped-def]
     s.close()
 
 
+@pytest.fixture(scope="module")
+def gpu_scene():  # type: ignore[no-untyped-def]
+    """The GPU ray caster (on Mesa's software OpenGL here: slow, but the same shaders a
+    graphics card runs), which MedView picks on hardware OpenGL."""
+    s = Scene3D((SIZE, SIZE), mapper="gpu")
+    yield s
+    s.close()
+
+
+MAPPERS = ["scene", "gpu_scene"]
+
+
+@pytest.mark.parametrize("which", MAPPERS)
 @pytest.mark.parametrize("flipped", [False, True])
-def test_left_marker_renders_on_the_patients_left(scene, flipped: bool) -> None:  # type: ignore[no-untyped-def]
+def test_left_marker_renders_on_the_patients_left(request, which: str, flipped: bool) -> None:  # type: ignore[no-untyped-def]
     """A bone marker on the patient's left, anterior and superior: from the front (A) it is
     on the screen's right and at the top; from the left (L), anterior is on the screen's
     left. The same holds for a grid stored with its x and y axes reversed (the placement
-    in LPS decides, not the storage order)."""
+    in LPS decides, not the storage order), and for both ray casters."""
+    scene = request.getfixturevalue(which)
     centre = np.array([10.0, -20.0, 30.0])
     direction = np.diag([-1.0, -1.0, 1.0]) if flipped else np.eye(3)
     g = grid((60, 60, 60), 2.0, centre, direction)
@@ -52,7 +66,9 @@ def test_left_marker_renders_on_the_patients_left(scene, flipped: bool) -> None:
     assert seen["P"][0] < 0.4  # from behind, the left is on the screen's left
 
 
-def test_sphere_silhouette_matches_its_projection(scene) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("which", MAPPERS)
+def test_sphere_silhouette_matches_its_projection(request, which: str) -> None:  # type: ignore[no-untyped-def]
+    scene = request.getfixturevalue(which)
     centre = np.array([-12.0, 25.0, -40.0])
     g = grid((100, 110, 120), 1.0, np.array([0.0, 20.0, -30.0]), np.eye(3))
     radius = 22.0
