@@ -4,7 +4,7 @@
 
 Opens the demo chest CT as `medview` does, grabs the screen (MPR), draws a ruler and an
 ellipse ROI (measurements), runs the shipped chest models (AI), corrects and draws segments
-(segment editor) and grabs each time. Writes
+(segment editor), shows the 2x2 layout with the 3-D view (3-D) and grabs each time. Writes
 docs/screenshot-*.png. A throw-away data folder is used; nothing of the user's is touched.
 """
 
@@ -103,6 +103,21 @@ def main() -> int:
     window.controller.go_to(View.AXIAL, 30)
     settle(lambda: True)
     grab("screenshot-segment-editor.png")
+
+    # the 2x2 layout: the bone rendering with the lungs and the lesion as surfaces (the body
+    # and the bone segments hidden, as in the 2-D views)
+    bone = next(e.segment.value for e in session.editor.table if e.segment.name == "bone")
+    session.editor.update_entry(bone, "visibility", visible=False)
+    window.tools.set_layout("2x2")
+    view3d = window.view3d
+    settle(
+        lambda: view3d.scene is not None and view3d.scene.surfaces and not window.runner.running,
+        timeout=300,
+    )
+    view3d.scene.rotate(-25.0, 10.0)
+    view3d.schedule()
+    settle(lambda: True)
+    grab("screenshot-3d.png")
     window.close()
     return 0
 

@@ -105,6 +105,9 @@ class Scene3D:
 
         if self.prop is not None:
             self.renderer.RemoveVolume(self.prop)
+        for actor in self.cursor + self.planes:  # they belong to the volume shown before
+            self.renderer.RemoveActor(actor)
+        self.cursor, self.planes = [], []
         self.volume = volume
         mapper = self._mapper()
         self.drawn = self._detail(volume)
@@ -234,29 +237,13 @@ class Scene3D:
         hidden: set[int] | None = None,
     ) -> None:
         """Replace the segment surfaces (made in a worker) by ``surfaces``."""
-        from vtkmodules.util.numpy_support import numpy_to_vtk, numpy_to_vtkIdTypeArray
-        from vtkmodules.vtkCommonCore import vtkPoints
-        from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
         from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
 
         for actor in self.surfaces.values():
             self.renderer.RemoveActor(actor)
         self.surfaces = {}
         for s in surfaces:
-            poly = vtkPolyData()
-            pts = vtkPoints()
-            pts.SetData(numpy_to_vtk(np.ascontiguousarray(s.points), deep=True))
-            poly.SetPoints(pts)
-            cells = vtkCellArray()
-            offsets = np.arange(0, 3 * len(s.triangles) + 1, 3, dtype=np.int64)
-            cells.SetData(
-                numpy_to_vtkIdTypeArray(offsets, deep=True),
-                numpy_to_vtkIdTypeArray(np.ascontiguousarray(s.triangles.ravel()), deep=True),
-            )
-            poly.SetPolys(cells)
-            normals = numpy_to_vtk(np.ascontiguousarray(s.normals), deep=True)
-            normals.SetName("Normals")
-            poly.GetPointData().SetNormals(normals)
+            poly = s.poly  # made in the worker
             mapper = vtkPolyDataMapper()
             mapper.SetInputData(poly)
             mapper.ScalarVisibilityOff()

@@ -170,6 +170,46 @@ def bare_vtk(volume, size: int) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
+def ten_segments(volume) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Ten segments of the CT as a segmentation would have them: the body, the right and
+    left lung, the bones (thin, branching: the heaviest surface), and six nodules of 5 to
+    30 mm in the lungs."""
+    from scipy import ndimage
+
+    a = volume.array
+    labels = np.zeros(a.shape, np.uint8)
+    parts, n = ndimage.label(a > -500)
+    sizes = np.bincount(parts.ravel())
+    sizes[0] = 0
+    body = parts == int(np.argmax(sizes))
+    labels[body] = 1
+    air, _ = ndimage.label((a < -400) & ~body)
+    border = np.unique(
+        np.concatenate(
+            [air[:, 0].ravel(), air[:, -1].ravel(), air[:, :, 0].ravel(), air[:, :, -1].ravel()]
+        )
+    )
+    sizes = np.bincount(air.ravel())
+    sizes[border] = 0
+    lungs = np.argsort(sizes)[::-1][:2]
+    centres = [ndimage.center_of_mass(air == k)[2] for k in lungs]
+    for value, k in zip(
+        (2, 3), sorted(lungs, key=lambda k: centres[list(lungs).index(k)]), strict=True
+    ):
+        labels[air == k] = value
+    labels[(a > 200) & body] = 4
+    rng = np.random.default_rng(7)
+    zz, yy, xx = np.ogrid[: a.shape[0], : a.shape[1], : a.shape[2]]
+    sz, sy, sx = volume.geometry.spacing[::-1]
+    inside = np.argwhere(labels[:, ::8, ::8] == 2) * [1, 8, 8]
+    for value in range(5, 11):
+        c = inside[rng.integers(len(inside))]
+        r = rng.uniform(2.5, 15.0)
+        d2 = ((zz - c[0]) * sz) ** 2 + ((yy - c[1]) * sy) ** 2 + ((xx - c[2]) * sx) ** 2
+        labels[d2 < r * r] = value
+    return labels
+
+
 def surfaces(volume) -> dict:  # type: ignore[no-untyped-def]
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -180,16 +220,8 @@ def surfaces(volume) -> dict:  # type: ignore[no-untyped-def]
     from medview.ui.bridge import TaskRunner
     from medview.viewer.surfaces import segment_surfaces
 
-    rng = np.random.default_rng(7)
-    labels = np.zeros(volume.shape, np.uint8)
+    labels = ten_segments(volume)
     z, y, x = volume.shape
-    zz, yy, xx = np.ogrid[:z, :y, :x]
-    sz, sy, sx = volume.geometry.spacing[::-1]
-    for value in range(1, 11):  # organs and lesions of 6 to 80 mm
-        c = rng.uniform([0.15 * z, 0.2 * y, 0.2 * x], [0.85 * z, 0.8 * y, 0.8 * x])
-        r = rng.uniform(3.0, 40.0)
-        d2 = ((zz - c[0]) * sz) ** 2 + ((yy - c[1]) * sy) ** 2 + ((xx - c[2]) * sx) ** 2
-        labels[d2 < r * r] = value
     app = QApplication.instance() or QApplication([])
     runner = TaskRunner()
     gaps: list[float] = []

@@ -111,6 +111,22 @@ def test_click_on_the_rendering_moves_the_crosshair(qtbot, window) -> None:  # t
     w, h = scene.window.GetSize()
     x, y, _ = project(scene, centre)
     x, y = x * view3d.area.width() / w, y * view3d.area.height() / h
+    # a right-drag adjusts the transfer function; a left-drag turns the camera (neither
+    # moves the crosshair)
+    before_tf, before_cam = scene.tf, np.array(cam.GetPosition())
+    crosshair = window.controller.state.crosshair.copy()
+    area = view3d.area
+    qtbot.mousePress(area, Qt.MouseButton.RightButton, pos=QPoint(50, 50))
+    qtbot.mouseMove(area, QPoint(90, 20))
+    qtbot.mouseRelease(area, Qt.MouseButton.RightButton, pos=QPoint(90, 20))
+    assert scene.tf.shift > before_tf.shift and scene.tf.scale > before_tf.scale
+    scene.set_transfer(before_tf)
+    qtbot.mousePress(area, Qt.MouseButton.LeftButton, pos=QPoint(50, 50))
+    qtbot.mouseMove(area, QPoint(120, 60))
+    qtbot.mouseRelease(area, Qt.MouseButton.LeftButton, pos=QPoint(120, 60))
+    assert np.linalg.norm(np.array(cam.GetPosition()) - before_cam) > 1.0
+    assert np.array_equal(window.controller.state.crosshair, crosshair)
+    view3d.look_from("A")
     qtbot.mouseClick(view3d.area, Qt.MouseButton.LeftButton, pos=QPoint(round(x), round(y)))
     front = centre - 18.0 * np.array(cam.GetDirectionOfProjection())
     state = window.controller.state

@@ -183,3 +183,33 @@ def test_demo_ct_renders_with_every_preset(scene) -> None:  # type: ignore[no-un
     before, after = tf.placed(), wider.placed()
     assert after[-1][0] - after[0][0] == pytest.approx(1.5 * (before[-1][0] - before[0][0]))
     assert wider.opacity_at(tf.centre + 100.0) == pytest.approx(tf.opacity_at(tf.centre))
+
+
+def test_clip_box_hides_what_lies_outside(scene) -> None:  # type: ignore[no-untyped-def]
+    """The left marker is drawn; a box over the patient's right half hides it; the whole
+    volume again shows it. The box is in the series' grid even when the CPU caster draws a
+    reduced copy."""
+    centre = np.zeros(3)
+    g = grid((60, 60, 60), 2.0, centre, np.eye(3))
+    marker = centre + np.array([35.0, 0.0, 0.0])  # the patient's left: high x index
+    scene.set_volume(Volume(ball(g, marker, 12.0), g, modality="CT"), TransferFunction.of(BONE))
+    scene.reset_camera("A")
+    assert lit(scene.render()).sum() > 200
+    scene.set_clip([(0.0, 29.0), (0.0, 59.0), (0.0, 59.0)])  # x: the right half only
+    assert lit(scene.render()).sum() == 0
+    scene.set_clip([(30.0, 59.0), (0.0, 59.0), (0.0, 59.0)])  # the left half
+    assert lit(scene.render()).sum() > 200
+    scene.set_clip(None)
+    assert lit(scene.render()).sum() > 200
+
+
+def test_moving_frames_are_coarser_and_still_ones_full(scene) -> None:  # type: ignore[no-untyped-def]
+    g = grid((40, 40, 40), 1.5, np.zeros(3), np.eye(3))
+    scene.set_volume(
+        Volume(ball(g, np.zeros(3), 20.0), g, modality="CT"), TransferFunction.of(BONE)
+    )
+    mapper = scene.prop.GetMapper()
+    scene.interactive(True)
+    assert mapper.GetImageSampleDistance() == 2.0 and mapper.GetSampleDistance() == 3.0
+    scene.interactive(False)
+    assert mapper.GetImageSampleDistance() == 1.0 and mapper.GetSampleDistance() == 1.5
