@@ -178,7 +178,7 @@ def ten_segments(volume) -> np.ndarray:  # type: ignore[no-untyped-def]
 
     a = volume.array
     labels = np.zeros(a.shape, np.uint8)
-    parts, n = ndimage.label(a > -500)
+    parts, _ = ndimage.label(a > -500)
     sizes = np.bincount(parts.ravel())
     sizes[0] = 0
     body = parts == int(np.argmax(sizes))
