@@ -106,13 +106,13 @@ def segment_surfaces(
 def _lower_priority() -> None:
     """The meshing threads yield to the GUI thread: with two of them on two cores the window
     otherwise waited up to 80 ms for a turn (Linux gives threads their own nice value)."""
+    import contextlib
     import os
     import threading
 
-    try:
+    # not Linux, or not allowed: the default priority
+    with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-    except (AttributeError, OSError):  # not Linux, or not allowed: the default priority
-        pass
 
 
 def _mesh(
