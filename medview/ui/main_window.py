@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         )
         self.export_report, self.send_to_pacs = self.report.export_report, self.report.send_to_pacs
         self.view3d.key_image.connect(self.report.add_rendering)
+        self.view3d.data_key = self._labels_key
 
         sb = self.statusBar()
         sb.addWidget(self.hover_label, 1)
@@ -221,6 +222,14 @@ class MainWindow(QMainWindow):
     def _segmentation_changed(self, session: StudySession) -> None:
         if session.unsaved:
             self.autosave.start()
+
+    def _labels_key(self, overlay: Any) -> tuple[int, int, int]:
+        """The voxels of the overlay now: its label map and the editor's last step (showing or
+        hiding a segment takes no step, so its surfaces stay)."""
+        editor = self.session.editor
+        done = editor.history.done if editor is not None else []
+        address = overlay.labels.array.__array_interface__["data"][0]  # views share it
+        return address, len(done), id(done[-1]) if done else 0
 
     def undo(self) -> None:
         """Undo the reading's last step: a measurement, an edit or a model's segmentation."""

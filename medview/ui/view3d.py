@@ -59,12 +59,20 @@ class View3D(QWidget):
         self.failed = ""  # why there is no 3-D rendering (no OpenGL), said once
         self._volume: Any = None  # the volume the scene shows
         self._overlay: Any = None  # the overlay whose surfaces the scene shows
-        self._surface_key: Any = None
+        self._surface_key: Any = None  # the voxels the surfaces shown were made from
+        self._pending_key: Any = None  # those being meshed
+        # what identifies the voxels of an overlay (the window gives the label map and the
+        # segment editor's last step: a new overlay that only hides a segment keeps its
+        # surfaces); by default every overlay is new
+        self.data_key: Any = lambda overlay: id(overlay)
         self._crosshair: np.ndarray | None = None
         self._drag: tuple[Qt.MouseButton, QPointF, QPointF] | None = None
         self._presets: tuple[Any, ...] = ()
         self.frame_seconds: list[float] = []
-        self._last_frame = 0.0  # the last frames' times (the benchmark reads it)
+        self._last_frame = 0.0
+        self._style: Any = (
+            None  # the surfaces' look last drawn  # the last frames' times (the benchmark reads it)
+        )
 
         bar = QHBoxLayout()
         bar.setContentsMargins(2, 2, 2, 2)
@@ -101,7 +109,7 @@ class View3D(QWidget):
             return act
 
         self.surfaces_box = toggle(
-            "Segment surfaces", "The segments as surfaces", lambda _on: self._restyle(), True
+            "Segment surfaces", "The segments as surfaces", lambda _on: self._restyle(True), True
         )
         self.planes_box = toggle(
             "MPR planes", "The three MPR planes through the crosshair", self._planes_toggled, True
@@ -196,8 +204,8 @@ class View3D(QWidget):
                 self.scene.set_surfaces([], {})
                 self._surface_key = None
                 self.schedule()
-            else:
-                self._surface_timer.start()
+            elif self.data_key(state.overlay) not in (self._surface_key, self._pending_key):
+                self._surface_timer.start()  # new voxels, not only a new look
         self._restyle()
 
     def _show_volume(self, volume: Any) -> bool:
@@ -206,6 +214,7 @@ class View3D(QWidget):
 
         self._volume = volume
         self._overlay, self._surface_key, self._crosshair = None, None, None
+        self._pending_key = None
         if volume.is_color or volume.shape[0] < 2:
             self.area.message = "The 3-D view needs a greyscale volume of more than one slice"
             self.area.frame = None
@@ -298,10 +307,12 @@ class View3D(QWidget):
             tf = self.scene.tf
             self.scene.set_volume(self._volume, tf)
             self._crosshair, self._overlay, self._surface_key = None, None, None
+            self._pending_key = None
             self._controller_changed()
 
-    def _restyle(self) -> None:
-        """Surface colours, opacity and visibility as the 2-D overlay's."""
+    def _restyle(self, force: bool = False) -> None:
+        """Surface colours, opacity and visibility as the 2-D overlay's; drawn again only
+        when they changed (the controller says "changed" for every slice scrolled)."""
         if self.scene is None:
             return
         overlay = self.controller.state.overlay if self.controller.state else None
@@ -311,7 +322,12 @@ class View3D(QWidget):
         if not self.surfaces_box.isChecked():
             hidden |= set(self.scene.surfaces)
         # a surface is a boundary, not a wash: it is drawn opaquer than the 2-D tint
-        self.scene.style_surfaces(overlay.colors, min(1.0, overlay.opacity * 2.5), hidden)
+        opacity = min(1.0, overlay.opacity * 2.5)
+        style = (tuple(sorted(overlay.colors.items())), opacity, tuple(sorted(hidden)))
+        if not force and style == self._style:
+            return
+        self._style = style
+        self.scene.style_surfaces(overlay.colors, opacity, hidden)
         self.schedule()
 
     # -- surfaces (a worker) --------------------------------------------------------------------
@@ -323,14 +339,15 @@ class View3D(QWidget):
             return
         labels, geometry = overlay.labels.array, overlay.labels.geometry
         values = sorted(overlay.colors)
-        key = overlay
+        key = self._pending_key = self.data_key(overlay)
 
         def done(surfaces: list[Any]) -> None:
-            if self.scene is None or self._overlay is not key:
-                return  # another segmentation came meanwhile: its own task follows
-            self.scene.set_surfaces(surfaces, overlay.colors)
-            self._surface_key = key
-            self._restyle()
+            if self.scene is None or self._overlay is None or self.data_key(self._overlay) != key:
+                return  # the voxels changed meanwhile: their own task follows
+            self.scene.set_surfaces(surfaces, self._overlay.colors)
+            self._surface_key, self._pending_key = key, None
+            self._style = None
+            self._restyle(force=True)
 
         self.runner.submit(
             "Segment surfaces",

@@ -173,10 +173,13 @@ def test_surfaces_follow_the_segment_editor_and_the_key_image_reaches_the_report
     overlay = window.controller.state.overlay
     colour = view3d.scene.surfaces[value].GetProperty().GetColor()
     assert np.allclose(colour, np.array(overlay.colors[value]) / 255)
+    actor = view3d.scene.surfaces[value]
     session.editor.update_entry(value, "visibility", visible=False)
     qtbot.waitUntil(lambda: not view3d.scene.surfaces[value].GetVisibility(), timeout=5000)
     session.editor.update_entry(value, "visibility", visible=True)
     qtbot.waitUntil(lambda: view3d.scene.surfaces[value].GetVisibility(), timeout=5000)
+    qtbot.wait(600)  # hiding is not an edit: the surfaces are not made again
+    assert view3d.scene.surfaces[value] is actor
 
     # "Key image" puts the rendering into the report
     view3d.key_button.click()
