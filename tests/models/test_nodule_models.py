@@ -1,5 +1,7 @@
-"""The LIDC-IDRI nodule models' cards, reproduced: every kept fold package scored again on its
-held-out patients through MedView's click engine, and the cross-validation figures printed."""
+"""The LIDC-IDRI nodule segmentation model's card, reproduced: every kept fold package scored
+again on its held-out patients through MedView's click engine, and the cross-validation
+figures printed. (The malignancy model's card is `test_nodule_malignancy_card.py`: a file of
+its own, so `make test`'s two workers reproduce the two cards at once.)"""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-import numpy as np
 import pytest
 
 from medview.inference.manifest import read_manifest
@@ -17,7 +18,6 @@ from tests.conftest import REPO, missing_outside_ci
 
 MODELS = REPO / "models"
 SEG = MODELS / "lung-nodule-segmentation"
-MAL = MODELS / "lung-nodule-malignancy"
 sys.path.insert(0, str(MODELS))
 
 
@@ -73,30 +73,3 @@ def test_segmentation_folds_reproduce_the_card(segmentation_scores: dict[str, di
     # this guards against a regression below it
     assert mean >= 0.79
     assert refined >= mean  # a refinement click never makes it worse on average
-
-
-def test_malignancy_folds_reproduce_the_card() -> None:
-    train = _module(MAL)
-    card = _figures(MAL)
-    rows = []
-    for k in range(1, 6):
-        rows += train.evaluate(read_manifest(MAL / "evaluation" / f"fold-{k}"), k - 1)
-    figures, calibration = train.summarize(rows)
-    assert figures["nodules"] == 792
-    for key in ("roc_auc", "ece", "roc_auc_network_logit", "gradcam_peak_inside"):
-        assert figures[key] == pytest.approx(card[key], abs=0.01), key
-    print(
-        f"\nnodule malignancy, 5-fold patient-level CV through the click pipeline: "
-        f"ROC AUC {figures['roc_auc']:.3f} (network alone {figures['roc_auc_network_logit']:.3f}, "
-        f"longest diameter alone {figures['roc_auc_diameter_only']:.3f}), "
-        f"ECE {figures['ece']:.3f}, Grad-CAM peak inside the radiologists' mask "
-        f"{figures['gradcam_peak_inside']:.1%}"
-    )
-    shipped = read_manifest(MAL).calibration
-    assert np.allclose(shipped["coef"], calibration["coef"], atol=0.05)
-    text = (MAL / "MODEL_CARD.md").read_text()
-    assert f"**{figures['roc_auc']:.3f}**" in text and f"**{figures['ece']:.3f}**" in text
-    # the issue asks 0.93; about 0.92 is what this label reaches here (a finding on the card,
-    # beside the longest diameter's own AUC): this guards against a regression below it
-    assert figures["roc_auc"] >= 0.90
-    assert figures["ece"] <= 0.05
