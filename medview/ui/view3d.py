@@ -304,10 +304,9 @@ class View3D(QWidget):
     def _detail_toggled(self, on: bool) -> None:
         if self.scene is not None and self._volume is not None:
             self.scene.full_detail = on
-            tf = self.scene.tf
-            self.scene.set_volume(self._volume, tf)
-            self._crosshair, self._overlay, self._surface_key = None, None, None
-            self._pending_key = None
+            self.scene.set_volume(self._volume, self.scene.tf)
+            self._clip_changed()  # the same box on the new image; the surfaces stay as they are
+            self._crosshair = None  # the cursor went with the image it was drawn on
             self._controller_changed()
 
     def _restyle(self, force: bool = False) -> None:

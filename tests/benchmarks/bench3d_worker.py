@@ -58,19 +58,18 @@ def medview(volume, size: int, full: bool) -> dict:  # type: ignore[no-untyped-d
     while view.area.frame is None:
         app.processEvents()
     first = time.perf_counter() - t0
-    moving, still = [], []
-    for _ in range(8):
-        view.scene.rotate(4.0, 1.0)
-        view.scene.interactive(True)
-        t = time.perf_counter()
-        view._render_now()
-        moving.append(time.perf_counter() - t)
-    for _ in range(4):
-        view.scene.rotate(4.0, 1.0)
-        view.scene.interactive(False)
-        t = time.perf_counter()
-        view._render_now()
-        still.append(time.perf_counter() - t)
+
+    def frame_times(moving: bool, n: int) -> list[float]:
+        times = []
+        for _ in range(n):
+            view.scene.rotate(4.0, 1.0)
+            view.scene.interactive(moving)
+            t = time.perf_counter()
+            view._render_now()
+            times.append(time.perf_counter() - t)
+        return times
+
+    moving, still = frame_times(True, 8), frame_times(False, 4)
     out = {
         "first": first,
         "moving": statistics.median(moving),
