@@ -1,5 +1,5 @@
 """Headless command line (a stable interface): ``medview info|load|models|run-model|risk|
-export|pacs``; ``medview [PATH...]`` opens the window. Every subcommand lives in this package,
+export|pacs|batch``; ``medview [PATH...]`` opens the window. Every subcommand lives in this package,
 so the domain packages hold no argparse; they share one progress printer (`progress`).
 
 Exit codes: 0 success; 1 nothing usable found (or a load failed); 2 usage error.
@@ -105,10 +105,24 @@ def make_parser() -> argparse.ArgumentParser:
     from medview.cli.pacs import add_parser as add_pacs_parser
 
     add_pacs_parser(sub)
+    from medview.cli.batch import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
     return ap
 
 
-COMMANDS = ("info", "load", "models", "desktop", "run-model", "risk", "convert", "export", "pacs")
+COMMANDS = (
+    "info",
+    "load",
+    "models",
+    "desktop",
+    "run-model",
+    "risk",
+    "convert",
+    "export",
+    "pacs",
+    "batch",
+)
 
 
 def joined_points(argv: list[str]) -> list[str]:
@@ -144,7 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM unwinds like Ctrl+C: temporary folders and worker pools are cleaned up
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     ap = make_parser()
-    args = ap.parse_args(joined_points(argv))
+    args, extra = ap.parse_known_args(joined_points(argv))
+    if (
+        extra
+        and getattr(args, "command", None) == "batch"
+        and not any(a.startswith("-") for a in extra)
+    ):  # `medview batch P.toml --out DIR FOLDER...`: argparse ends PATHs at the first option
+        args.paths += extra
+    elif extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.command:
         ap.print_help()
         return 2

@@ -60,11 +60,12 @@ def run_click_model(
         heat = np.zeros(volume.shape, dtype=np.float32)
         heat[mal.heatmap_block] = mal.heatmap
         write_nifti(Volume(heat, g), out / "heatmap.nii.gz")
-    from medview.cli.models import _provenance, _write_summary
+    from medview.cli.models import _write_summary
+    from medview.export.summary import provenance_summary
 
     label = manifest.labels[0] if manifest.labels else None
     data = {
-        **_provenance(result),
+        **provenance_summary(result),
         "series_uid": chosen.series_uid,
         "series_key": chosen.key,
         "shape": list(volume.shape),

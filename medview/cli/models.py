@@ -73,6 +73,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
 
     from medview.core.results import Segmentation
     from medview.export.nifti import write_nifti
+    from medview.export.summary import segmentation_summary
     from medview.inference.domain import OutsideDomainError
     from medview.inference.registry import find_model
     from medview.session import StudySession
@@ -125,32 +126,7 @@ def cmd_run_model(args: argparse.Namespace) -> int:
         write_nifti(result.uncertainty, out / "uncertainty.nii.gz")
     prov = result.provenance
     assert prov is not None  # the engine always fills it
-    colours = {seg.value: seg for seg in result.segments}
-    summary = {
-        **_provenance(result),
-        "timings": {k: round(v, 3) for k, v in prov.timings},
-        "notes": list(result.notes),
-        "series_uid": chosen.series_uid,
-        "series_key": chosen.key,
-        "volume": chosen.volume_label,  # the volume of a 4-D series the model ran on
-        "shape": list(volume.shape),
-        "spacing": [float(v) for v in volume.geometry.spacing],
-        "labels": [
-            {
-                "value": s.value,
-                "name": s.name,
-                "color": list(colours[s.value].color),
-                "snomed_code": colours[s.value].snomed_code,
-                "snomed_meaning": colours[s.value].snomed_meaning,
-                "finding": colours[s.value].finding,
-                "voxels": s.voxels,
-                "volume_ml": round(s.volume_ml, 3),
-                "mean": s.mean,
-                "sd": s.sd,
-            }
-            for s in result.stats
-        ],
-    }
+    summary = segmentation_summary(result, chosen, volume)
     _write_summary(out, summary)
     sys.stdout.write(
         f"{prov.name}: {len(result.stats)} label(s) in "
@@ -162,54 +138,23 @@ def cmd_run_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _provenance(result: Any) -> dict[str, Any]:
-    """What every AI summary records: the notice, the model and where and how long it ran."""
-    prov = result.provenance
-    return {
-        "research_use": result.research_use,
-        "model": {
-            "id": prov.model_id,
-            "name": prov.name,
-            "version": prov.version,
-            "weights_sha256": prov.weights_sha256,
-        },
-        "device": prov.device,
-        "seconds": round(prov.seconds, 3),
-        "date": prov.date,
-    }
-
-
 def _write_summary(out: Any, summary: dict[str, Any]) -> None:
-    from medview.core.atomic import atomic_path
+    from medview.export.summary import write_summary
 
-    with atomic_path(out / "summary.json", ".json") as tmp, open(tmp, "w") as f:
-        json.dump(summary, f, indent=2)
+    write_summary(out, summary)
 
 
 def _write_classification(result: Any, args: argparse.Namespace, chosen: SeriesRecord) -> int:
     from pathlib import Path
 
     from medview.export.nifti import write_nifti
+    from medview.export.summary import classification_summary
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if result.heatmap is not None:
         write_nifti(result.heatmap, out / "heatmap.nii.gz")
-    summary = {
-        **_provenance(result),
-        "series_uid": chosen.series_uid,
-        "series_key": chosen.key,
-        "volume": chosen.volume_label,
-        "finding": result.finding,
-        "finding_probability": result.finding_probability,
-        "probabilities": result.probabilities,
-        "aggregation": result.aggregation,
-        "series_note": result.series_note,
-        "heatmap_note": result.heatmap_note,
-        "notes": list(result.notes),
-        "heatmap_class": result.target_class,
-        "per_slice": result.per_slice.round(5).tolist() if result.per_slice is not None else None,
-    }
+    summary = classification_summary(result, chosen)
     _write_summary(out, summary)
     sys.stdout.write(
         f"{result.provenance.name}: {result.finding} {result.finding_probability:.3f} "

@@ -91,3 +91,16 @@ class DerivedObjectError(MedviewError):
 class ReportError(MedviewError):
     """A report or template that cannot be taken: too long, control characters, malformed
     template data, an edit of a signed report."""
+
+
+class PipelineError(MedviewError):
+    """A cohort pipeline file that cannot be run, refused before any work starts; ``line`` is
+    the line at fault (1-based; 0 when the fault is not on one line)."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int = 0) -> None:
+        super().__init__(message, path=path)
+        self.line = line
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.path and self.line else self.path
+        return f"{where}: {self.message}" if where else self.message

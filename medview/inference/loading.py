@@ -89,3 +89,11 @@ def load_model(manifest: ModelManifest) -> Any:
             f"model {manifest.id}: weights do not fit the network: {str(e)[:300]}"
         ) from e
     return net.eval()
+
+
+def set_threads(n: int) -> None:
+    """Torch's CPU threads in this process: a cohort worker runs one series at a time on its
+    share of the cores, beside the others (``n`` >= 1)."""
+    import torch
+
+    torch.set_num_threads(max(1, int(n)))
