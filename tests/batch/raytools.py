@@ -58,16 +58,17 @@ def marked(marker: str) -> list[int]:
 
 
 def kill_marked(marker: str, timeout: float = 15.0) -> None:
-    """SIGKILL every process carrying ``marker`` until none is left (agents start late)."""
+    """SIGKILL every process carrying ``marker`` until none is seen twice in a row, a second
+    apart (Ray's agents can start after the raylet that spawns them was found)."""
     deadline = time.monotonic() + timeout
-    while True:
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
         pids = marked(marker)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if not pids or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+        quiet = 0 if pids else quiet + 1
+        time.sleep(0.5 if pids else 1.0)
 
 
 def processes_named(marker: str, title: str) -> list[int]:
