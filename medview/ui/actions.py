@@ -36,6 +36,8 @@ def add_action(
 
 def build_menus(w: MainWindow) -> None:
     """File, View, Navigate, Tools and Help menus, the view and tools toolbars."""
+    from medview.ui import batch_actions  # the cohort dialog is built when it is asked for
+
     a = add_action
     report, tools, opener = w.report, w.tools, w.opener
     mb = w.menuBar()
@@ -50,6 +52,9 @@ def build_menus(w: MainWindow) -> None:
     a(w, f, "Export de-identified copy…", lambda: report.export_report(deidentify=True))
     a(w, f, "Send to PACS…", lambda: report.send_to_pacs())
     a(w, f, "PACS nodes…", lambda: w.pacs_panel.edit_nodes())
+    f.addSeparator()
+    a(w, f, "Save reading as pipeline…", lambda: batch_actions.save_reading_as_pipeline(w))
+    a(w, f, "Run on many studies…", lambda: batch_actions.run_on_many_studies(w))
     f.addSeparator()
     a(w, f, "Preferences…", w.show_preferences, "Ctrl+,")
     f.addSeparator()

@@ -1,0 +1,57 @@
+"""From a reading to a cohort, in the window: the chest models run on the demo CT, the reading
+is saved as a pipeline, and File > Run on many studies... runs it over a folder of studies on
+Ray, showing the progress, with the same results table the command writes."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+
+from medview.batch.pipeline import read_pipeline
+from medview.ui.batch_actions import run_on_many_studies, save_reading_as_pipeline
+from tests.batch.cohort import write_cohort
+from tests.batch.raytools import kill_marked, marked_env, need_ray
+from tests.conftest import DEMO_CT
+from tests.ui.conftest import wait_for_volume
+
+
+def test_reading_saved_as_pipeline_runs_on_many_studies(qtbot, window, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    need_ray()
+    window.import_paths([str(DEMO_CT)])
+    wait_for_volume(qtbot, window)
+    for model in ("chest-ct-segmentation", "chest-ct-lesion-classifier"):
+        window.models_panel.select(model)
+        window.run_model(window.models_panel.selected(), "cpu")
+        qtbot.waitUntil(lambda: not window.inference.running, timeout=120000)
+    path = save_reading_as_pipeline(window, str(tmp_path / "reading.toml"))
+    assert path is not None
+    pipeline = read_pipeline(path)
+    assert [m.id for m in pipeline.models] == [
+        "chest-ct-segmentation",
+        "chest-ct-lesion-classifier",
+    ]
+    assert pipeline.takes("CT", "anything", 61) and not pipeline.takes("MR", "", 61)
+    assert pipeline.exports == ("summary", "nifti", "bundle")
+
+    write_cohort(tmp_path / "cohort", 3)
+    for key, value in marked_env("dialog").items():  # the job's processes inherit the marker
+        monkeypatch.setenv(key, value)
+    dialog = run_on_many_studies(window)
+    assert dialog.pipeline.text() == path  # the saved pipeline is the one offered
+    dialog.folders.addItem(str(tmp_path / "cohort"))
+    dialog.out.setText(str(tmp_path / "results"))
+    try:
+        dialog.run_button.click()
+        assert dialog.process is not None and not dialog.run_button.isEnabled()
+        qtbot.waitUntil(lambda: dialog.process is None, timeout=300000)
+    finally:
+        kill_marked("dialog")
+    assert dialog.bar.value() == dialog.bar.maximum() == 3, dialog.log.toPlainText()
+    assert dialog.summary.text().startswith("Finished. 3 done, 0 failed of 3")
+    assert "research use only" in dialog.summary.text()
+    rows = pq.read_table(tmp_path / "results" / "results.parquet").to_pylist()
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}
+    assert all(r["bundle"] and r["chest-ct-segmentation:lung:volume_ml"] > 0 for r in rows)
+    bundle = tmp_path / "results" / rows[0]["bundle"]
+    assert (bundle / "seg.dcm").is_file() and (bundle / "report.pdf").is_file()
+    assert dialog.open_button.isEnabled()
+    dialog.close()
