@@ -195,3 +195,31 @@ def test_signed_report_from_the_runtime_install(runtime: Path, tmp_path: Path) -
     (bundle,) = (tmp_path / "out").iterdir()
     pdf = (bundle / "report.pdf").read_bytes()
     assert b"DejaVuSans" in pdf  # the shipped font, embedded
+
+
+def test_batch_runs_from_the_runtime_install_without_ray(runtime: Path, tmp_path: Path) -> None:
+    """Ray is an extra: without it ``medview batch`` runs the cohort in its own process, says
+    so, and writes the same results table (Parquet comes with the user's install)."""
+    r = subprocess.run([str(runtime), "-c", "import ray"], capture_output=True, timeout=60)
+    assert r.returncode != 0, "the runtime environment has Ray: it is the cluster extra's"
+    pipeline = tmp_path / "p.toml"
+    pipeline.write_text(
+        'format = "medview-pipeline/1"\nname = "demo"\n[[select]]\nmodality = "CT"\n'
+        '[[models]]\nid = "chest-ct-segmentation"\n[export]\nformats = ["summary", "bundle"]\n'
+    )
+    out = tmp_path / "out"
+    r = medview(
+        runtime,
+        "batch",
+        str(pipeline),
+        str(DEMO_CT),
+        str(DEMO_MR),
+        "--out",
+        str(out),
+        home=tmp_path / "home",
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Ray is not installed: running in this process" in r.stderr
+    assert "1 done, 0 failed" in r.stderr and "sequential" in r.stderr
+    assert (out / "results.parquet").is_file() and (out / "results.csv").is_file()
+    assert list(out.glob("series/*/bundle/MedView-*/report.pdf"))

@@ -142,3 +142,36 @@ def test_pipeline_file_round_trips(tmp_path: Path) -> None:
     p = read_pipeline(write(tmp_path, GOOD))
     again = read_pipeline(write(tmp_path, pipeline_toml(p), "again.toml"))
     assert isinstance(again, Pipeline) and again.hash == p.hash
+
+
+def test_a_study_database_search_is_a_cohort(tmp_path: Path, capsys) -> None:
+    """``--database`` with the window's search (here: studies with an MR series)."""
+    from medview.io.database import StudyDatabase
+    from tests.batch.cohort import PIPELINE
+    from tests.conftest import DEMO
+
+    with StudyDatabase() as db:  # the user's database, in this test's MedView home
+        db.import_paths([str(DEMO)])
+    (tmp_path / "p.toml").write_text(PIPELINE)
+    out = tmp_path / "out"
+    argv = [
+        "batch",
+        str(tmp_path / "p.toml"),
+        "--database",
+        "--modality",
+        "MR",
+        "--out",
+        str(out),
+        "--engine",
+        "sequential",
+        "--progress",
+        "none",
+        "--include-identifiers",
+    ]
+    assert medview_main(argv) == 0
+    import pyarrow.parquet as pq
+
+    (row,) = pq.read_table(out / "results.parquet").to_pylist()
+    assert row["modality"] == "MR" and row["patient_id"] == "DEMO-COLIN27"
+    assert row["brain-extraction-mr:brain:volume_ml"] > 900
+    assert "1 series selected" in capsys.readouterr().err

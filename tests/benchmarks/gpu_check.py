@@ -132,6 +132,68 @@ def three_d_on_the_gpu() -> bool:
     return ok
 
 
+def batch_on_the_gpu() -> bool:
+    """A small cohort through `medview batch` on a local Ray: the inference actors ask Ray for
+    the GPU (one actor per GPU) and every row must say it ran on cuda; the same cohort on the
+    CPU beside it, for the rate and the figures."""
+    import pyarrow.parquet as pq
+
+    from tests.batch.cohort import write_cohort
+
+    print("\n| medview batch, 12 chest CTs | engine | workers | seconds | series/hour | device |")
+    print("|---|---|---|---|---|---|")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="medview-batch-") as tmp:
+        root = Path(tmp)
+        write_cohort(root / "cohort", 12)
+        (root / "p.toml").write_text(
+            'format = "medview-pipeline/1"\nname = "gpu"\n[[select]]\nmodality = "CT"\n'
+            '[[models]]\nid = "chest-ct-segmentation"\n[export]\nformats = ["summary"]\n'
+        )
+        tables = {}
+        for name, extra in (("gpu", []), ("cpu", ["--engine", "sequential"])):
+            env = dict(os.environ)
+            if name == "cpu":
+                env["CUDA_VISIBLE_DEVICES"] = ""
+            seconds, r = medview(
+                "batch",
+                str(root / "p.toml"),
+                str(root / "cohort"),
+                "--out",
+                str(root / name),
+                "--no-dashboard",
+                "--progress",
+                "none",
+                *extra,
+                env=env,
+            )
+            if r.returncode != 0:
+                print(f"| {name} | failed: {r.stderr[-300:]} | | | | |")
+                ok = False
+                continue
+            rows = pq.read_table(root / name / "results.parquet").to_pylist()
+            tables[name] = rows
+            devices = sorted({str(row.get("chest-ct-segmentation:device")) for row in rows})
+            workers = r.stderr.rsplit("; ", 1)[-1].split(",")[1].strip() if "; " in r.stderr else ""
+            print(
+                f"| {name} | {'ray' if not extra else 'sequential'} | {workers} | "
+                f"{seconds:.1f} | {3600 * len(rows) / seconds:.0f} | {', '.join(devices)} |"
+            )
+            ok &= name != "gpu" or devices == ["cuda"]
+        if len(tables) == 2:
+            key = "chest-ct-segmentation:lung:volume_ml"
+            diff = max(
+                abs(a[key] - b[key]) / max(b[key], 1e-9)
+                for a, b in zip(
+                    sorted(tables["gpu"], key=lambda r: r["key"]),
+                    sorted(tables["cpu"], key=lambda r: r["key"]),
+                    strict=True,
+                )
+            )
+            print(f"lung volume, GPU against CPU: largest relative difference {diff:.2e}")
+    return ok
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bench", action="store_true", help="also run the inference benchmark")
@@ -213,6 +275,7 @@ def main() -> int:
     print("(wall time of `medview run-model`, process start and model load included)")
     if "cuda" in args.devices:
         failed |= not three_d_on_the_gpu()
+        failed |= not batch_on_the_gpu()
     if args.bench:
         bench = subprocess.run(
             [
