@@ -175,3 +175,36 @@ def test_a_study_database_search_is_a_cohort(tmp_path: Path, capsys) -> None:
     assert row["modality"] == "MR" and row["patient_id"] == "DEMO-COLIN27"
     assert row["brain-extraction-mr:brain:volume_ml"] > 900
     assert "1 series selected" in capsys.readouterr().err
+
+
+def test_transient_failures_are_tried_again_a_bounded_number_of_times(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """An I/O error while reading is tried twice more; a third one makes the row's error."""
+    from medview.batch import steps
+    from medview.batch.inputs import WorkItem
+    from medview.io.scan import scan
+    from medview.session import StudySession
+    from tests.conftest import write_ct
+
+    series = scan([str(d) for d in [write_ct(tmp_path / "ct", n=4)[0].parent]]).series[0]
+    item = WorkItem("k", "CT", 4, series=series)
+    real = StudySession.read
+    calls = []
+
+    def flaky(self, s, *a, **kw):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) <= failures:
+            raise OSError(5, "Input/output error")
+        return real(self, s, *a, **kw)
+
+    monkeypatch.setattr(StudySession, "read", flaky)
+    monkeypatch.setattr(steps.time, "sleep", lambda _: None)
+    failures = 2
+    loaded = steps.load(item, tmp_path)
+    assert isinstance(loaded, steps.Loaded) and loaded.attempts == 3
+    calls.clear()
+    failures = 3
+    failed = steps.load(item, tmp_path)
+    assert isinstance(failed, steps.Failed) and failed.attempts == 3 == len(calls)
+    assert "Input/output error" in failed.error
