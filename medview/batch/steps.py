@@ -307,6 +307,7 @@ def _figures(
             if result.uncertainty is not None:
                 write_nifti(result.uncertainty, folder / mid / "uncertainty.nii.gz")
     risks = _risk(pipeline, job, loaded, segments)
+    warnings += [f"{k.rsplit(':', 1)[0]}: {v}" for k, v in risks.items() if k.endswith(":error")]
     row |= risks
     if "bundle" in pipeline.exports:
         row |= _bundle(pipeline, loaded, ran, folder, risks)

@@ -208,3 +208,51 @@ def test_transient_failures_are_tried_again_a_bounded_number_of_times(
     failed = steps.load(item, tmp_path)
     assert isinstance(failed, steps.Failed) and failed.attempts == 3 == len(calls)
     assert "Input/output error" in failed.error
+
+
+def test_risk_model_takes_its_features_from_a_csv_row_matched_to_the_study(
+    tmp_path: Path,
+) -> None:
+    """Patient COHORT000's row gives every feature: the risk equals the model's own worked
+    example. Patient COHORT001's row gives two: the risk says which features were missing."""
+    import csv
+
+    import pyarrow.parquet as pq
+
+    from tests.batch.cohort import write_cohort
+    from tests.conftest import REPO
+
+    example = json.loads((REPO / "models/tabular/framingham-chd-10y/examples.json").read_text())[0]
+    write_cohort(tmp_path / "cohort", 2)
+    with open(tmp_path / "clinical.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["patient_id", *example["values"]])
+        w.writeheader()
+        w.writerow({"patient_id": "COHORT000", **example["values"]})
+        w.writerow({"patient_id": "COHORT001", "male": "0", "age": "61"})
+    text = (
+        GOOD.replace('description = "chest|thorax"\n', "").replace(
+            'folder = "results"', 'folder = "out"'
+        )
+        + '\n[[risk]]\nid = "framingham-chd-10y"\nfeatures = "clinical.csv"\n'
+        'match = "patient_id"\n'
+    )
+    argv = [
+        "batch",
+        str(write(tmp_path, text)),
+        str(tmp_path / "cohort"),
+        "--engine",
+        "sequential",
+        "--progress",
+        "none",
+        "--include-identifiers",
+    ]
+    assert medview_main(argv) == 0
+    rows = {r["patient_id"]: r for r in pq.read_table(tmp_path / "out/results.parquet").to_pylist()}
+    given, absent = rows["COHORT000"], rows["COHORT001"]
+    assert given["framingham-chd-10y:probability"] == pytest.approx(
+        example["probability"], abs=1e-6
+    )
+    assert given["framingham-chd-10y:low"] <= given["framingham-chd-10y:probability"]
+    assert given["framingham-chd-10y:missing"] == ""
+    assert "totChol" in absent["framingham-chd-10y:missing"]
+    assert absent["framingham-chd-10y:probability"] != given["framingham-chd-10y:probability"]
