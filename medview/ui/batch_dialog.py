@@ -44,6 +44,7 @@ class BatchDialog(QDialog):
         self.process: QProcess | None = None
         self.status: dict[str, Any] = {}
         self._stdout = b""
+        self._cancelled = False
         form = QFormLayout()
         self.pipeline = QLineEdit(str(settings.value("batch/pipeline", "")))
         form.addRow("Pipeline file", self._with_browse(self.pipeline, self._pick_pipeline))
@@ -184,6 +185,7 @@ class BatchDialog(QDialog):
         self.log.clear()
         self.status = {}
         self._stdout = b""
+        self._cancelled = False
         p = QProcess(self)
         p.setProgram(sys.executable)
         p.setArguments(["-m", "medview.cli", *self.arguments()])
@@ -202,6 +204,7 @@ class BatchDialog(QDialog):
     def cancel(self) -> None:
         if self.process is not None:
             self._say("Cancelling: finished series are kept (Resume goes on from them).\n")
+            self._cancelled = True
             self.process.terminate()  # SIGTERM: the command writes its table and stops Ray
 
     def _read_stdout(self) -> None:
@@ -244,6 +247,9 @@ class BatchDialog(QDialog):
         out = self.out.text().strip()
         self.open_button.setEnabled(bool(out) and os.path.isdir(out))
         verdict = {0: "Finished", 1: "Finished with failures"}.get(code, "Not run")
+        if self._cancelled:
+            verdict = "Cancelled; the finished series are kept (Resume goes on from them)"
+            self.resume.setChecked(True)
         self.summary.setText(f"{verdict}. " + self.summary.text())
 
     def _open_results(self) -> None:

@@ -4,6 +4,8 @@ Ray, showing the progress, with the same results table the command writes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow.parquet as pq
 
 from medview.batch.pipeline import read_pipeline
@@ -31,8 +33,12 @@ def test_reading_saved_as_pipeline_runs_on_many_studies(qtbot, window, tmp_path,
     ]
     assert pipeline.takes("CT", "anything", 61) and not pipeline.takes("MR", "", 61)
     assert pipeline.exports == ("summary", "nifti", "bundle")
+    # the bundles are tested elsewhere (the PACS cohort, the runtime install); here the summary
+    # keeps the run short
+    text = Path(path).read_text()
+    Path(path).write_text(text.replace('["summary", "nifti", "bundle"]', '["summary"]'))
 
-    write_cohort(tmp_path / "cohort", 3)
+    write_cohort(tmp_path / "cohort", 6)
     for key, value in marked_env("dialog").items():  # the job's processes inherit the marker
         monkeypatch.setenv(key, value)
     dialog = run_on_many_studies(window)
@@ -42,16 +48,29 @@ def test_reading_saved_as_pipeline_runs_on_many_studies(qtbot, window, tmp_path,
     try:
         dialog.run_button.click()
         assert dialog.process is not None and not dialog.run_button.isEnabled()
+        # cancel once the first series is done: it is kept, and Resume goes on from it
+        qtbot.waitUntil(lambda: dialog.status.get("done", 0) >= 1, timeout=300000)
+        dialog.cancel_button.click()
+        qtbot.waitUntil(lambda: dialog.process is None, timeout=60000)
+        assert dialog.summary.text().startswith("Cancelled"), dialog.log.toPlainText()
+        table = tmp_path / "results" / "results.parquet"
+        assert table.is_file(), dialog.log.toPlainText()[-3000:]
+        kept = pq.read_table(tmp_path / "results" / "results.parquet").to_pylist()
+        assert 1 <= len(kept) < 6 and dialog.resume.isChecked()
+        kill_marked("dialog")
+        dialog.run_button.click()
         qtbot.waitUntil(lambda: dialog.process is None, timeout=300000)
     finally:
         kill_marked("dialog")
-    assert dialog.bar.value() == dialog.bar.maximum() == 3, dialog.log.toPlainText()
-    assert dialog.summary.text().startswith("Finished. 3 done, 0 failed of 3")
+    todo = 6 - len(kept)
+    assert dialog.bar.value() == dialog.bar.maximum() == todo, dialog.log.toPlainText()
+    assert dialog.summary.text().startswith(
+        f"Finished. {todo} done, 0 failed, {len(kept)} already done of 6"
+    ), dialog.summary.text()
     assert "research use only" in dialog.summary.text()
     rows = pq.read_table(tmp_path / "results" / "results.parquet").to_pylist()
-    assert len(rows) == 3 and {r["status"] for r in rows} == {"done"}
-    assert all(r["bundle"] and r["chest-ct-segmentation:lung:volume_ml"] > 0 for r in rows)
-    bundle = tmp_path / "results" / rows[0]["bundle"]
-    assert (bundle / "seg.dcm").is_file() and (bundle / "report.pdf").is_file()
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"done"}
+    assert all(r["chest-ct-segmentation:lung:volume_ml"] > 0 for r in rows)
+    assert all(0 <= r["chest-ct-lesion-classifier:probability"] <= 1 for r in rows)
     assert dialog.open_button.isEnabled()
     dialog.close()
