@@ -228,7 +228,7 @@ class BatchDialog(QDialog):
         self.bar.setMaximum(todo)
         self.bar.setValue(s["done"] + s["failed"])
         eta = s.get("eta_s")
-        left = "" if eta is None else f", about {eta // 60} min {eta % 60} s left"
+        left = "" if not eta else f", about {eta // 60} min {eta % 60} s left"
         skipped = f", {s['skipped']} already done" if s["skipped"] else ""
         self.summary.setText(
             f"{s['done']} done, {s['failed']} failed{skipped} of {s['total']} · "
