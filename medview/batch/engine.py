@@ -137,7 +137,9 @@ def run_job(job: Job, report: Report = _nothing, cancel: CancelToken = NEVER_CAN
         report(status)
         cancelled = False
         try:
-            if engine == "ray":
+            if not todo:  # everything was done by an earlier run: no engine to start
+                pass
+            elif engine == "ray":
                 cancelled = _on_ray(job, todo, fin, status, commit, report, cancel)
             else:
                 cancelled = _in_process(job, todo, fin, status, commit, cancel)

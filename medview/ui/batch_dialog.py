@@ -217,9 +217,13 @@ class BatchDialog(QDialog):
                 self._say(text + "\n")
                 continue
             try:
-                self.status = json.loads(text)
+                status = json.loads(text)
             except ValueError:
                 continue
+            for key, say in (("note", "{}"), ("dashboard", "Ray dashboard: http://{}")):
+                if status.get(key) and status[key] != self.status.get(key):
+                    self._say(say.format(status[key]) + "\n")
+            self.status = status
             self._show_status()
 
     def _show_status(self) -> None:

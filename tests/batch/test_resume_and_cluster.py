@@ -82,11 +82,21 @@ def test_killed_driver_then_resume_recomputes_nothing_finished(cohort: Path) -> 
             [*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600
         )
         kill_marked("resume")
+        # once more: everything is done, so nothing is computed and no engine is started
+        t0 = time.monotonic()
+        idle = subprocess.run(
+            [*cmd, "--resume"], env=env, capture_output=True, text=True, timeout=600
+        )
+        idle_seconds = time.monotonic() - t0
+        kill_marked("resume")
+    assert idle.returncode == 0 and "14 already done (skipped)" in idle.stderr, idle.stderr
+    assert idle_seconds < 8, idle_seconds  # a local Ray alone takes about 8 s to start
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"{len(before)} already done (skipped)" in resumed.stderr
     with sqlite3.connect(out / "journal.sqlite") as db:
         runs = list(db.execute("SELECT series, skipped, computed FROM runs ORDER BY rowid"))
-    assert runs[-1] == (14, len(before), 14 - len(before))  # counted: only the rest was done
+    assert runs[-2] == (14, len(before), 14 - len(before))  # counted: only the rest was done
+    assert runs[-1] == (14, 14, 0)
     after = dict(_done(out))
     assert len(after) == 14
     assert all(after[k] == t for k, t in before.items())  # the finished rows were not redone
@@ -101,14 +111,15 @@ def test_killed_driver_then_resume_recomputes_nothing_finished(cohort: Path) -> 
 def test_two_node_cluster_runs_the_job_on_both_nodes(cohort: Path) -> None:
     out = cohort / "cluster-out"
     with two_node_cluster() as (address, env):
+        six = [cohort / "cohort" / f"p{i:03d}" for i in range(6)]
         cmd = batch_command(
-            cohort / "p.toml", out, cohort / "cohort", "--address", address, "--progress", "none"
+            cohort / "p.toml", out, *six, "--address", address, "--progress", "none"
         )
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "2 node(s)" in r.stderr
     rows = pq.read_table(out / "results.parquet").to_pylist()
-    assert len(rows) == 14 and {r["status"] for r in rows} == {"done"}
+    assert len(rows) == 6 and {r["status"] for r in rows} == {"done"}
     inference_nodes = {r["worker"].split("/")[0] for r in rows}
     task_nodes = {r["finisher"].split("/")[0] for r in rows}
     assert len(inference_nodes) == 2 and len(task_nodes) == 2, (inference_nodes, task_nodes)

@@ -19,6 +19,7 @@ name = "from the PACS"
 
 [[select]]
 modality = "CT"
+description = "^Axial 5 mm$"
 
 [[models]]
 id = "chest-ct-segmentation"
@@ -48,6 +49,8 @@ def test_pacs_cohort_is_retrieved_by_workers_and_sent_back(
             "orthanc",
             "--modality",
             "CT",
+            "--patient-id",  # other tests of this archive store other patients' series
+            "DEMO-LUNG2",
             "--cpus",
             "2",
             "--no-dashboard",
@@ -61,6 +64,7 @@ def test_pacs_cohort_is_retrieved_by_workers_and_sent_back(
         finally:
             kill_marked("pacs-batch")
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "1 series selected" in r.stderr, r.stderr[-3000:]
     rows = pq.read_table(tmp_path / "out" / "results.parquet").to_pylist()
     (row,) = [x for x in rows if x["status"] == "done"]
     assert len(rows) == 1 and row["images"] == 61
