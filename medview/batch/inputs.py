@@ -52,6 +52,23 @@ class Cohort:
     not_volumes: int = 0  # single images, videos: no model runs on them
     unreadable: int = 0  # files the index skipped (not DICOM, broken)
 
+    keys: set[str] = field(default_factory=set, repr=False)
+
+    def add(self, item: WorkItem) -> None:
+        """``item``, unless the same series is already in (two input folders, a folder and
+        the database): each series is one row."""
+        if item.key not in self.keys:
+            self.keys.add(item.key)
+            self.items.append(item)
+
+    def merged(self, other: Cohort) -> Cohort:
+        for item in other.items:
+            self.add(item)
+        self.not_selected += other.not_selected
+        self.not_volumes += other.not_volumes
+        self.unreadable += other.unreadable
+        return self
+
 
 def secret_of(folder: Path) -> bytes:
     """The output folder's key secret, made once (owner-only) and kept with the results."""
@@ -75,7 +92,6 @@ def series_key(secret: bytes, series_uid: str, volume_label: str = "") -> str:
 def from_series(
     series: Iterable[SeriesRecord], pipeline: Pipeline, secret: bytes, cohort: Cohort
 ) -> Cohort:
-    seen = {i.key for i in cohort.items}
     for s in series:
         first = s.first
         if s.kind != "volume":
@@ -85,13 +101,9 @@ def from_series(
         if not pipeline.takes(s.modality, s.description, images, first.body_part):
             cohort.not_selected += 1
             continue
-        key = series_key(secret, s.series_uid, s.volume_label)
-        if key in seen:  # the same series under two input folders: once
-            continue
-        seen.add(key)
-        cohort.items.append(
+        cohort.add(
             WorkItem(
-                key,
+                series_key(secret, s.series_uid, s.volume_label),
                 s.modality,
                 images,
                 series=s,
@@ -160,7 +172,6 @@ def from_pacs(
     node = nodes[node_name]
     assert isinstance(keys, QueryKeys)
     cohort = Cohort()
-    seen: set[str] = set()
     for study in search(node, keys, "study"):
         for s in search(node, replace(QueryKeys(), study_uid=study.study_uid), "series"):
             assert isinstance(s, SeriesMatch)
@@ -168,13 +179,9 @@ def from_pacs(
             if not pipeline.takes(s.modality, s.description, images or 10**6, s.body_part):
                 cohort.not_selected += 1
                 continue
-            key = series_key(secret, s.series_uid)
-            if key in seen:
-                continue
-            seen.add(key)
-            cohort.items.append(
+            cohort.add(
                 WorkItem(
-                    key,
+                    series_key(secret, s.series_uid),
                     s.modality,
                     images,
                     pacs=PacsSource(node_name, s.study_uid, s.series_uid, method),

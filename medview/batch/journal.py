@@ -86,11 +86,6 @@ class Journal:
     def computed(self, run: int, n: int) -> None:
         self._db.execute("UPDATE runs SET computed=? WHERE rowid=?", (n, run))
 
-    def runs(self) -> list[dict[str, Any]]:
-        q = "SELECT started, pipeline, series, skipped, computed FROM runs ORDER BY rowid"
-        keys = ("started", "pipeline", "series", "skipped", "computed")
-        return [dict(zip(keys, r, strict=True)) for r in self._db.execute(q)]
-
     def rows(self, pipeline: str | None = None) -> list[dict[str, Any]]:
         if pipeline is None:
             cur = self._db.execute("SELECT row FROM rows ORDER BY committed")

@@ -265,6 +265,7 @@ def _figures(
         segmentation_summary,
         write_summary,
     )
+    from medview.risk.study import SegmentStat
 
     row: dict[str, Any] = {}
     folder = job.out / "series" / loaded.item.key
@@ -290,8 +291,6 @@ def _figures(
                     f"{mid}:{s.name}:mean": s.mean,
                     f"{mid}:{s.name}:sd": s.sd,
                 }
-                from medview.risk.study import SegmentStat
-
                 segments.append(SegmentStat(s.name, s.volume_ml, s.mean))
         else:
             summary = classification_summary(result, loaded.series)

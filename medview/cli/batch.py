@@ -160,7 +160,7 @@ def _cohort(args: argparse.Namespace, pipeline: Any, out: Path) -> Any:
             date_from=args.study_date.split("-")[0] if args.study_date else "",
             date_to=args.study_date.split("-")[-1] if args.study_date else "",
         )
-        cohort = _merged(cohort, found)
+        cohort = cohort.merged(found)
     if args.pacs:
         from medview.pacs.query import QueryKeys
 
@@ -171,16 +171,8 @@ def _cohort(args: argparse.Namespace, pipeline: Any, out: Path) -> Any:
             modality=args.modality,
         )
         found = inputs.from_pacs(args.pacs, keys, pipeline, secret, method=args.retrieve)
-        cohort = _merged(cohort, found)
+        cohort = cohort.merged(found)
     return cohort
-
-
-def _merged(a: Any, b: Any) -> Any:
-    known = {i.key for i in a.items}
-    a.items += [i for i in b.items if i.key not in known]
-    a.not_selected += b.not_selected
-    a.not_volumes += b.not_volumes
-    return a
 
 
 def _reporter(kind: str, err: TextIO) -> Any:
