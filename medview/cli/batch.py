@@ -204,11 +204,11 @@ def _reporter(kind: str, err: TextIO) -> Any:
             sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
             return
-        if kind == "none":
-            return
-        if s.note and not getattr(show, "noted", False):
+        if s.note and not getattr(show, "noted", False):  # said whatever the progress
             err.write(f"{s.note}\n")
             show.noted = True  # type: ignore[attr-defined]
+        if kind == "none":
+            return
         if s.dashboard and not getattr(show, "told", False):
             err.write(f"Ray dashboard: http://{s.dashboard}\n")
             show.told = True  # type: ignore[attr-defined]
