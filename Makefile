@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 DEMO   := resources/demo
 
-.PHONY: run test bench lint demo models clean gpu-check wheel
+.PHONY: run test bench lint demo models clean gpu-check wheel package check-package
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -37,7 +37,19 @@ run: $(VENV)/.run-installed
 # for the whole suite, against about 33 min in one process
 TEST_WORKERS ?= 2
 test: $(VENV)/.test-installed $(RUNTIME)/.installed
-	QT_QPA_PLATFORM=offscreen MEDVIEW_RUNTIME_PYTHON=$(CURDIR)/$(RUNTIME)/bin/python $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not benchmark" tests
+	QT_QPA_PLATFORM=offscreen MEDVIEW_RUNTIME_PYTHON=$(CURDIR)/$(RUNTIME)/bin/python $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not benchmark" --ignore=tests/packaging tests
+
+# the desktop bundle, dist/MedView-<version>-linux-x86_64.tar.gz, built by PyInstaller from the
+# wheel in an environment of its own (.venv-package): packaging/build.py, packaging/README.md
+package:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "MedView needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	$(PYTHON) packaging/build.py
+
+# the bundle and the wheel as a user installs them, outside the checkout (after `make package`;
+# .ci/run runs both after `make test`)
+check-package: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q tests/packaging
 
 # a wheel with the shipped models and demo studies inside (setup.py): dist/medview-*.whl
 wheel: $(BIN)/python
@@ -69,4 +81,4 @@ models: $(VENV)/.test-installed
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(RUNTIME) .pytest_cache .mypy_cache .ruff_cache dist build medview.egg-info
+	rm -rf $(VENV) $(RUNTIME) .venv-package .pytest_cache .mypy_cache .ruff_cache dist build medview.egg-info

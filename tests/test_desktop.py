@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO, require_tool
 
 RUNTIME = Path(os.environ.get("MEDVIEW_RUNTIME_PYTHON") or sys.executable).parent / "medview"
@@ -61,3 +63,17 @@ def test_exec_quotes_a_path_with_spaces() -> None:
 
     text = desktop_entry(Path('/home/a user/My "apps"/bin/medview'))
     assert 'Exec="/home/a user/My \\"apps\\"/bin/medview" %F' in text.splitlines()
+
+
+def test_the_bundle_starts_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the desktop bundle (PyInstaller sets ``sys.frozen``) the menu entry and the batch
+    dialog start the bundle's own program; in a Python install, `medview` and ``-m``."""
+    from medview.cli.desktop import launcher
+    from medview.core.shipped import command
+
+    assert command() == [sys.executable, "-m", "medview.cli"]
+    assert launcher().name == "medview"
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", "/opt/MedView/MedView")
+    assert command() == ["/opt/MedView/MedView"]
+    assert launcher() == Path("/opt/MedView/MedView")

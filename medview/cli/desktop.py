@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from medview.core.atomic import write_atomic
-from medview.core.shipped import shipped
+from medview.core.shipped import frozen, shipped
 
 APP_ID = "org.medview.MedView"
 MIME_TYPES = ("application/dicom", "application/zip", "inode/directory")
@@ -26,7 +26,10 @@ def data_home() -> Path:
 
 
 def launcher() -> Path:
-    """The `medview` command of this installation (a virtual environment's, pipx's)."""
+    """The `medview` command of this installation (a virtual environment's, pipx's, or the
+    desktop bundle's program)."""
+    if frozen():
+        return Path(sys.executable)
     beside = Path(sys.executable).parent / "medview"
     if beside.is_file():
         return beside

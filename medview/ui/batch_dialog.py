@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Any
 
 from PySide6.QtCore import QProcess, QSettings, QUrl
@@ -28,6 +27,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from medview.core.shipped import command
 
 ENGINES = (
     ("Ray on this computer", "ray"),
@@ -187,8 +188,9 @@ class BatchDialog(QDialog):
         self._stdout = b""
         self._cancelled = False
         p = QProcess(self)
-        p.setProgram(sys.executable)
-        p.setArguments(["-m", "medview.cli", *self.arguments()])
+        program, *first = command()
+        p.setProgram(program)
+        p.setArguments([*first, *self.arguments()])
         p.readyReadStandardOutput.connect(self._read_stdout)
         p.readyReadStandardError.connect(
             lambda: self._say(bytes(p.readAllStandardError().data()).decode(errors="replace"))

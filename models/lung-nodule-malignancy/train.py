@@ -202,6 +202,31 @@ def evaluate(manifest: Any, fold: int) -> list[dict[str, Any]]:
     return rows
 
 
+# what `make test` checks a fold package against, nodule by nodule (rows.json)
+KEPT = ("fold", "malignant", "logit", "long_axis_mm", "volume_ml", "mean_hu", "peak_inside")
+
+
+def write_kept_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The out-of-fold rows without the LIDC case names, in each fold's nodule order
+    (`read_kept_rows` names them again from the data)."""
+    ordered = sorted(rows, key=lambda r: r["fold"])  # stable: each fold's own order stays
+    path.write_text(json.dumps([{k: r.get(k) for k in KEPT} for r in ordered]) + "\n")
+
+
+def read_kept_rows(path: Path) -> list[dict[str, Any]]:
+    rows = json.loads(path.read_text())
+    for fold in {r["fold"] for r in rows}:
+        names = [n.name for n in lidc.nodules() if n.fold == fold]
+        mine = [r for r in rows if r["fold"] == fold]
+        if len(names) != len(mine):
+            raise ValueError(
+                f"rows.json has {len(mine)} rows for fold {fold + 1}, the data {len(names)}"
+            )
+        for r, name in zip(mine, names, strict=True):
+            r["name"] = name
+    return rows
+
+
 def features(rows: list[dict[str, Any]]) -> Any:
     import numpy as np
 
@@ -353,6 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     figures, calibration = summarize(rows)
     MANIFEST["calibration"] = calibration
+    write_kept_rows(ev / "rows.json", rows)
     if args.shipped_only or (not args.evaluate_only and args.folds == "1,2,3,4,5"):
         net, seconds["shipped"] = train(cases, args.epochs, SEED)
         mt.write_package(MANIFEST, net, HERE, card, half=True)

@@ -157,7 +157,12 @@ def test_mask_holds_off_centre_rotated_cropped_and_thick_slices(brain_model, cap
     hi = np.minimum(zyx.max(axis=0)[::-1] + 1 + margin, head.shape[::-1])
     box = [int(v) for pair in zip(lo, hi, strict=True) for v in pair]
     got = {}
-    for kind in ("off-centre", "rotated", "cropped", "thick slices"):
+    kinds = ["off-centre", "rotated", "cropped", "thick slices"]
+    if brain_model.id != "brain-extraction-mr":
+        # HD-BET takes 30 s a head on 2 cores: the two framings that moved the shipped model
+        # most (the engine's head box and resampling are the same code for both models)
+        kinds = ["off-centre", "thick slices"]
+    for kind in kinds:
         got[kind] = segment(_variant(head, kind, box), brain_model, device="cpu").stats[0].volume_ml
     with capsys.disabled():
         sys.stdout.write(
@@ -270,7 +275,8 @@ def test_a_real_head_in_every_patient_position_and_plane(
 ) -> None:  # type: ignore[no-untyped-def]
     """One real T1 head (pyradiomics' brain1) written as DICOM series in four patient positions
     (supine, prone, both decubitus with the head off-centre in the field of view) and as 2-D
-    sagittal and coronal stacks, each read back through MedView's loader: every mask is
+    sagittal and coronal stacks (HD-BET: three of them), each read back through MedView's
+    loader: every mask is
     brain-sized, lies in the head, and is within 5 % of the supine one's volume (HD-BET; 8 %
     for the shipped one-subject model)."""
     import SimpleITK as sitk
@@ -286,7 +292,12 @@ def test_a_real_head_in_every_patient_position_and_plane(
     head = sitk.Cast(sitk.ReadImage(str(path)), sitk.sitkFloat32)
     torch.set_num_threads(2)
     got: dict[str, tuple[float, float]] = {}
-    for i, (name, (position, code, thick, before, after)) in enumerate(POSITIONS.items()):
+    positions = list(POSITIONS.items())
+    if brain_model.id == hdbet.id:
+        # HD-BET takes 30 s a head on 2 cores: supine, the off-centre decubitus and the
+        # feet-first coronal stack (the loader's paths are all run with the shipped model)
+        positions = [positions[0], positions[3], positions[5]]
+    for i, (name, (position, code, thick, before, after)) in enumerate(positions):
         img = _as_acquired(head, code, thick, before, after)
         array = np.rint(sitk.GetArrayFromImage(img)).astype(np.int16)
         geometry = Geometry(
@@ -308,7 +319,7 @@ def test_a_real_head_in_every_patient_position_and_plane(
     base = got["axial, head first supine"][0]
     with capsys.disabled():
         sys.stdout.write(
-            f"\n{brain_model.name}, a real head in six positions and planes: "
+            f"\n{brain_model.name}, a real head in {len(got)} positions and planes: "
             + "; ".join(
                 f"{k}: {ml:.0f} mL ({100 * (ml / base - 1):+.1f} %, {100 * a:.1f} % in air)"
                 for k, (ml, a) in got.items()
