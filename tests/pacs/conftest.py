@@ -55,10 +55,19 @@ class Orthanc:
         args.update(kw)
         return PacsNode(**args)  # type: ignore[arg-type]
 
-    def rest(self, path: str, data: bytes | None = None) -> object:
-        req = urllib.request.Request(self.url + path, data=data)
+    def rest(self, path: str, data: bytes | None = None, method: str | None = None) -> object:
+        req = urllib.request.Request(self.url + path, data=data, method=method)
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read() or b"null")
+
+    def series_ids(self) -> set[str]:
+        return set(self.rest("/series"))  # type: ignore[arg-type]
+
+    def delete_series(self, ids: set[str]) -> None:
+        """Take series a test stored out of the archive again: the archive is shared by the
+        session's tests, which count the demo study's series and instances."""
+        for i in ids:
+            self.rest(f"/series/{i}", method="DELETE")
 
     def find_instance(self, sop_instance_uid: str) -> list[str]:
         query = {"Level": "Instance", "Query": {"SOPInstanceUID": sop_instance_uid}}

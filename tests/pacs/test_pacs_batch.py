@@ -41,6 +41,14 @@ def test_pacs_cohort_is_retrieved_by_workers_and_sent_back(
     env = marked_env("pacs-batch")
     env["MEDVIEW_HOME"] = str(medview_home)
     seg_before = orthanc.rest("/tools/find", b'{"Level": "Series", "Query": {"Modality": "SEG"}}')
+    series_before = orthanc.series_ids()
+    try:
+        _run_and_check(orthanc, tmp_path, env, seg_before)
+    finally:  # what was sent back leaves the archive the session's other tests use
+        orthanc.delete_series(orthanc.series_ids() - series_before)
+
+
+def _run_and_check(orthanc: Orthanc, tmp_path: Path, env: dict, seg_before: object) -> None:
     with ray_temp() as tmp:
         cmd = batch_command(
             tmp_path / "p.toml",
