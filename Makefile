@@ -33,8 +33,8 @@ $(VENV)/.test-installed: $(VENV)/.run-installed
 run: $(VENV)/.run-installed
 	$(BIN)/medview $(DEMO)/lung2
 
-# two workers, each taking whole test files (module fixtures are built once): 25 min here
-# for the whole suite, against about 33 min in one process
+# two workers, each taking whole test files (module fixtures are built once): 21 min here
+# for the whole suite (the desktop bundle's checks are `make check-package`, below)
 TEST_WORKERS ?= 2
 test: $(VENV)/.test-installed $(RUNTIME)/.installed
 	QT_QPA_PLATFORM=offscreen MEDVIEW_RUNTIME_PYTHON=$(CURDIR)/$(RUNTIME)/bin/python $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not benchmark" --ignore=tests/packaging tests

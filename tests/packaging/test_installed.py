@@ -134,6 +134,11 @@ def test_version_models_and_the_demo(app: Installed, tmp_path: Path) -> None:
         listed = {line.split()[0] for line in index.splitlines() if ": " in line}
         assert inside and inside <= listed, inside - listed
         assert "Apache License" in (app.root / "LICENSE").read_text()
+        # install.sh put it in the applications menu, starting the installed program
+        entry = app.home / ".local" / "share" / "applications" / "org.medview.MedView.desktop"
+        assert f"Exec={app.root / 'MedView'} %F" in entry.read_text()
+        validate = require_tool("desktop-file-validate")
+        assert subprocess.run([validate, str(entry)], capture_output=True).returncode == 0
     # the report's templates and fonts are inside
     assert {p.name for p in (app.resources / "report-templates").glob("*.json")} >= {
         "generic.json",
