@@ -101,7 +101,7 @@ def stage(python: Path, program: Path, name: str) -> Path:
     shutil.copy2(HERE / "install.sh", top / "install.sh")
     os.chmod(top / "install.sh", 0o755)
     shutil.copy2(HERE / "README.txt", top / "README.txt")
-    shutil.copy2(REPO / "LICENSE", top / "LICENSE") if (REPO / "LICENSE").is_file() else None
+    shutil.copy2(REPO / "LICENSE", top / "LICENSE")
     share = top / "share"
     (share / "applications").mkdir(parents=True)
     icons = share / "icons" / "hicolor" / "scalable" / "apps"

@@ -80,11 +80,11 @@ def system_libraries(out: Path, internal: Path) -> list[str]:
     """Each shared library copied from the build machine's system folders, with its Debian
     package's copyright file (where dpkg knows the file)."""
     dpkg = shutil.which("dpkg")
+    if dpkg is None:
+        return []
     rows = []
+    found = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
     for lib in sorted(internal.glob("lib*.so*")):
-        if dpkg is None:
-            break
-        found = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
         paths = [
             line.split("=>")[-1].strip()
             for line in found.splitlines()

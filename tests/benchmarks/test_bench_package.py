@@ -12,11 +12,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.benchmarks.common import REPO, print_table
 from tests.conftest import missing_outside_ci, require_tool
+from tests.packaging.test_installed import demo_drawn
 from tests.ui.test_real_display import grab, xvfb  # noqa: F401 - the Xvfb fixture
 
 pytestmark = pytest.mark.benchmark
@@ -38,9 +38,7 @@ def _launch(exe: Path, display: str, home: Path, tmp: Path) -> tuple[float, floa
         window = time.perf_counter() - t0
         while True:
             grey = grab(display, tmp / "grab", tmp / "screen.png").mean(axis=2)
-            h, w = grey.shape
-            centre = grey[h // 5 : h * 4 // 5, w // 5 : w * 3 // 5]
-            if len(np.unique(centre)) > 100 and centre.std() > 30:
+            if demo_drawn(grey):
                 return window, time.perf_counter() - t0
             assert time.perf_counter() - t0 < 180 and app.poll() is None
             time.sleep(0.3)

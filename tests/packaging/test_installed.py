@@ -293,6 +293,14 @@ def test_a_cohort_runs_and_writes_its_table(app: Installed, tmp_path: Path) -> N
     assert list(out.glob("*.csv"))
 
 
+def demo_drawn(grey: np.ndarray) -> bool:
+    """Whether a screen grab (grey levels) shows an image in the window's views, not a blank
+    or a plain panel."""
+    h, w = grey.shape
+    centre = grey[h // 5 : h * 4 // 5, w // 5 : w * 3 // 5]
+    return len(np.unique(centre)) > 100 and centre.std() > 30
+
+
 def _opened_code(trace: Path) -> list[Path]:
     """The code files (modules, shared libraries, archives) a traced process opened."""
     opened = re.compile(r'open(?:at)?\((?:AT_FDCWD, )?"([^"]+)"[^)]*\)\s*=\s*\d')
@@ -320,8 +328,7 @@ def test_the_window_opens_on_the_demo_and_loads_only_its_own_code(
             time.sleep(2)
             grey = grab(xvfb, tmp_path / "grab-home", tmp_path / "screen.png").mean(axis=2)
             h, w = grey.shape
-            centre = grey[h // 5 : h * 4 // 5, w // 5 : w * 3 // 5]
-            if len(np.unique(centre)) > 100 and centre.std() > 30:
+            if demo_drawn(grey):
                 break
             assert time.monotonic() < deadline, "the window stayed blank"
         keep = os.environ.get("MEDVIEW_SCREENSHOT_DIR")
